@@ -1,0 +1,112 @@
+/**
+ * Starting the auth role: storage, the AuthServer, the Auth API listener and the admin
+ * identity that admin commands on this host use (<data-dir>/admin-identity.json, 0600).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { hostname } from 'node:os';
+import type { Server } from 'node:http';
+import type { Backend } from '../storage/backend.ts';
+import { openSqliteBackend } from '../storage/sqlite.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Logger } from '../core/logger.ts';
+import { ensurePrivateDir, writeFileAtomic } from '../core/fs.ts';
+import { certificatePin } from '../core/tls-pin.ts';
+import { newTlsKeyPair } from '../core/tls-keys.ts';
+import { formatHostPort } from '../core/text.ts';
+import { AuthServer } from './auth-server.ts';
+import type { ClusterSettings } from './settings.ts';
+import { startAuthApi } from './api-server.ts';
+import { listenError } from '../proxy/listen.ts';
+import type { TlsIdentity } from './remote-client.ts';
+
+/** An identity file: how to reach auth, and the client certificate to do it with. */
+export interface IdentityFile extends TlsIdentity {
+  authAddr: string;
+  clusterName: string;
+}
+
+/** The admin identity's path in a data dir. */
+export const adminIdentityPath = (dataDir: string): string => join(dataDir, 'admin-identity.json');
+
+/** How the auth role runs. */
+export interface AuthServiceOptions {
+  dataDir: string;
+  clusterName: string;
+  authAddr: { host: string; port: number };
+  settings?: Partial<ClusterSettings>;
+  clock: Clock;
+  log: Logger;
+}
+
+/** A running auth role. */
+export interface RunningAuth {
+  auth: AuthServer;
+  backend: Backend;
+  apiPort: number;
+  /** The pin of the cluster's TLS CA, which clients pass as --ca-pin. */
+  caPin: string;
+  close(): Promise<void>;
+}
+
+const YEAR = 365 * 86_400_000;
+
+/** Opens storage, the auth service and the Auth API. */
+export async function startAuthService(opts: AuthServiceOptions): Promise<RunningAuth> {
+  ensurePrivateDir(opts.dataDir);
+  const backend = await openSqliteBackend({ dataDir: opts.dataDir, clock: opts.clock });
+  let api: Server | undefined;
+  try {
+    const auth = await AuthServer.open({ backend, clock: opts.clock, logger: opts.log, clusterName: opts.clusterName, settings: opts.settings });
+    const dir = join(opts.dataDir, 'auth');
+    ensurePrivateDir(dir);
+    const keyPath = join(dir, 'api.key');
+    let keyPem: string;
+    let publicKeyPem: string;
+    if (existsSync(keyPath)) {
+      keyPem = readFileSync(keyPath, 'utf8');
+      const { createPublicKey } = await import('node:crypto');
+      publicKeyPem = createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }) as string;
+    } else {
+      ({ keyPem, publicKeyPem } = newTlsKeyPair());
+      writeFileAtomic(keyPath, keyPem, 0o600);
+    }
+    const wildcard = ['0.0.0.0', '::', ''].includes(opts.authAddr.host);
+    const hosts = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...(wildcard ? [] : [opts.authAddr.host])])];
+    const { certPem } = await auth.issueIdentity(publicKeyPem, 'auth', 'auth', hosts, YEAR);
+    try {
+      api = await startAuthApi({ auth, host: opts.authAddr.host, port: opts.authAddr.port, certPem, keyPem, log: opts.log });
+    } catch (err) {
+      throw listenError(err, opts.authAddr, '--auth-addr');
+    }
+    const a = api.address();
+    const apiPort = typeof a === 'object' && a ? a.port : opts.authAddr.port;
+
+    // The admin identity: admin commands on this host read it to reach auth.
+    const admin = newTlsKeyPair();
+    const adminCert = await auth.issueIdentity(admin.publicKeyPem, 'admin', 'admin', [], YEAR);
+    const identity: IdentityFile = {
+      authAddr: formatHostPort(wildcard ? '127.0.0.1' : opts.authAddr.host, apiPort),
+      clusterName: opts.clusterName,
+      certPem: adminCert.certPem,
+      keyPem: admin.keyPem,
+      caPem: adminCert.caPem,
+    };
+    writeFileAtomic(adminIdentityPath(opts.dataDir), JSON.stringify(identity, null, 2) + '\n', 0o600);
+    const server = api;
+    return {
+      auth,
+      backend,
+      apiPort,
+      caPin: certificatePin((await auth.tlsCa()).certPem),
+      async close() {
+        await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+        await backend.close();
+      },
+    };
+  } catch (err) {
+    api?.close();
+    await backend.close();
+    throw err;
+  }
+}

@@ -1,0 +1,72 @@
+/** Cluster settings kept by auth: second factor, session TTL cap, lockout, recording. */
+import type { Backend } from '../storage/backend.ts';
+import { getJson, putJson } from '../storage/backend.ts';
+import { ValidationError } from '../core/errors.ts';
+import type { SecondFactor } from '../api/types.ts';
+
+/** Every cluster-wide setting, with its default in DEFAULT_SETTINGS. */
+export interface ClusterSettings {
+  second_factor: SecondFactor;
+  /** The longest certificate a login may get, in ms. */
+  max_session_ttl: number;
+  /** Failed logins within `lockout_window` that lock a user, and for how long (ms). */
+  lockout_attempts: number;
+  lockout_window: number;
+  lockout_duration: number;
+  session_recording: 'off' | 'proxy';
+  /** Host globs and CIDRs the proxy may dial without a registered node. */
+  allow_unregistered: string[];
+}
+
+/** The defaults a new cluster starts with. */
+export const DEFAULT_SETTINGS: ClusterSettings = {
+  second_factor: 'otp',
+  max_session_ttl: 30 * 3_600_000,
+  lockout_attempts: 5,
+  lockout_window: 30 * 60_000,
+  lockout_duration: 30 * 60_000,
+  session_recording: 'off',
+  allow_unregistered: [],
+};
+
+const KEY = 'cluster/settings';
+
+/** Checks a partial settings object; throws a ValidationError that names the bad field. */
+export function validateSettings(patch: Partial<ClusterSettings>): Partial<ClusterSettings> {
+  const out: Partial<ClusterSettings> = {};
+  for (const [k, v] of Object.entries(patch)) {
+    switch (k) {
+      case 'second_factor':
+        if (v !== 'otp' && v !== 'off') throw new ValidationError(`second_factor must be "otp" or "off", not "${String(v)}"`);
+        out.second_factor = v;
+        break;
+      case 'session_recording':
+        if (v !== 'off' && v !== 'proxy') throw new ValidationError(`session_recording must be "off" or "proxy", not "${String(v)}"`);
+        out.session_recording = v;
+        break;
+      case 'max_session_ttl': case 'lockout_window': case 'lockout_duration': case 'lockout_attempts':
+        if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ValidationError(`${k} must be a positive number`);
+        out[k] = v;
+        break;
+      case 'allow_unregistered':
+        if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new ValidationError('allow_unregistered must be a list of host globs or CIDRs');
+        out.allow_unregistered = v as string[];
+        break;
+      default:
+        throw new ValidationError(`unknown cluster setting "${k}"`, { hint: `Known settings: ${Object.keys(DEFAULT_SETTINGS).join(', ')}` });
+    }
+  }
+  return out;
+}
+
+/** Reads the settings, filling defaults for anything not stored. */
+export async function getSettings(backend: Backend): Promise<ClusterSettings> {
+  return { ...DEFAULT_SETTINGS, ...((await getJson<Partial<ClusterSettings>>(backend, KEY)) ?? {}) };
+}
+
+/** Changes some settings and returns the result. */
+export async function updateSettings(backend: Backend, patch: Partial<ClusterSettings>): Promise<ClusterSettings> {
+  const next = { ...(await getSettings(backend)), ...validateSettings(patch) };
+  await putJson(backend, KEY, next);
+  return next;
+}

@@ -1,0 +1,33 @@
+/** Admin commands reach the local auth through the admin identity in the data directory. */
+import { readFileSync, existsSync } from 'node:fs';
+import type { Deps } from './deps.ts';
+import type { AuthClient } from '../auth/auth-client.ts';
+import { remoteAuthClient } from '../auth/remote-client.ts';
+import { adminIdentityPath } from '../auth/service.ts';
+import type { IdentityFile } from '../auth/service.ts';
+import { PosternError } from '../core/errors.ts';
+import { parseHostPort } from '../core/text.ts';
+import { resolveDataDir } from './options.ts';
+
+/** Runs `fn` with an AuthClient acting as the admin of the local cluster, then closes it. */
+export async function withAdminClient<T>(dataDirFlag: string | undefined, deps: Deps, fn: (auth: AuthClient) => Promise<T>): Promise<T> {
+  const dataDir = resolveDataDir(dataDirFlag, deps);
+  const path = adminIdentityPath(dataDir);
+  if (!existsSync(path)) {
+    throw new PosternError('ERR_POSTERN_NO_ADMIN_IDENTITY', `no admin identity in ${dataDir}`, {
+      hint: `Run this on the auth server, with the --data-dir that \`postern serve\` uses (start it first:  postern serve --data-dir ${dataDir})`,
+    });
+  }
+  let identity: IdentityFile;
+  try {
+    identity = JSON.parse(readFileSync(path, 'utf8')) as IdentityFile;
+  } catch (err) {
+    throw new PosternError('ERR_POSTERN_NO_ADMIN_IDENTITY', `cannot read the admin identity ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const client = remoteAuthClient(parseHostPort(identity.authAddr, 3025), identity);
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The client of the proxy's web API (HTTPS, undici). The proxy's certificate must verify:
+ * against the system's CAs, against a pinned cluster CA (--ca-pin), or not at all only
+ * when the user said --insecure.
+ */
+import { Agent, request } from 'undici';
+import { connect as tlsConnect } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import type {
+  PingResponse, SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse,
+} from '../api/types.ts';
+import { errorFromBody } from '../api/errors.ts';
+import { ConnectionError, PosternError, TlsTrustError } from '../core/errors.ts';
+import { checkPinnedPeer } from '../core/tls-verify.ts';
+import { formatHostPort } from '../core/text.ts';
+
+/** How to reach and trust a proxy. */
+export interface WebClientOptions {
+  host: string;
+  port: number;
+  caPin?: string;
+  insecure?: boolean;
+  timeoutMs?: number;
+}
+
+const UNTRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED',
+]);
+
+/** Calls the proxy's web API. */
+export class WebClient {
+  readonly origin: string;
+  private readonly dispatcher: Agent;
+  private readonly opts: WebClientOptions;
+
+  constructor(opts: WebClientOptions) {
+    this.opts = opts;
+    this.origin = `https://${formatHostPort(opts.host, opts.port)}`;
+    const pin = opts.caPin;
+    this.dispatcher = pin
+      ? new Agent({
+        connect: (o, cb) => {
+          const socket: TLSSocket = tlsConnect({ host: o.hostname, port: Number(o.port), servername: isIpLike(opts.host) ? undefined : opts.host, rejectUnauthorized: false });
+          socket.once('secureConnect', () => {
+            const err = checkPinnedPeer(socket, pin, opts.host);
+            if (err) { socket.destroy(); cb(err, null); } else cb(null, socket);
+          });
+          socket.once('error', (err) => cb(err, null));
+          return socket;
+        },
+      })
+      : new Agent({ connect: { rejectUnauthorized: !opts.insecure } });
+  }
+
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let res;
+    try {
+      res = await request(`${this.origin}${path}`, {
+        method,
+        dispatcher: this.dispatcher,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headersTimeout: this.opts.timeoutMs ?? 30_000,
+        bodyTimeout: this.opts.timeoutMs ?? 30_000,
+      });
+    } catch (err) {
+      throw this.transportError(err);
+    }
+    const text = await res.body.text();
+    let json: unknown;
+    try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+    if (res.statusCode >= 400) throw errorFromBody(res.statusCode, json, `the proxy at ${this.origin}`);
+    if (json === undefined && text) return text as T;
+    return json as T;
+  }
+
+  private transportError(err: unknown): PosternError {
+    const e = err as { code?: string; cause?: { code?: string; message?: string } };
+    if (err instanceof TlsTrustError) return err;
+    if (e.cause instanceof TlsTrustError) return e.cause;
+    const code = e.code ?? e.cause?.code ?? '';
+    if (UNTRUSTED.has(code)) {
+      return new TlsTrustError(`cannot verify the proxy's TLS certificate at ${this.origin} (${code})`);
+    }
+    const msg = e.cause?.message ?? (err as Error).message;
+    return new ConnectionError(`cannot reach the proxy at ${this.origin}: ${msg}`, {
+      cause: err, hint: 'Check the address and port (--proxy HOST:PORT, default port 3080) and that the proxy is running',
+    });
+  }
+
+  /** Cluster facts and the proxy's addresses. */
+  ping(): Promise<PingResponse> { return this.call('GET', '/webapi/ping'); }
+  /** Logs in with credentials and a public key; returns a certificate. */
+  loginSsh(req: SshLoginRequest): Promise<SshLoginResponse> { return this.call('POST', '/webapi/ssh/certs', req); }
+  /** Reads an invite. */
+  getInvite(token: string): Promise<InviteInfo> { return this.call('GET', `/webapi/invites/${encodeURIComponent(token)}`); }
+  /** Accepts an invite. */
+  acceptInvite(token: string, req: AcceptInviteRequest): Promise<AcceptInviteResponse> { return this.call('POST', `/webapi/invites/${encodeURIComponent(token)}`, req); }
+  /** A CA's public keys as authorized_keys text. */
+  caKeys(type: 'user' | 'host'): Promise<string> { return this.call('GET', `/webapi/ca/${type}`); }
+  /** Closes the connections. */
+  close(): Promise<void> { return this.dispatcher.close(); }
+}
+
+function isIpLike(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}

@@ -1,0 +1,130 @@
+/**
+ * The proxy role: its own SSH host key and TLS identity (in <data-dir>/proxy, never a CA
+ * key), the web server, and a heartbeat that tells auth where the proxy can be reached.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { AuthClient } from '../auth/auth-client.ts';
+import type { Logger } from '../core/logger.ts';
+import { ensurePrivateDir, writeFileAtomic } from '../core/fs.ts';
+import { ConfigError } from '../core/errors.ts';
+import { formatHostPort } from '../core/text.ts';
+import { newTlsKeyPair } from '../core/tls-keys.ts';
+import { generateKeyPair, encodePrivateKeyOpenSSH, parsePrivateKeyOpenSSH, formatAuthorizedKey } from '../ssh/keys.ts';
+import type { SshKeyPair } from '../ssh/keys.ts';
+import { buildWebServer } from './web-server.ts';
+import type { WebServerOptions } from './web-server.ts';
+import { listen } from './listen.ts';
+
+/** Where and how the proxy runs. */
+export interface ProxyOptions {
+  name: string;
+  dataDir: string;
+  auth: AuthClient;
+  webAddr: { host: string; port: number };
+  sshAddr: { host: string; port: number };
+  /** The host (and web port) users reach the proxy at; defaults from the listen address. */
+  publicAddr?: { host: string; port?: number };
+  /** A TLS certificate and key from elsewhere (e.g. a public CA), instead of the cluster's. */
+  certFile?: string;
+  keyFile?: string;
+  log: Logger;
+}
+
+/** A running proxy. */
+export interface RunningProxy {
+  webPort: number;
+  webPublicAddr: string;
+  sshPublicAddr: string;
+  sshHostKey: SshKeyPair;
+  close(): Promise<void>;
+}
+
+const DAY = 86_400_000;
+
+/** Loads the proxy's SSH host key, making it on first start. */
+export function loadOrCreateHostKey(dir: string): SshKeyPair {
+  const path = join(dir, 'ssh_host_key');
+  if (existsSync(path)) return parsePrivateKeyOpenSSH(readFileSync(path, 'utf8'));
+  const pair = generateKeyPair();
+  writeFileAtomic(path, encodePrivateKeyOpenSSH(pair, 'postern proxy host key'), 0o600);
+  writeFileAtomic(`${path}.pub`, formatAuthorizedKey(pair.publicWire, 'postern proxy host key') + '\n', 0o644);
+  return pair;
+}
+
+async function webTls(opts: ProxyOptions, dir: string, hosts: string[]): Promise<{ certPem: string; keyPem: string }> {
+  if (opts.certFile || opts.keyFile) {
+    if (!opts.certFile || !opts.keyFile) throw new ConfigError('--cert-file and --key-file go together');
+    try {
+      return { certPem: readFileSync(opts.certFile, 'utf8'), keyPem: readFileSync(opts.keyFile, 'utf8') };
+    } catch (err) {
+      throw new ConfigError(`cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const keyPath = join(dir, 'web.key');
+  const certPath = join(dir, 'web.crt');
+  let keyPem: string;
+  let publicKeyPem: string;
+  if (existsSync(keyPath)) {
+    keyPem = readFileSync(keyPath, 'utf8');
+    const { createPublicKey } = await import('node:crypto');
+    publicKeyPem = createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }) as string;
+  } else {
+    ({ keyPem, publicKeyPem } = newTlsKeyPair());
+    writeFileAtomic(keyPath, keyPem, 0o600);
+  }
+  if (existsSync(certPath)) {
+    const chain = readFileSync(certPath, 'utf8');
+    const leaf = new X509Certificate(chain);
+    const names = (leaf.subjectAltName ?? '').split(', ').map((n) => n.replace(/^(DNS:|IP Address:)/, ''));
+    const fresh = new Date(leaf.validTo).getTime() - Date.now() > 30 * DAY;
+    if (fresh && hosts.every((h) => names.includes(h))) return { certPem: chain, keyPem };
+  }
+  const { certPem, caPem } = await opts.auth.signTlsCert({ publicKeyPem, hosts });
+  const chain = certPem + caPem;
+  writeFileAtomic(certPath, chain, 0o644);
+  return { certPem: chain, keyPem };
+}
+
+/** Starts the proxy's listeners. */
+export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  const dir = join(opts.dataDir, 'proxy');
+  ensurePrivateDir(dir);
+  const hostKey = loadOrCreateHostKey(dir);
+  const wildcard = ['0.0.0.0', '::', ''].includes(opts.webAddr.host);
+  const publicHost = opts.publicAddr?.host ?? (wildcard ? 'localhost' : opts.webAddr.host);
+  const hosts = [...new Set([publicHost, 'localhost', '127.0.0.1', '::1', ...(wildcard ? [] : [opts.webAddr.host])])];
+  const tls = await webTls(opts, dir, hosts);
+
+  const webOpts: WebServerOptions = {
+    auth: opts.auth, tls, webPublicAddr: '', sshPublicAddr: '', sshHostKey: formatAuthorizedKey(hostKey.publicWire), log: opts.log,
+  };
+  const app: FastifyInstance = buildWebServer(webOpts);
+  const webPort = await listen(app, opts.webAddr, '--web-addr');
+  webOpts.webPublicAddr = formatHostPort(publicHost, opts.publicAddr?.port ?? webPort);
+  webOpts.sshPublicAddr = formatHostPort(publicHost, opts.sshAddr.port);
+
+  const heartbeat = async (): Promise<void> => {
+    try {
+      await opts.auth.heartbeatProxy({ name: opts.name, webPublicAddr: webOpts.webPublicAddr, sshPublicAddr: webOpts.sshPublicAddr });
+    } catch (err) {
+      opts.log.warn({ err }, 'proxy heartbeat to auth failed');
+    }
+  };
+  await opts.auth.heartbeatProxy({ name: opts.name, webPublicAddr: webOpts.webPublicAddr, sshPublicAddr: webOpts.sshPublicAddr });
+  const timer = setInterval(() => void heartbeat(), 60_000);
+  timer.unref();
+
+  return {
+    webPort,
+    webPublicAddr: webOpts.webPublicAddr,
+    sshPublicAddr: webOpts.sshPublicAddr,
+    sshHostKey: hostKey,
+    async close() {
+      clearInterval(timer);
+      await app.close();
+    },
+  };
+}

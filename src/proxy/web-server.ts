@@ -1,0 +1,100 @@
+/**
+ * The proxy's web server on --web-addr: HTTPS (the proxy terminates TLS), the web API the
+ * CLI and the web UI use, and the UI itself. It holds no secret of the cluster: every
+ * credential goes straight to auth through the AuthClient.
+ */
+import Fastify from 'fastify';
+import type { FastifyInstance, FastifyError } from 'fastify';
+import type { AuthClient } from '../auth/auth-client.ts';
+import type { PingResponse, SshLoginRequest, SshLoginResponse, AcceptInviteRequest } from '../api/types.ts';
+import { sshLoginSchema, acceptInviteSchema, inviteParamsSchema } from '../api/schemas.ts';
+import { errorToBody } from '../api/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { VERSION } from '../core/version.ts';
+
+/** What the web server needs to know about its proxy. */
+export interface WebServerOptions {
+  auth: AuthClient;
+  tls: { certPem: string; keyPem: string };
+  webPublicAddr: string;
+  sshPublicAddr: string;
+  /** The proxy's SSH host key, an authorized_keys line, for clients' known_hosts. */
+  sshHostKey: string;
+  log: Logger;
+}
+
+/** Builds the web server (not yet listening). */
+export function buildWebServer(opts: WebServerOptions): FastifyInstance {
+  const app = Fastify({
+    https: { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2' },
+    logger: false,
+    bodyLimit: 1 << 20,
+    trustProxy: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err.validation) {
+      void reply.code(400).send({ error: { code: 'ERR_POSTERN_INVALID', message: `invalid request: ${err.message.replace(/^body\/?/, '')}` } });
+      return;
+    }
+    if (err.statusCode && err.statusCode < 500 && !(err as { hint?: string }).hint && !('exitCode' in err)) {
+      void reply.code(err.statusCode).send({ error: { code: 'ERR_POSTERN_BAD_REQUEST', message: err.message.toLowerCase() } });
+      return;
+    }
+    const { status, body } = errorToBody(err);
+    if (status >= 500) opts.log.error({ err }, 'web request failed');
+    void reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: { code: 'ERR_POSTERN_NOT_FOUND', message: `no such endpoint ${req.method} ${req.url.split('?')[0]}` } });
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('strict-transport-security', 'max-age=31536000');
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    return payload;
+  });
+
+  app.get('/webapi/ping', async (): Promise<PingResponse> => {
+    const info = await opts.auth.ping();
+    return {
+      clusterName: info.clusterName,
+      secondFactor: info.secondFactor,
+      serverVersion: VERSION,
+      proxy: { sshPublicAddr: opts.sshPublicAddr, webPublicAddr: opts.webPublicAddr },
+    };
+  });
+
+  for (const type of ['user', 'host'] as const) {
+    app.get(`/webapi/ca/${type}`, async (_req, reply) => {
+      const keys = await opts.auth.caKeys({ type });
+      void reply.type('text/plain; charset=utf-8').send(keys.join('\n') + '\n');
+    });
+  }
+
+  app.post<{ Body: SshLoginRequest }>('/webapi/ssh/certs', { schema: { body: sshLoginSchema } }, async (req): Promise<SshLoginResponse> => {
+    const r = await opts.auth.loginSsh({ ...req.body, clientAddr: req.ip });
+    return { ...r, proxySshHostKey: opts.sshHostKey, proxySshAddr: opts.sshPublicAddr };
+  });
+
+  app.get<{ Params: { token: string } }>('/webapi/invites/:token', { schema: { params: inviteParamsSchema } }, async (req, reply) => {
+    void reply.header('cache-control', 'no-store');
+    return opts.auth.getInvite({ token: req.params.token });
+  });
+
+  app.post<{ Params: { token: string }; Body: AcceptInviteRequest }>(
+    '/webapi/invites/:token', { schema: { params: inviteParamsSchema, body: acceptInviteSchema } },
+    async (req) => opts.auth.acceptInvite({ ...req.body, token: req.params.token, clientAddr: req.ip }),
+  );
+
+  app.get('/', async (_req, reply) => reply.redirect('/web/'));
+  app.get('/web/*', async (_req, reply) => {
+    void reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(
+      '<!doctype html><meta charset="utf-8"><title>Postern</title>'
+      + '<p>The web UI is not built into this version yet. To accept an invite, run:</p>'
+      + '<pre>postern signup &lt;this page\'s address&gt;</pre>',
+    );
+  });
+  return app;
+}
