@@ -10,9 +10,21 @@ import type {
   PingResponse, SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse,
 } from '../api/types.ts';
 import { errorFromBody } from '../api/errors.ts';
+import type { RequestSigner } from './request-signing.ts';
 import { ConnectionError, PosternError, TlsTrustError } from '../core/errors.ts';
 import { checkPinnedPeer } from '../core/tls-verify.ts';
 import { formatHostPort } from '../core/text.ts';
+
+/**
+ * A node as GET /webapi/nodes lists it (the same shape as auth's NodeInfo; the client may
+ * not import auth, and the contract has no shared type for it yet).
+ */
+export interface NodeListing {
+  name: string;
+  /** HOST:PORT the proxy dials. */
+  addr: string;
+  labels: Record<string, string>;
+}
 
 /** How to reach and trust a proxy. */
 export interface WebClientOptions {
@@ -53,13 +65,16 @@ export class WebClient {
       : new Agent({ connect: { rejectUnauthorized: !opts.insecure } });
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signer?: RequestSigner): Promise<T> {
     let res;
     try {
       res = await request(`${this.origin}${path}`, {
         method,
         dispatcher: this.dispatcher,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(signer ? { authorization: signer(method, path) } : {}),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         headersTimeout: this.opts.timeoutMs ?? 30_000,
         bodyTimeout: this.opts.timeoutMs ?? 30_000,
@@ -99,6 +114,15 @@ export class WebClient {
   acceptInvite(token: string, req: AcceptInviteRequest): Promise<AcceptInviteResponse> { return this.call('POST', `/webapi/invites/${encodeURIComponent(token)}`, req); }
   /** A CA's public keys as authorized_keys text. */
   caKeys(type: 'user' | 'host'): Promise<string> { return this.call('GET', `/webapi/ca/${type}`); }
+  /** The nodes the signed-in user may reach (GET /webapi/nodes), signed with the stored certificate's key. */
+  listNodes(query: { labels?: Record<string, string>; search?: string }, signer: RequestSigner): Promise<NodeListing[]> {
+    const params = new URLSearchParams();
+    const labels = Object.entries(query.labels ?? {});
+    if (labels.length) params.set('labels', labels.map(([k, v]) => `${k}=${v}`).join(','));
+    if (query.search) params.set('search', query.search);
+    const qs = params.toString();
+    return this.call('GET', `/webapi/nodes${qs ? `?${qs}` : ''}`, undefined, signer);
+  }
   /** Closes the connections. */
   close(): Promise<void> { return this.dispatcher.close(); }
 }

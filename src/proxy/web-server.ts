@@ -11,6 +11,7 @@ import { sshLoginSchema, acceptInviteSchema, inviteParamsSchema } from '../api/s
 import { errorToBody } from '../api/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { VERSION } from '../core/version.ts';
+import { CertAuthenticator, parseNodesQuery } from './cert-auth.ts';
 
 /** What the web server needs to know about its proxy. */
 export interface WebServerOptions {
@@ -87,6 +88,13 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
     '/webapi/invites/:token', { schema: { params: inviteParamsSchema, body: acceptInviteSchema } },
     async (req) => opts.auth.acceptInvite({ ...req.body, token: req.params.token, clientAddr: req.ip }),
   );
+
+  // `postern ls`: requests signed with the user's certificate key (cert-auth.ts); only the nodes the user may reach.
+  const certAuth = new CertAuthenticator({ auth: opts.auth });
+  app.get('/webapi/nodes', async (req) => {
+    const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
+    return opts.auth.listNodes({ user: caller.user, ...parseNodesQuery(req.query) });
+  });
 
   app.get('/', async (_req, reply) => reply.redirect('/web/'));
   app.get('/web/*', async (_req, reply) => {

@@ -1,0 +1,174 @@
+/**
+ * Web API authentication by user certificate: the CLI signs each request with the SSH key
+ * `login` stored (src/client/request-signing.ts has the client's half and the format):
+ *
+ *   Authorization: Postern-Cert cert=<base64 certificate blob>,ts=<unix ms>,nonce=<hex>,sig=<base64 SSH signature>
+ *
+ * over "postern-webapi-v1\n" + method + "\n" + path+query + "\n" + ts + "\n" + nonce.
+ * The proxy accepts it when the certificate is a user certificate of the cluster's user CA
+ * (keys from auth, cached a minute) within its validity, the signature verifies with the
+ * key the certificate names, ts is within ±5 minutes, and the nonce was not seen in that
+ * window. Every refusal is a 401 with a message that says which check failed.
+ */
+import type { AuthClient } from '../auth/auth-client.ts';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
+import { CertificateError, CertificateExpiredError, PosternError, ValidationError } from '../core/errors.ts';
+import { parseAuthorizedKey, verifySsh } from '../ssh/keys.ts';
+import { parseCertificate, verifyCertificate } from '../ssh/certs.ts';
+import type { SshCertificate } from '../ssh/certs.ts';
+
+/** How far a request's timestamp may be from the proxy's clock. */
+export const MAX_SKEW_MS = 5 * 60_000;
+
+const CA_CACHE_MS = 60_000;
+const SCHEME = 'Postern-Cert';
+const CONTEXT = 'postern-webapi-v1';
+
+/** A refused request signature: 401, exit 4, hint to log in again. */
+export class RequestAuthError extends PosternError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('ERR_POSTERN_REQUEST_AUTH', message, { status: 401, exitCode: 4, hint: 'Log in again with:  postern login', ...options });
+  }
+}
+
+/** What the authenticator needs. */
+export interface CertAuthOptions {
+  auth: Pick<AuthClient, 'ping'>;
+  clock?: Clock;
+  /** How many nonces to remember at most; beyond that, new requests are refused until old ones age out. */
+  maxNonces?: number;
+}
+
+/** Who a signed request came from. */
+export interface CertCaller {
+  /** The Postern user (the certificate's key id). */
+  user: string;
+  principals: string[];
+  certificate: SshCertificate;
+}
+
+interface ParsedHeader {
+  cert: Buffer;
+  ts: number;
+  nonce: string;
+  sig: Buffer;
+}
+
+const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** Splits an Authorization header of the Postern-Cert scheme; throws RequestAuthError. */
+export function parseCertAuthHeader(header: string | undefined): ParsedHeader {
+  if (!header) throw new RequestAuthError('this request needs a signature: Authorization: Postern-Cert …');
+  const sp = header.indexOf(' ');
+  if (sp < 0 || header.slice(0, sp) !== SCHEME) throw new RequestAuthError(`unsupported authorization scheme: use ${SCHEME}`);
+  const fields = new Map<string, string>();
+  for (const part of header.slice(sp + 1).split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new RequestAuthError('malformed Postern-Cert authorization');
+    const k = part.slice(0, eq).trim();
+    if (fields.has(k)) throw new RequestAuthError(`"${k}" appears twice in the authorization`);
+    fields.set(k, part.slice(eq + 1).trim());
+  }
+  const cert = fields.get('cert') ?? '';
+  const ts = fields.get('ts') ?? '';
+  const nonce = fields.get('nonce') ?? '';
+  const sig = fields.get('sig') ?? '';
+  if (!B64.test(cert) || cert.length > 16384) throw new RequestAuthError('malformed certificate in the authorization');
+  if (!/^\d{1,15}$/.test(ts)) throw new RequestAuthError('malformed timestamp in the authorization');
+  if (!/^[0-9a-f]{16,128}$/.test(nonce)) throw new RequestAuthError('malformed nonce in the authorization (16 to 128 lower-case hex digits)');
+  if (!B64.test(sig) || sig.length > 4096) throw new RequestAuthError('malformed signature in the authorization');
+  return { cert: Buffer.from(cert, 'base64'), ts: Number(ts), nonce, sig: Buffer.from(sig, 'base64') };
+}
+
+/** Checks signed web API requests. One per web server: it holds the nonce window and the CA cache. */
+export class CertAuthenticator {
+  private readonly opts: CertAuthOptions;
+  private readonly clock: Clock;
+  private readonly maxNonces: number;
+  /** nonce → when it may be forgotten (its ts + the skew: after that the ts check refuses it). */
+  private readonly nonces = new Map<string, number>();
+  private caCache: { wires: Buffer[]; at: number } | undefined;
+
+  constructor(opts: CertAuthOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.maxNonces = opts.maxNonces ?? 100_000;
+  }
+
+  private async userCaWires(now: number): Promise<Buffer[]> {
+    if (this.caCache && now - this.caCache.at < CA_CACHE_MS && now >= this.caCache.at) return this.caCache.wires;
+    const info = await this.opts.auth.ping();
+    this.caCache = { wires: info.userCaKeys.map((k) => parseAuthorizedKey(k).wire), at: now };
+    return this.caCache.wires;
+  }
+
+  /** Verifies a request's Authorization header; resolves with the caller or throws RequestAuthError (401). */
+  async authenticate(method: string, pathAndQuery: string, header: string | undefined): Promise<CertCaller> {
+    const h = parseCertAuthHeader(header);
+    const nowDate = this.clock.now();
+    const now = nowDate.getTime();
+    if (Math.abs(now - h.ts) > MAX_SKEW_MS) {
+      throw new RequestAuthError(`the request's timestamp is more than ${MAX_SKEW_MS / 60_000} minutes from the proxy's clock`);
+    }
+    let cert: SshCertificate;
+    try {
+      cert = parseCertificate(h.cert);
+    } catch (err) {
+      throw new RequestAuthError(`the certificate in the authorization cannot be read: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      verifyCertificate(cert, { caPublicKeys: await this.userCaWires(now), type: 'user', now: nowDate });
+    } catch (err) {
+      if (err instanceof CertificateError && err.code === 'ERR_POSTERN_CERT_EXPIRED') {
+        throw new CertificateExpiredError(`the certificate ${err.message.replace(/^certificate /, '')}`, { cause: err });
+      }
+      throw new RequestAuthError(`the certificate was refused: ${(err as Error).message}`, { cause: err });
+    }
+    const text = Buffer.from(`${CONTEXT}\n${method.toUpperCase()}\n${pathAndQuery}\n${h.ts}\n${h.nonce}`, 'utf8');
+    let ok = false;
+    try { ok = verifySsh(cert.subjectPublicKey, text, h.sig); } catch { ok = false; }
+    if (!ok) throw new RequestAuthError('the request signature does not verify with the certificate\'s key');
+    this.rememberNonce(h.nonce, h.ts + MAX_SKEW_MS, now);
+    return { user: cert.keyId, principals: cert.principals, certificate: cert };
+  }
+
+  /** Records a nonce; refuses a replay. Only signed requests get here, so strangers cannot fill the window. */
+  private rememberNonce(nonce: string, forgetAt: number, now: number): void {
+    const seen = this.nonces.get(nonce);
+    if (seen !== undefined && seen > now) throw new RequestAuthError('this request was already used (replayed nonce)');
+    if (this.nonces.size >= this.maxNonces) {
+      for (const [n, at] of this.nonces) if (at <= now) this.nonces.delete(n);
+      if (this.nonces.size >= this.maxNonces) {
+        throw new PosternError('ERR_POSTERN_BUSY', 'too many signed requests in the last minutes; try again shortly', { status: 429 });
+      }
+    }
+    this.nonces.set(nonce, forgetAt);
+  }
+
+  /** How many nonces are remembered now (tests). */
+  nonceCount(): number {
+    return this.nonces.size;
+  }
+}
+
+/** The query of GET /webapi/nodes: `labels=k=v,k2=v2` and `search=TEXT`, checked. */
+export function parseNodesQuery(query: unknown): { labels?: Record<string, string>; search?: string } {
+  const q = (query ?? {}) as Record<string, unknown>;
+  const out: { labels?: Record<string, string>; search?: string } = {};
+  if (q.labels !== undefined && q.labels !== '') {
+    if (typeof q.labels !== 'string') throw new ValidationError('labels must be given once, as k=v,k2=v2');
+    const labels: Record<string, string> = {};
+    for (const pair of q.labels.split(',')) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new ValidationError(`invalid label selector "${pair}": use k=v`);
+      labels[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    out.labels = labels;
+  }
+  if (q.search !== undefined && q.search !== '') {
+    if (typeof q.search !== 'string' || q.search.length > 256) throw new ValidationError('search must be given once, at most 256 characters');
+    out.search = q.search;
+  }
+  return out;
+}
