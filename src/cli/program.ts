@@ -14,6 +14,7 @@ import { registerLogin } from './commands/login.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerLogout } from './commands/logout.ts';
 import { registerVersion } from './commands/version.ts';
+import { registerSsh } from './commands/ssh.ts';
 
 /** Where a command leaves its exit code when it is not 0 (e.g. a remote status). */
 export interface RunState {
@@ -47,5 +48,6 @@ Environment: TSH_HOME (default ~/.tsh), POSTERN_DATA_DIR, SSH_AUTH_SOCK, NO_COLO
   registerTokens(program, deps, state);
   registerCa(program, deps, state);
   registerVersion(program, deps, state);
+  registerSsh(program, deps, state);
   return program;
 }
