@@ -14,6 +14,9 @@ import { registerLogin } from './commands/login.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerLogout } from './commands/logout.ts';
 import { registerVersion } from './commands/version.ts';
+import { registerLs } from './commands/ls.ts';
+import { registerProxySsh } from './commands/proxy-ssh.ts';
+import { registerConfig } from './commands/config.ts';
 import { registerSsh } from './commands/ssh.ts';
 
 /** Where a command leaves its exit code when it is not 0 (e.g. a remote status). */
@@ -42,6 +45,9 @@ Environment: TSH_HOME (default ~/.tsh), POSTERN_DATA_DIR, SSH_AUTH_SOCK, NO_COLO
   registerLogin(program, deps, state);
   registerStatus(program, deps, state);
   registerLogout(program, deps, state);
+  registerLs(program, deps, state);
+  registerProxySsh(program, deps, state);
+  registerConfig(program, deps, state);
   registerSignup(program, deps, state);
   registerServe(program, deps, state);
   registerUsers(program, deps, state);

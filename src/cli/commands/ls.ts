@@ -1,0 +1,90 @@
+/** `postern ls`: the nodes the logged-in user may reach, filtered by labels or a search. */
+import type { Command } from 'commander';
+import type { Deps } from '../deps.ts';
+import type { RunState } from '../program.ts';
+import { tshHome } from '../../client/paths.ts';
+import { loadLogin } from '../../client/proxy-conn.ts';
+import { WebClient } from '../../client/web-client.ts';
+import type { NodeListing } from '../../client/web-client.ts';
+import { requestSigner } from '../../client/request-signing.ts';
+import { writeLsCache } from '../../client/ls-cache.ts';
+import { UsageError } from '../../core/errors.ts';
+import { escapeControl, parseHostPort } from '../../core/text.ts';
+import { DEFAULT_WEB_PORT } from '../../api/types.ts';
+import { formatOption } from '../options.ts';
+import { out, outJson, table } from '../output.ts';
+
+/** Options of `postern ls`. */
+export interface LsOptions {
+  search?: string;
+  format: 'text' | 'json' | 'names';
+  proxy?: string;
+}
+
+/** Parses `k=v` arguments (each may hold several, comma-separated) into one selector. */
+export function parseLabelArgs(args: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const arg of args) {
+    for (const pair of arg.split(',').filter(Boolean)) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new UsageError(`invalid label selector "${pair}"`, { hint: 'Select nodes by label as key=value, e.g.  postern ls env=prod' });
+      const k = pair.slice(0, eq);
+      if (k in labels && labels[k] !== pair.slice(eq + 1)) throw new UsageError(`label "${k}" is selected twice with different values`);
+      labels[k] = pair.slice(eq + 1);
+    }
+  }
+  return labels;
+}
+
+/** Labels as `k=v` pairs, sorted by key, comma-joined. */
+export function formatLabels(labels: Record<string, string>): string {
+  return Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(',');
+}
+
+/** Lists nodes through the proxy's web API, signed with the stored certificate's key. */
+export async function runLs(selectors: string[], opts: LsOptions, deps: Deps, _state: RunState): Promise<void> {
+  const home = tshHome(deps.env, deps.homeDir);
+  const labels = parseLabelArgs(selectors);
+  const proxyHost = opts.proxy ? parseHostPort(opts.proxy, DEFAULT_WEB_PORT).host : undefined;
+  const login = loadLogin(home, proxyHost, deps.clock.now());
+  const { profile } = login;
+  const web = parseHostPort(profile.webProxyAddr, DEFAULT_WEB_PORT);
+  const client = new WebClient({ host: web.host, port: web.port, caPin: profile.caPin, insecure: profile.insecure });
+  let nodes: NodeListing[];
+  try {
+    nodes = await client.listNodes({ labels, ...(opts.search ? { search: opts.search } : {}) }, requestSigner(login.keyPair, login.certificate.raw, () => deps.clock.now()));
+  } finally {
+    await client.close();
+  }
+  nodes = [...nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  try {
+    writeLsCache(home, {
+      proxy: profile.proxyHost, cluster: profile.cluster, names: nodes.map((n) => n.name),
+      complete: Object.keys(labels).length === 0 && !opts.search, now: deps.clock.now(),
+    });
+  } catch {
+    // The cache only helps completion; a read-only home must not fail the listing.
+  }
+  if (opts.format === 'json') {
+    outJson(deps, nodes.map((n) => ({ name: n.name, addr: n.addr, labels: n.labels })));
+  } else if (opts.format === 'names') {
+    for (const n of nodes) out(deps, escapeControl(n.name));
+  } else {
+    out(deps, table(['Node', 'Address', 'Labels'], nodes.map((n) => [n.name, n.addr, formatLabels(n.labels)])));
+  }
+}
+
+/** Registers `postern ls`. */
+export function registerLs(program: Command, deps: Deps, state: RunState): void {
+  program.command('ls').description('list the nodes you may reach, optionally by label')
+    .argument('[labels...]', 'label selectors key=value (all must match)')
+    .option('--search <text>', 'only nodes whose name, address or labels contain this text')
+    .option('--proxy <host[:port]>', 'the profile to use (default: the current one)')
+    .addOption(formatOption(['text', 'json', 'names']))
+    .addHelpText('after', `
+Examples:
+  postern ls                       every node you may reach
+  postern ls env=prod team=db      nodes with both labels
+  postern ls --format names        one name per line (also cached for shell completion)`)
+    .action((selectors: string[], opts: LsOptions) => runLs(selectors, opts, deps, state));
+}

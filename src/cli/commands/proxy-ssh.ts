@@ -1,0 +1,149 @@
+/**
+ * `postern proxy ssh USER@HOST:PORT`: OpenSSH's ProxyCommand. It connects to the proxy's
+ * SSH listener with the stored certificate as USER, asks for the subsystem
+ * `proxy:HOST:PORT`, and pipes the node's SSH stream over stdin and stdout. Stdout carries
+ * that stream and nothing else; every message goes to stderr; any failure exits 255, as
+ * OpenSSH expects of a ProxyCommand.
+ */
+import { openSync, closeSync } from 'node:fs';
+import { ReadStream, WriteStream } from 'node:tty';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import type { Client } from 'ssh2';
+import type { Deps } from '../deps.ts';
+import type { RunState } from '../program.ts';
+import { tshHome } from '../../client/paths.ts';
+import { loadProfile } from '../../client/profile.ts';
+import { loadLogin, connectToProxy, openProxySubsystem } from '../../client/proxy-conn.ts';
+import type { StoredLogin } from '../../client/proxy-conn.ts';
+import { ExitCode, PosternError, UsageError } from '../../core/errors.ts';
+import { escapeControl, parseHostPort } from '../../core/text.ts';
+import { DEFAULT_WEB_PORT } from '../../api/types.ts';
+import { askConfirm } from '../prompt.ts';
+import { runLogin } from './login.ts';
+import { info } from '../output.ts';
+
+/** Options of `postern proxy ssh`. */
+export interface ProxySshOptions {
+  proxy?: string;
+}
+
+/** Splits `USER@HOST:PORT` as OpenSSH's `%r@%h:%p` makes it (HOST may be an IPv6 literal, bare or in brackets). */
+export function parseProxyTarget(text: string): { login: string; host: string; port: number } {
+  const at = text.lastIndexOf('@');
+  if (at <= 0) throw new UsageError(`invalid target "${text}": expected USER@HOST:PORT`, { hint: 'As a ProxyCommand:  postern proxy ssh %r@%h:%p' });
+  const login = text.slice(0, at);
+  const rest = text.slice(at + 1);
+  const m = /^(.+):(\d{1,5})$/.exec(rest);
+  const host = (m ? m[1] : rest).replace(/^\[(.*)\]$/, '$1');
+  const port = m ? Number(m[2]) : 22;
+  if (!host || port < 1 || port > 65535) throw new UsageError(`invalid target "${text}": expected USER@HOST:PORT`);
+  return { login, host, port };
+}
+
+/** The same error with the exit code a ProxyCommand must end with. */
+function as255(err: unknown): unknown {
+  if (err instanceof PosternError && err.exitCode !== ExitCode.connection && err.exitCode !== ExitCode.cancelled) {
+    return new PosternError(err.code, err.message, { exitCode: ExitCode.connection, status: err.status, cause: err, ...(err.hint ? { hint: err.hint } : {}) });
+  }
+  return err;
+}
+
+/** The terminal, when there is one, as streams a prompt can use (stdin and stdout belong to ssh). */
+function openTerminal(): { deps: (d: Deps) => Deps; close: () => void } | undefined {
+  let rfd: number | undefined;
+  let wfd: number | undefined;
+  try {
+    rfd = openSync('/dev/tty', 'r');
+    wfd = openSync('/dev/tty', 'w');
+  } catch {
+    if (rfd !== undefined) closeSync(rfd);
+    return undefined;
+  }
+  const input = new ReadStream(rfd);
+  const output = new WriteStream(wfd);
+  return {
+    deps: (d) => ({ ...d, io: { stdin: input, stdout: output, stderr: output } }),
+    close: () => { input.destroy(); output.destroy(); },
+  };
+}
+
+/**
+ * The stored login; when its certificate expired and a terminal can be opened, offers to
+ * log in again there (the same flow as `postern login`) and continues with the new one.
+ */
+async function loginOrRelogin(home: string, proxyHost: string | undefined, deps: Deps): Promise<StoredLogin> {
+  try {
+    return loadLogin(home, proxyHost, deps.clock.now());
+  } catch (err) {
+    if (!(err instanceof PosternError) || err.code !== 'ERR_POSTERN_CERT_EXPIRED') throw err;
+    const tty = deps.env.POSTERN_NO_TTY_LOGIN === '1' ? undefined : openTerminal();
+    if (!tty) throw err;
+    try {
+      const ttyDeps = tty.deps(deps);
+      info(ttyDeps, `postern: ${err.message}`);
+      if (!await askConfirm(ttyDeps, 'Log in again now?', true)) throw err;
+      const { profile } = loadProfile(home, proxyHost);
+      await runLogin({ proxy: profile.webProxyAddr, user: profile.user, addKeysToAgent: 'auto' }, ttyDeps);
+    } finally {
+      tty.close();
+    }
+    return loadLogin(home, proxyHost, deps.clock.now());
+  }
+}
+
+/** Connects and pipes; resolves when the node's stream ends. */
+export async function runProxySsh(target: string, opts: ProxySshOptions, deps: Deps, _state: RunState): Promise<void> {
+  let client: Client | undefined;
+  try {
+    const { login, host, port } = parseProxyTarget(target);
+    const home = tshHome(deps.env, deps.homeDir);
+    const proxyHost = opts.proxy ? parseHostPort(opts.proxy, DEFAULT_WEB_PORT).host : undefined;
+    const stored = await loginOrRelogin(home, proxyHost, deps);
+    // Checked here, before any dial: the proxy would refuse it, less clearly.
+    if (!stored.certificate.principals.includes(login)) {
+      const allowed = stored.certificate.principals.map(escapeControl).join(', ') || 'none';
+      throw new PosternError('ERR_POSTERN_LOGIN_NOT_ALLOWED', `login "${escapeControl(login)}" is not in your certificate (it allows: ${allowed})`, {
+        exitCode: ExitCode.connection,
+        hint: `Connect as one of those, e.g.  ssh ${escapeControl(stored.certificate.principals[0] ?? 'LOGIN')}@${escapeControl(host)}; an admin can add logins, then log in again`,
+      });
+    }
+    client = await connectToProxy({
+      profile: stored.profile, keyPair: stored.keyPair, certificateText: stored.certificateText,
+      knownHostsPath: stored.paths.knownHosts, username: login,
+    });
+    client.on('error', () => { /* reported through the channel's failure below */ });
+    const ch = await openProxySubsystem(client, host, port);
+    // Late messages from the proxy (the node went away) go to stderr, escaped.
+    ch.stderr.on('data', (d: Buffer) => deps.io.stderr.write(escapeControl(d.toString('utf8'))));
+    const up = pipeline(deps.io.stdin, ch, { end: true });
+    await pipeline(ch, deps.io.stdout, { end: false }).catch((err: Error & { code?: string }) => {
+      // ssh closing our stdout is how a session normally ends.
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_PREMATURE_CLOSE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    });
+    // The node is done; ssh may still hold our stdin open.
+    deps.io.stdin.destroy();
+    await up.catch(() => {});
+  } catch (err) {
+    throw as255(err);
+  } finally {
+    client?.end();
+  }
+}
+
+/** Registers `postern proxy ssh`. */
+export function registerProxySsh(program: Command, deps: Deps, state: RunState): void {
+  const proxy = program.command('proxy').description('commands for OpenSSH: the ProxyCommand');
+  proxy.command('ssh').description('connect stdin and stdout to a node\'s sshd through the proxy (an OpenSSH ProxyCommand)')
+    .argument('<user@host:port>', 'the login, the node (name, NAME.<cluster>, label selector k=v, or host) and its port: %r@%h:%p')
+    .option('--proxy <host[:port]>', 'the profile to use (default: the current one)')
+    .addHelpText('after', `
+In ~/.ssh/config (postern config writes this for you):
+  Host *.example.com
+      ProxyCommand postern proxy ssh --proxy proxy.example.com:3080 %r@%h:%p
+
+Stdout carries only the SSH stream; messages go to stderr. Exits 255 when the connection
+fails. When the certificate has expired and a terminal is available, it offers to log in
+again and then continues (POSTERN_NO_TTY_LOGIN=1 turns that off).`)
+    .action((target: string, opts: ProxySshOptions) => runProxySsh(target, opts, deps, state));
+}
