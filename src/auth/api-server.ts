@@ -12,6 +12,7 @@ import type { Identity } from './auth-client.ts';
 import { errorToBody } from '../api/errors.ts';
 import { AccessDeniedError, ValidationError, PosternError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { listenError } from '../core/listen-error.ts';
 
 const MAX_BODY = 1 << 20;
 
@@ -64,7 +65,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 export async function startAuthApi(opts: AuthApiOptions): Promise<Server> {
   const ca = await opts.auth.tlsCa();
   const server = createServer(
-    { cert: opts.certPem + ca.certPem, key: opts.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
+    { cert: `${opts.certPem.trim()}\n${ca.certPem.trim()}\n`, key: opts.keyPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
     (req, res) => {
       void (async () => {
         const addr = req.socket.remoteAddress ?? '';
@@ -92,8 +93,8 @@ export async function startAuthApi(opts: AuthApiOptions): Promise<Server> {
     },
   );
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
+    server.once('error', (err) => reject(listenError(err, { host: opts.host, port: opts.port }, '--auth-addr')));
+    server.listen(opts.port, opts.host, () => { server.removeAllListeners('error'); resolve(); });
   });
   return server;
 }

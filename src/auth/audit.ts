@@ -32,7 +32,7 @@ export const AuditType = {
 
 /** Appends an event; keys sort by time so ranges read in order. */
 export async function emitAudit(backend: Backend, event: Omit<AuditEvent, 'time'> & { time?: string }, now: Date): Promise<AuditEvent> {
-  const full: AuditEvent = { ...event, time: event.time ?? now.toISOString() };
+  const full = { ...event, time: event.time ?? now.toISOString() } as AuditEvent;
   const key = `audit/${String(now.getTime()).padStart(15, '0')}-${randomBytes(4).toString('hex')}`;
   await backend.put(key, JSON.stringify(full));
   return full;

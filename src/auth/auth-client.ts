@@ -51,6 +51,56 @@ export interface CreateUserRequest {
   inviteTtlMs: number;
 }
 
+/** A registered node: an OpenSSH server the proxy can reach. */
+export interface NodeInfo {
+  name: string;
+  /** HOST:PORT the proxy dials. */
+  addr: string;
+  labels: Record<string, string>;
+}
+
+/** A role: which logins, on which nodes (by label). `{{internal.logins}}` stands for the user's own logins. */
+export interface RoleSpec {
+  name: string;
+  logins: string[];
+  /** Label name to allowed values; `'*': ['*']` is every node. All names must match. */
+  node_labels: Record<string, string[]>;
+  /** Built-in roles cannot be changed or removed. */
+  builtin?: boolean;
+}
+
+/** What the proxy asks before it dials anything for a user. */
+export interface AccessRequest {
+  /** The Postern user (the certificate's key id), already verified by the proxy. */
+  user: string;
+  /** The certificate's principals. */
+  principals: string[];
+  /** The login the user will use on the node, when the proxy knows it (subsystem, web, postern ssh). */
+  login?: string;
+  /** What the user typed: a node name, NAME.<cluster>, a label selector k=v[,k=v], or a host. */
+  target: string;
+  port?: number;
+  /** The addresses the proxy resolved `target` to, when auth asked for them (CIDR rules). */
+  resolved?: string[];
+  clientAddr: string;
+  via: 'subsystem' | 'direct-tcpip' | 'web' | 'recording';
+}
+
+/** Auth's answer: dial this. A denial is an error (and an audit event). */
+export type AccessDecision =
+  | { kind: 'dial'; host: string; port: number; node?: NodeInfo }
+  /** Unregistered host, CIDR rules exist: resolve `target` and ask again with `resolved`. */
+  | { kind: 'resolve' };
+
+/** What `nodes add` returns. */
+export interface AddNodeResult {
+  node: NodeInfo;
+  /** The host certificate for the node's key, an authorized_keys-style line. */
+  hostCertificate: string;
+  /** The user CA (for the node's TrustedUserCAKeys). */
+  userCaKeys: string[];
+}
+
 /** The calls, by name; each takes one argument object. */
 export interface AuthClient {
   ping(): Promise<ClusterInfo>;
@@ -71,6 +121,16 @@ export interface AuthClient {
   getSettings(): Promise<ClusterSettings>;
   updateSettings(req: Partial<ClusterSettings>): Promise<ClusterSettings>;
   searchAudit(req: Omit<AuditQuery, 'since'> & { since?: string }): Promise<AuditEvent[]>;
+  // Nodes and roles (issue 3).
+  addNode(req: { name: string; addr: string; labels: Record<string, string>; hostPublicKey: string }): Promise<AddNodeResult>;
+  listNodes(req: { user?: string; labels?: Record<string, string>; search?: string }): Promise<NodeInfo[]>;
+  updateNode(req: { name: string; labels: Record<string, string> }): Promise<NodeInfo>;
+  removeNode(req: { name: string }): Promise<void>;
+  renewNode(req: { name: string }): Promise<AddNodeResult>;
+  upsertRole(req: RoleSpec): Promise<RoleSpec>;
+  listRoles(): Promise<RoleSpec[]>;
+  deleteRole(req: { name: string }): Promise<void>;
+  authorizeSsh(req: AccessRequest): Promise<AccessDecision>;
   close(): Promise<void>;
 }
 
@@ -93,4 +153,13 @@ export const AUTH_CALLS: Record<Exclude<keyof AuthClient, 'close'>, ReadonlyArra
   getSettings: ['admin'],
   updateSettings: ['admin'],
   searchAudit: ['admin'],
+  addNode: ['admin'],
+  listNodes: ['proxy', 'admin'],
+  updateNode: ['admin'],
+  removeNode: ['admin'],
+  renewNode: ['admin'],
+  upsertRole: ['admin'],
+  listRoles: ['admin', 'proxy'],
+  deleteRole: ['admin'],
+  authorizeSsh: ['proxy'],
 };

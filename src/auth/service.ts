@@ -17,7 +17,6 @@ import { formatHostPort } from '../core/text.ts';
 import { AuthServer } from './auth-server.ts';
 import type { ClusterSettings } from './settings.ts';
 import { startAuthApi } from './api-server.ts';
-import { listenError } from '../proxy/listen.ts';
 import type { TlsIdentity } from './remote-client.ts';
 
 /** An identity file: how to reach auth, and the client certificate to do it with. */
@@ -74,11 +73,7 @@ export async function startAuthService(opts: AuthServiceOptions): Promise<Runnin
     const wildcard = ['0.0.0.0', '::', ''].includes(opts.authAddr.host);
     const hosts = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...(wildcard ? [] : [opts.authAddr.host])])];
     const { certPem } = await auth.issueIdentity(publicKeyPem, 'auth', 'auth', hosts, YEAR);
-    try {
-      api = await startAuthApi({ auth, host: opts.authAddr.host, port: opts.authAddr.port, certPem, keyPem, log: opts.log });
-    } catch (err) {
-      throw listenError(err, opts.authAddr, '--auth-addr');
-    }
+    api = await startAuthApi({ auth, host: opts.authAddr.host, port: opts.authAddr.port, certPem, keyPem, log: opts.log });
     const a = api.address();
     const apiPort = typeof a === 'object' && a ? a.port : opts.authAddr.port;
 

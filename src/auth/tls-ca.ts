@@ -85,8 +85,8 @@ export async function issueTlsCertificate(ca: TlsCaMaterial, req: TlsIssueReques
     notBefore: new Date(req.now.getTime() - 60_000),
     notAfter: new Date(req.now.getTime() + req.ttlMs),
     signingAlgorithm: SIGN,
-    publicKey,
-    signingKey,
+    publicKey: publicKey as unknown as CryptoKey,
+    signingKey: signingKey as unknown as CryptoKey,
     extensions,
   });
   return cert.toString('pem');

@@ -9,7 +9,6 @@ import { checkServerIdentity as tlsCheckServerIdentity } from 'node:tls';
 import { certificatePin } from './tls-pin.ts';
 import { TlsTrustError } from './errors.ts';
 
-void checkServerIdentity;
 
 /** The peer's chain, leaf first, as X509Certificate objects. */
 export function peerChain(socket: TLSSocket): X509Certificate[] {

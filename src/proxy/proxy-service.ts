@@ -17,6 +17,8 @@ import type { SshKeyPair } from '../ssh/keys.ts';
 import { buildWebServer } from './web-server.ts';
 import type { WebServerOptions } from './web-server.ts';
 import { listen } from './listen.ts';
+import { startSshListener } from './ssh-server.ts';
+import type { Clock } from '../core/clock.ts';
 
 /** Where and how the proxy runs. */
 export interface ProxyOptions {
@@ -31,6 +33,7 @@ export interface ProxyOptions {
   certFile?: string;
   keyFile?: string;
   log: Logger;
+  clock: Clock;
 }
 
 /** A running proxy. */
@@ -83,7 +86,7 @@ async function webTls(opts: ProxyOptions, dir: string, hosts: string[]): Promise
     if (fresh && hosts.every((h) => names.includes(h))) return { certPem: chain, keyPem };
   }
   const { certPem, caPem } = await opts.auth.signTlsCert({ publicKeyPem, hosts });
-  const chain = certPem + caPem;
+  const chain = `${certPem.trim()}\n${caPem.trim()}\n`;
   writeFileAtomic(certPath, chain, 0o644);
   return { certPem: chain, keyPem };
 }
@@ -101,10 +104,17 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const webOpts: WebServerOptions = {
     auth: opts.auth, tls, webPublicAddr: '', sshPublicAddr: '', sshHostKey: formatAuthorizedKey(hostKey.publicWire), log: opts.log,
   };
+  const ssh = await startSshListener({ auth: opts.auth, hostKey, addr: opts.sshAddr, log: opts.log.child({ component: 'ssh' }), clock: opts.clock });
   const app: FastifyInstance = buildWebServer(webOpts);
-  const webPort = await listen(app, opts.webAddr, '--web-addr');
+  let webPort: number;
+  try {
+    webPort = await listen(app, opts.webAddr, '--web-addr');
+  } catch (err) {
+    await ssh.close();
+    throw err;
+  }
   webOpts.webPublicAddr = formatHostPort(publicHost, opts.publicAddr?.port ?? webPort);
-  webOpts.sshPublicAddr = formatHostPort(publicHost, opts.sshAddr.port);
+  webOpts.sshPublicAddr = formatHostPort(publicHost, ssh.port);
 
   const heartbeat = async (): Promise<void> => {
     try {
@@ -124,7 +134,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     sshHostKey: hostKey,
     async close() {
       clearInterval(timer);
-      await app.close();
+      await Promise.all([app.close(), ssh.close()]);
     },
   };
 }

@@ -82,12 +82,12 @@ export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): P
       clusterName = info.clusterName;
       proxy = await startProxy({
         name, dataDir: cfg.dataDir, auth: client, webAddr: cfg.webAddr, sshAddr: cfg.sshAddr, publicAddr: cfg.publicAddr,
-        certFile: cfg.certFile, keyFile: cfg.keyFile, log,
+        certFile: cfg.certFile, keyFile: cfg.keyFile, log, clock: deps.clock,
       });
       caPin ??= cfg.caPin;
     }
     const parts = [`cluster=${clusterName}`];
-    if (proxy) parts.push(`web=https://${proxy.webPublicAddr}`);
+    if (proxy) parts.push(`web=https://${proxy.webPublicAddr}`, `ssh=${proxy.sshPublicAddr}`);
     if (auth) parts.push(`auth=${formatHostPort(cfg.authAddr.host, auth.apiPort)}`);
     if (caPin) parts.push(`ca-pin=${caPin}`);
     parts.push(`data-dir=${cfg.dataDir}`);

@@ -1,0 +1,34 @@
+/**
+ * Installs what the tests need from Debian when it is missing: OpenSSH's server and client,
+ * oathtool, asciinema and Chromium. Runs as `pretest`; needs root (or sudo) only when
+ * something is missing.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const needs: Array<{ pkg: string; path: string }> = [
+  { pkg: 'openssh-server', path: '/usr/sbin/sshd' },
+  { pkg: 'openssh-client', path: '/usr/bin/ssh' },
+  { pkg: 'oathtool', path: '/usr/bin/oathtool' },
+];
+const missing = needs.filter((n) => !existsSync(n.path)).map((n) => n.pkg);
+if (missing.length === 0) process.exit(0);
+
+const root = typeof process.getuid === 'function' && process.getuid() === 0;
+const sudo = root ? [] : ['sudo', '-n'];
+const run = (args: string[]): void => {
+  const [cmd, ...rest] = [...sudo, ...args];
+  const r = spawnSync(cmd, rest, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (r.status !== 0) {
+    console.error(`error: could not install ${missing.join(' ')} (${args.join(' ')} failed)`);
+    console.error(`hint: install them yourself:  sudo apt-get install -y ${missing.join(' ')}`);
+    process.exit(1);
+  }
+};
+console.error(`Installing from Debian: ${missing.join(' ')}`);
+try { execFileSync('apt-get', ['--version'], { stdio: 'ignore' }); } catch {
+  console.error(`error: ${missing.join(', ')} missing and apt-get is not available; install them with your package manager`);
+  process.exit(1);
+}
+run(['apt-get', 'update', '-qq']);
+run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing]);
