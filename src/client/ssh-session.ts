@@ -24,7 +24,7 @@ export interface SessionIo {
 export interface SessionExit {
   /** The exit status, when the remote sent one. */
   code?: number;
-  /** The signal that killed it, when one did (e.g. "KILL"). */
+  /** The signal that killed it, when one did (e.g. "SIGKILL"). */
   signal?: string;
 }
 
