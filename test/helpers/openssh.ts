@@ -32,10 +32,10 @@ export interface Sshd {
 }
 
 /** Starts `sshd -D -e -f` with its own config, trusting a user CA (an authorized_keys line). */
-export async function startSshd(opts: { trustedUserCaKeys: string; hostKey?: { privatePath: string; certPath?: string }; extra?: string[] }): Promise<Sshd> {
+export async function startSshd(opts: { trustedUserCaKeys: string; hostKey?: { privatePath: string; certPath?: string }; extra?: string[]; port?: number }): Promise<Sshd> {
   const dir = mkdtempSync(join(tmpdir(), 'postern-sshd-'));
   chmodSync(dir, 0o755);
-  const port = await freePort();
+  const port = opts.port ?? await freePort();
   let hostKeyPath = opts.hostKey?.privatePath;
   if (!hostKeyPath) {
     hostKeyPath = join(dir, 'ssh_host_ed25519_key');

@@ -21,7 +21,7 @@ test('there is a man page for every command, and completions name every command'
   for (const cmd of ['login', 'status', 'logout', 'signup', 'serve', 'users-add', 'users-ls', 'users-rm', 'users-reset', 'tokens-add', 'ca-export']) {
     assert.ok(files.has(`man/postern-${cmd}.1`), cmd);
   }
-  assert.match(files.get('completions/postern.bash')!, /"users" words="add ls rm reset/);
+  assert.match(files.get('completions/postern.bash')!, /"users"\) words="add ls rm reset/);
   assert.match(files.get('completions/postern.fish')!, /-a 'login'/);
   assert.match(files.get('completions/_postern')!, /^#compdef postern/);
 });

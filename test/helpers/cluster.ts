@@ -1,0 +1,103 @@
+/**
+ * A whole test cluster from the outside, the way an admin and an engineer build it: a real
+ * `postern serve`, users signed up with oathtool codes and logged in, and real sshd nodes
+ * registered with `postern nodes add` (host certificates) trusting the user CA.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runPostern } from './cli.ts';
+import type { CliResult } from './cli.ts';
+import { startServe } from './serve.ts';
+import type { ServeProcess } from './serve.ts';
+import { startSshd, freePort, oathtoolCode } from './openssh.ts';
+import type { Sshd } from './openssh.ts';
+
+/** The password every test user gets. */
+export const TEST_PASSWORD = 'correct horse battery staple';
+
+/** A cluster under test and what it made. */
+export class TestCluster {
+  readonly work = mkdtempSync(join(tmpdir(), 'postern-it-'));
+  serve!: ServeProcess;
+  readonly nodes = new Map<string, Sshd & { dir: string; hostKey: string }>();
+  private readonly cleanup: Array<() => Promise<unknown>> = [];
+
+  /** Starts serve (extra YAML for `cluster:` settings may be given). */
+  async start(clusterYaml?: string): Promise<this> {
+    const args = ['--web-addr', '127.0.0.1:0', '--auth-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0', '--cluster-name', 'test.example'];
+    if (clusterYaml) {
+      const cfg = join(this.work, 'postern.yaml');
+      writeFileSync(cfg, `cluster:\n${clusterYaml.replace(/^/gm, '  ')}\n`);
+      args.push('--config', cfg);
+    }
+    this.serve = await startServe({ args });
+    return this;
+  }
+
+  /** The proxy's SSH port. */
+  get sshPort(): number {
+    return Number(/ssh=[^ ]*:(\d+)/.exec(this.serve.ready)?.[1]);
+  }
+
+  /** Runs an admin command against this cluster's data dir. */
+  admin(args: string[]): Promise<CliResult> {
+    return runPostern([...args, '--data-dir', this.serve.dataDir]);
+  }
+
+  /** Adds a user, signs them up with `secret`, logs them in into their own TSH_HOME; returns it. */
+  async user(name: string, logins: string, secret: string, roles = 'access', extraEnv: Record<string, string> = {}): Promise<string> {
+    const add = await this.admin(['users', 'add', name, '--logins', logins, '--roles', roles, '--format', 'json']);
+    assert.equal(add.code, 0, add.stderr);
+    const url = (JSON.parse(add.stdout) as { inviteUrl: string }).inviteUrl.replace(/^https:\/\/[^/]+/, `https://${this.serve.web}`);
+    const signup = await runPostern(['signup', url, '--password-stdin', '--totp-secret', secret, '--otp', oathtoolCode(secret, -1), '--ca-pin', this.serve.caPin], { input: TEST_PASSWORD + '\n' });
+    assert.equal(signup.code, 0, signup.stderr);
+    const home = join(this.work, `home-${name}`);
+    const login = await runPostern(['login', '--proxy', this.serve.web, '--user', name, '--password-stdin', '--otp', oathtoolCode(secret), '--ca-pin', this.serve.caPin, '--add-keys-to-agent', 'no'],
+      { env: { TSH_HOME: home, ...extraEnv }, input: TEST_PASSWORD + '\n' });
+    assert.equal(login.code, 0, login.stderr);
+    return home;
+  }
+
+  /** Registers a node with `nodes add` and starts a real sshd with the host certificate. */
+  async node(name: string, labels: string, opts: { start?: boolean } = {}): Promise<Sshd & { dir: string; hostKey: string }> {
+    const dir = join(this.work, `node-${name}`);
+    mkdirSync(dir, { recursive: true });
+    const hostKey = join(dir, 'ssh_host_ed25519_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    const port = await freePort();
+    const add = await this.admin(['nodes', 'add', '--name', name, '--addr', `127.0.0.1:${port}`, '--labels', labels, '--host-key-file', `${hostKey}.pub`, '--out', dir]);
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    let sshd: Sshd = { port, dir, hostKeyPub: '', log: () => '', stop: async () => {} };
+    if (opts.start !== false) {
+      sshd = await startSshd({
+        trustedUserCaKeys: readFileSync(join(dir, 'user_ca.pub'), 'utf8'),
+        hostKey: { privatePath: hostKey, certPath: join(dir, `${name}-cert.pub`) },
+        port,
+      });
+      this.cleanup.push(() => sshd.stop());
+    }
+    const node = { ...sshd, dir, hostKey };
+    this.nodes.set(name, node);
+    return node;
+  }
+
+  /** Registers something to stop at the end. */
+  onStop(fn: () => Promise<unknown>): void {
+    this.cleanup.push(fn);
+  }
+
+  /** Stops everything. */
+  async stop(): Promise<void> {
+    for (const c of this.cleanup.reverse()) await c().catch(() => {});
+    await this.serve?.stop();
+  }
+}
+
+/** Paths of a logged-in user's key, certificate and known_hosts under a TSH_HOME. */
+export function userFiles(home: string, user: string): { key: string; cert: string; knownHosts: string } {
+  const dir = join(home, 'keys', '127.0.0.1');
+  return { key: join(dir, user), cert: join(dir, `${user}-ssh`, 'test.example-cert.pub'), knownHosts: join(dir, 'known_hosts') };
+}
