@@ -168,7 +168,8 @@ export function checkProxyHostKey(key: Buffer, host: string, port: number, known
  * Connects to the proxy's SSH listener as `username`, presenting the certificate; resolves
  * with an authenticated ssh2 client. The proxy's host key must be trusted by the known_hosts
  * file (see the header). TCP_NODELAY is on; keepalives end a dead connection. Failures are
- * ConnectionError (exit 255) with the address and what went wrong.
+ * ConnectionError (exit 255) with the address and what went wrong. Later errors are
+ * absorbed (the client then closes, and so do its channels); add a listener to see them.
  */
 export async function connectToProxy(opts: ConnectToProxyOptions): Promise<Client> {
   const { host, port } = parseHostPort(opts.profile.sshProxyAddr, DEFAULT_SSH_PORT);
@@ -196,10 +197,15 @@ export async function connectToProxy(opts: ConnectToProxyOptions): Promise<Clien
       },
     });
   } catch (err) {
+    // ssh2 may report more errors while it tears down; they are this one.
+    client.on('error', () => {});
     sock.destroy();
     client.end();
     throw proxyConnectError(err as Error & { code?: string; level?: string }, where, opts.username, hostProblem);
   }
+  // A later failure (keepalive timeout, reset) also closes the client and its channels, which
+  // is how callers learn of it; without a listener it would crash the process instead.
+  client.on('error', () => {});
   return client;
 }
 

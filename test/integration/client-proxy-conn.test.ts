@@ -25,6 +25,16 @@ import { signCertificate, formatCertificate } from '../../src/ssh/certs.ts';
 import { formatCertAuthorityLine, formatKnownHostLine } from '../../src/ssh/known-hosts.ts';
 import { PosternError } from '../../src/core/errors.ts';
 import { connectToProxy, openProxySubsystem, checkProxyHostKey, proxySubsystemName } from '../../src/client/proxy-conn.ts';
+import { storeKeys } from '../../src/client/keystore.ts';
+import { saveProfile } from '../../src/client/profile.ts';
+import { profilePaths } from '../../src/client/paths.ts';
+import { encodePrivateKeyOpenSSH } from '../../src/ssh/keys.ts';
+import { runPostern } from '../helpers/cli.ts';
+import { startSshd, LOCAL_USER } from '../helpers/openssh.ts';
+import type { Sshd } from '../helpers/openssh.ts';
+import { spawn } from 'node:child_process';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const userCa = generateKeyPair();
 const hostCa = generateKeyPair();
@@ -33,6 +43,7 @@ const dir = mkdtempSync(join(tmpdir(), 'postern-proxy-conn-'));
 let listener: RunningSshListener;
 let node: Server;
 let nodePort: number;
+let sshd: Sshd | undefined;
 const seen: AccessRequest[] = [];
 
 /** Stands in for auth: "web1" is the node below, "denied" is refused, anything else unknown. */
@@ -43,8 +54,9 @@ function fakeAuth(): AuthClient {
     },
     async authorizeSsh(req: AccessRequest): Promise<AccessDecision> {
       seen.push(req);
+      if ((req.target === 'web2' || req.target === 'web2.test.example') && sshd) return { kind: 'dial', host: '127.0.0.1', port: sshd.port, node: { name: 'web2', addr: `127.0.0.1:${sshd.port}`, labels: {} } };
       if (req.target === 'web1' || req.target === 'web1.test.example') return { kind: 'dial', host: '127.0.0.1', port: nodePort, node: { name: 'web1', addr: `127.0.0.1:${nodePort}`, labels: {} } };
-      if (req.target === 'denied') throw new PosternError('ERR_POSTERN_ACCESS_DENIED', 'access to node "denied" is not allowed by your roles\u001b[31m', { status: 403 });
+      if (req.target === 'denied' || req.target === 'denied.test.example') throw new PosternError('ERR_POSTERN_ACCESS_DENIED', 'access to node "denied" is not allowed by your roles\u001b[31m', { status: 403 });
       throw new PosternError('ERR_POSTERN_NOT_FOUND', `no node "${req.target}"`, { status: 404 });
     },
     async emitAudit() {},
@@ -74,6 +86,7 @@ before(async () => {
 });
 
 after(async () => {
+  await sshd?.stop();
   await listener?.close();
   await new Promise((r) => node?.close(r));
   rmSync(dir, { recursive: true, force: true });
@@ -207,4 +220,103 @@ test('checkProxyHostKey: host certificates from the @cert-authority CA, for the 
   assert.match(checkProxyHostKey(hostKey.publicWire, 'proxy.example.com', 3023, revoked, now) ?? '', /@revoked/);
   assert.equal(proxySubsystemName('::1', 22), 'proxy:[::1]:22');
   assert.equal(proxySubsystemName('env=prod', 22), 'proxy:env=prod:22');
+});
+
+/** Runs a program to its end without blocking this process's event loop. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: Buffer): Promise<{ status: number | null; stdout: Buffer; stderr: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (status) => { clearTimeout(timer); resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }); });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? Buffer.alloc(0));
+  });
+}
+
+/** The directory of the Node 24 that runs these tests: first on PATH, so `#!/usr/bin/env node` finds it. */
+const NODE_DIR = dirname(process.execPath);
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+test('plain OpenSSH reaches a real sshd through `postern config` and `postern proxy ssh`, host certificate checked strictly', async () => {
+  // A node: real sshd trusting the user CA, with a host certificate from the host CA.
+  const hostKey = generateKeyPair();
+  const keyPath = join(dir, 'web2_host_key');
+  writeFileSync(keyPath, encodePrivateKeyOpenSSH(hostKey), { mode: 0o600 });
+  const hostCert = signCertificate(hostCa, { type: 'host', subjectPublicKey: hostKey.publicWire, keyId: 'web2', principals: ['web2', 'web2.test.example', '127.0.0.1'], ttlMs: 3600_000, serial: 9n });
+  writeFileSync(`${keyPath}-cert.pub`, formatCertificate(hostCert) + '\n');
+  sshd = await startSshd({ trustedUserCaKeys: formatAuthorizedKey(userCa.publicWire), hostKey: { privatePath: keyPath, certPath: `${keyPath}-cert.pub` } });
+
+  // A login as `postern login` leaves it.
+  const home = mkdtempSync(join(tmpdir(), 'postern-tsh-'));
+  const me = generateKeyPair();
+  const paths = profilePaths(home, '127.0.0.1', 'alice', 'test.example');
+  storeKeys(paths, {
+    keyPair: me, comment: 'alice@test.example', certificate: userCert(me, userCa, 3600_000, [LOCAL_USER]), hostCaKeys: [formatAuthorizedKey(hostCa.publicWire)],
+    cluster: 'test.example', proxySshAddr: `127.0.0.1:${listener.port}`, proxySshHostKey: formatAuthorizedKey(proxyHostKey.publicWire),
+  });
+  saveProfile(home, { webProxyAddr: '127.0.0.1:3080', sshProxyAddr: `127.0.0.1:${listener.port}`, proxyHost: '127.0.0.1', cluster: 'test.example', user: 'alice', logins: [LOCAL_USER], insecure: true });
+
+  const env = { ...process.env, PATH: `${NODE_DIR}:${process.env.PATH}`, TSH_HOME: home, POSTERN_FROM_SOURCE: '1', POSTERN_NO_TTY_LOGIN: '1', NO_COLOR: '1' };
+  const cfg = await runPostern(['config'], { env });
+  assert.equal(cfg.code, 0, cfg.stderr);
+  const cfgPath = join(home, 'ssh_config');
+  writeFileSync(cfgPath, cfg.stdout);
+  // Asynchronous: the proxy listener runs in this process.
+  const ssh = (args: string[], input?: Buffer) => run('ssh', ['-F', cfgPath, '-o', 'BatchMode=yes', '-o', 'IdentityAgent=none', ...args], env, input);
+  const ok = await ssh([`${LOCAL_USER}@web2.test.example`, 'echo', 'ok']);
+  assert.equal(ok.status, 0, `${ok.stderr}\n--- sshd ---\n${sshd.log()}`);
+  assert.equal(ok.stdout.toString(), 'ok\n');
+
+  // 32 MiB up through the ProxyCommand, hashed on the node.
+  const data = randomBytes(32 << 20);
+  const up = await ssh([`${LOCAL_USER}@web2.test.example`, 'sha256sum'], data);
+  assert.equal(up.status, 0, up.stderr.toString());
+  assert.equal(up.stdout.toString().split(' ')[0], createHash('sha256').update(data).digest('hex'));
+
+  // A node the proxy refuses: its message on stderr, ssh exits 255.
+  const denied = await ssh([`${LOCAL_USER}@denied.test.example`, 'true']);
+  assert.equal(denied.status, 255);
+  assert.match(denied.stderr.toString(), /not allowed by your roles/);
+  // A login not in the certificate: refused by postern before dialling.
+  const root = await ssh(['nobody-here@web2.test.example', 'true']);
+  assert.equal(root.status, 255);
+  assert.match(root.stderr.toString(), /login "nobody-here" is not in your certificate/);
+
+  // A node whose host certificate is not from the cluster's host CA: ssh refuses it.
+  const rogueKh = join(home, 'keys', '127.0.0.1', 'known_hosts');
+  writeFileSync(rogueKh, (await import('node:fs')).readFileSync(rogueKh, 'utf8').replace(/^@cert-authority .*$/m, formatCertAuthorityLine(['*'], generateKeyPair().publicWire)));
+  const strict = await ssh([`${LOCAL_USER}@web2.test.example`, 'true']);
+  assert.equal(strict.status, 255);
+  assert.match(strict.stderr.toString(), /Host key verification failed/);
+});
+
+test('proxy ssh pipes stdin and stdout raw: the node\'s banner first, nothing else on stdout', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'postern-tsh-'));
+  const me = generateKeyPair();
+  storeKeys(profilePaths(home, '127.0.0.1', 'alice', 'test.example'), {
+    keyPair: me, comment: 'a', certificate: userCert(me), hostCaKeys: [formatAuthorizedKey(hostCa.publicWire)],
+    cluster: 'test.example', proxySshAddr: `127.0.0.1:${listener.port}`, proxySshHostKey: formatAuthorizedKey(proxyHostKey.publicWire),
+  });
+  saveProfile(home, { webProxyAddr: '127.0.0.1:3080', sshProxyAddr: `127.0.0.1:${listener.port}`, proxyHost: '127.0.0.1', cluster: 'test.example', user: 'alice', logins: ['ubuntu'] });
+  const child = spawn(process.execPath, [join(REPO, 'bin/postern'), 'proxy', 'ssh', '--proxy', '127.0.0.1:3080', 'ubuntu@web1:22'], {
+    env: { ...process.env, TSH_HOME: home, POSTERN_FROM_SOURCE: '1', POSTERN_NO_TTY_LOGIN: '1' }, stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const chunks: Buffer[] = [];
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => chunks.push(d));
+  child.stderr.on('data', (d) => { stderr += d; });
+  const payload = randomBytes(1 << 20);
+  child.stdin.end(payload);
+  // The echo node sends its banner and echoes; the node closes when we do, and postern exits 0.
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  const out = Buffer.concat(chunks);
+  assert.equal(code, 0, stderr);
+  assert.equal(out.subarray(0, 18).toString(), 'SSH-2.0-FakeNode\r\n');
+  assert.ok(out.subarray(18).equals(payload), `echoed ${out.length - 18} of ${payload.length} bytes`);
+  assert.equal(stderr, '');
 });
