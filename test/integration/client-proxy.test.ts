@@ -1,0 +1,226 @@
+/**
+ * Issue 3's client side against a real cluster (TestCluster: `postern serve`, users logged
+ * in, real sshd nodes registered with `nodes add`): plain OpenSSH with the output of
+ * `postern config` (ProxyCommand `postern proxy ssh`, strict host key checking, and the
+ * jump block), `postern ls` with labels and roles, an expired certificate (message, exit
+ * codes, and logging in again on the terminal), and a login not in the certificate.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TestCluster, TEST_PASSWORD } from '../helpers/cluster.ts';
+import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
+import { LOCAL_USER, oathtoolCode } from '../helpers/openssh.ts';
+import { parseCertificate } from '../../src/ssh/certs.ts';
+
+const c = new TestCluster();
+let alice: string;
+let pat: string;
+let aliceConfig: string;
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const EVE_SECRET = 'MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U';
+
+/** The environment a user's shell has: this Node 24 first on PATH (bin/postern's `env node`), their TSH_HOME, no agent. */
+function userEnv(home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}`, TSH_HOME: home, POSTERN_FROM_SOURCE: '1', NO_COLOR: '1', ...extra };
+  delete env.SSH_AUTH_SOCK;
+  return env;
+}
+
+/**
+ * Runs a program without blocking and in its own session (setsid), so it has no
+ * controlling terminal: /dev/tty cannot be opened, as under a CI runner or a daemon.
+ */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', reject);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+  });
+}
+
+async function config(home: string, name: string): Promise<string> {
+  const r = await runPostern(['config'], { env: userEnv(home) });
+  assert.equal(r.code, 0, r.stderr);
+  const path = join(c.work, `ssh_config_${name}`);
+  writeFileSync(path, r.stdout);
+  return path;
+}
+
+const ssh = (cfg: string, home: string, args: string[], input?: string) =>
+  run('ssh', ['-F', cfg, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentityAgent=none', ...args], userEnv(home), input);
+
+before(async () => {
+  await c.start();
+  const role = join(c.work, 'prod-only.yaml');
+  writeFileSync(role, 'name: prod-only\nlogins: ["{{internal.logins}}"]\nnode_labels:\n  env: [prod]\n');
+  const added = await c.admin(['roles', 'add', '--file', role]);
+  assert.equal(added.code, 0, added.stderr);
+  alice = await c.user('alice', `${LOCAL_USER},deploy`, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
+  pat = await c.user('pat', LOCAL_USER, 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ', 'prod-only');
+  await c.node('web1', 'env=prod');
+  await c.node('web2', 'env=prod,team=web');
+  await c.node('db1', 'env=dev');
+  aliceConfig = await config(alice, 'alice');
+});
+
+after(async () => {
+  await c.stop();
+});
+
+test('ssh -F <postern config> web1.<cluster> works through the ProxyCommand with StrictHostKeyChecking=yes', async () => {
+  const r = await ssh(aliceConfig, alice, [`${LOCAL_USER}@web1.test.example`, 'echo', 'ok']);
+  assert.equal(r.code, 0, `${r.stderr}\n--- serve ---\n${c.serve.stderr().slice(-3000)}\n--- sshd ---\n${c.nodes.get('web1')!.log()}`);
+  assert.equal(r.stdout, 'ok\n');
+  // The node was verified by its host certificate only: known_hosts has no line for it.
+  const kh = readFileSync(join(alice, 'keys', '127.0.0.1', 'known_hosts'), 'utf8');
+  assert.doesNotMatch(kh, /web1/);
+  // Every node the role allows, by NAME.<cluster>; and a hop through the config's jump block.
+  const db = await ssh(aliceConfig, alice, [`${LOCAL_USER}@db1.test.example`, 'echo', 'ok-db1']);
+  assert.equal(db.code, 0, db.stderr);
+  assert.equal(db.stdout, 'ok-db1\n');
+  const jumped = await run('ssh', ['-F', aliceConfig, '-o', 'BatchMode=yes', '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web2.test.example`, 'echo', 'ok-jump'], userEnv(alice));
+  assert.equal(jumped.code, 0, jumped.stderr);
+  assert.equal(jumped.stdout, 'ok-jump\n');
+});
+
+test('the ProxyCommand passes the proxy\'s refusal to ssh\'s stderr, exit 255', async () => {
+  const patConfig = await config(pat, 'pat');
+  const denied = await ssh(patConfig, pat, [`${LOCAL_USER}@db1.test.example`, 'true']);
+  assert.equal(denied.code, 255);
+  assert.match(denied.stderr, /db1/, denied.stderr);
+  const unknown = await ssh(aliceConfig, alice, [`${LOCAL_USER}@nosuch.test.example`, 'true']);
+  assert.equal(unknown.code, 255);
+  assert.match(unknown.stderr, /nosuch/, unknown.stderr);
+  const ok = await ssh(patConfig, pat, [`${LOCAL_USER}@web2.test.example`, 'echo', 'ok']);
+  assert.equal(ok.code, 0, ok.stderr);
+});
+
+test('postern ls env=prod --format json lists exactly the allowed nodes with their labels', async () => {
+  const prod = await runPostern(['ls', 'env=prod', '--format', 'json'], { env: userEnv(alice) });
+  assert.equal(prod.code, 0, prod.stderr);
+  const nodes = JSON.parse(prod.stdout) as Array<{ name: string; addr: string; labels: Record<string, string> }>;
+  assert.deepEqual(nodes.map((n) => n.name), ['web1', 'web2']);
+  assert.deepEqual(nodes.map((n) => n.labels), [{ env: 'prod' }, { env: 'prod', team: 'web' }]);
+  assert.deepEqual(nodes.map((n) => n.addr), [`127.0.0.1:${c.nodes.get('web1')!.port}`, `127.0.0.1:${c.nodes.get('web2')!.port}`]);
+  assert.deepEqual(Object.keys(nodes[0]).sort(), ['addr', 'labels', 'name']);
+
+  // A role limited to env=prod sees only those, whatever the filter.
+  const patAll = await runPostern(['ls', '--format', 'json'], { env: userEnv(pat) });
+  assert.equal(patAll.code, 0, patAll.stderr);
+  assert.deepEqual((JSON.parse(patAll.stdout) as Array<{ name: string }>).map((n) => n.name), ['web1', 'web2']);
+  const patDev = await runPostern(['ls', 'env=dev', '--format', 'json'], { env: userEnv(pat) });
+  assert.deepEqual(JSON.parse(patDev.stdout), []);
+
+  const text = await runPostern(['ls'], { env: userEnv(alice) });
+  assert.equal(text.code, 0, text.stderr);
+  const lines = text.stdout.trimEnd().split('\n');
+  assert.match(lines[0], /^Node\s+Address\s+Labels$/);
+  assert.match(lines[1], /^-+\s+-+\s+-+$/);
+  assert.deepEqual(lines.slice(2).map((l) => l.split(/\s+/)[0]), ['db1', 'web1', 'web2']);
+  assert.match(text.stdout, /^web2\s+127\.0\.0\.1:\d+\s+env=prod,team=web$/m);
+  const names = await runPostern(['ls', 'team=web', '--format', 'names'], { env: userEnv(alice) });
+  assert.equal(names.stdout, 'web2\n');
+  const search = await runPostern(['ls', '--search', 'web', '--format', 'names'], { env: userEnv(alice) });
+  assert.equal(search.stdout, 'web1\nweb2\n');
+
+  // The completion cache has every name alice listed.
+  const cache = JSON.parse(readFileSync(join(alice, 'ls-cache', '127.0.0.1.json'), 'utf8')) as { names: string[] };
+  assert.deepEqual(cache.names, ['db1', 'web1', 'web2']);
+});
+
+test('a login not in the certificate is refused by postern before dialling', async () => {
+  const direct = await run(process.execPath, [POSTERN_BIN, 'proxy', 'ssh', 'root@web1.test.example:22'], userEnv(alice));
+  assert.equal(direct.code, 255);
+  assert.equal(direct.stdout, '');
+  assert.match(direct.stderr, new RegExp(`error: login "root" is not in your certificate \\(it allows: ${LOCAL_USER}, deploy\\)`));
+  const viaSsh = await ssh(aliceConfig, alice, ['root@web1.test.example', 'true']);
+  assert.equal(viaSsh.code, 255);
+  assert.match(viaSsh.stderr, /login "root" is not in your certificate/);
+});
+
+test('an expired certificate: proxy ssh says so and exits 255, ls exits 4, both with the login hint', async () => {
+  const eve = await c.user('eve', LOCAL_USER, EVE_SECRET);
+  // Log in again for one second (the next step's code: each code works once).
+  const short = await runPostern(['login', '--proxy', c.serve.web, '--user', 'eve', '--password-stdin', '--otp', oathtoolCode(EVE_SECRET, 1), '--ttl', '1s', '--add-keys-to-agent', 'no'],
+    { env: userEnv(eve), input: TEST_PASSWORD + '\n' });
+  assert.equal(short.code, 0, short.stderr);
+  await new Promise((r) => setTimeout(r, 2100));
+
+  const proxySsh = await run(process.execPath, [POSTERN_BIN, 'proxy', 'ssh', `${LOCAL_USER}@web1.test.example:22`], userEnv(eve));
+  assert.equal(proxySsh.code, 255);
+  assert.equal(proxySsh.stdout, '');
+  assert.match(proxySsh.stderr, /error: the certificate of eve for 127\.0\.0\.1 expired at \d{4}-/);
+  assert.match(proxySsh.stderr, /hint: Log in again with:  postern login --proxy 127\.0\.0\.1:\d+/);
+
+  const eveConfig = await config(eve, 'eve');
+  const viaSsh = await ssh(eveConfig, eve, [`${LOCAL_USER}@web1.test.example`, 'true']);
+  assert.equal(viaSsh.code, 255);
+  assert.match(viaSsh.stderr, /the certificate of eve for 127\.0\.0\.1 expired/);
+
+  const ls = await runPostern(['ls', 'env=prod', '--format', 'json'], { env: userEnv(eve) });
+  assert.equal(ls.code, 4);
+  assert.equal(ls.stdout, '');
+  assert.match(ls.stderr, /error: the certificate of eve for 127\.0\.0\.1 expired at/);
+  assert.match(ls.stderr, /hint: Log in again with:  postern login/);
+});
+
+test('with a terminal, proxy ssh offers to log in again there and then continues to the node', { skip: !existsSync('/usr/bin/script') && 'needs script(1) for a pseudo-terminal' }, async () => {
+  const home = await c.user('tess', LOCAL_USER, 'ONSWG4TFOQYTEMZUGU3DOOBZGAYTEMZU');
+  const secret = 'ONSWG4TFOQYTEMZUGU3DOOBZGAYTEMZU';
+  const usedStep = Math.floor(Date.now() / 30_000) + 1;
+  const short = await runPostern(['login', '--proxy', c.serve.web, '--user', 'tess', '--password-stdin', '--otp', oathtoolCode(secret, 1), '--ttl', '1s', '--add-keys-to-agent', 'no'],
+    { env: userEnv(home), input: TEST_PASSWORD + '\n' });
+  assert.equal(short.code, 0, short.stderr);
+  await new Promise((r) => setTimeout(r, 2100));
+  const before = parseCertificate(readFileSync(join(home, 'keys', '127.0.0.1', 'tess-ssh', 'test.example-cert.pub'), 'utf8'));
+  assert.ok(before.validBefore.getTime() < Date.now());
+
+  // script(1) runs the ProxyCommand on a pseudo-terminal: /dev/tty is that terminal.
+  const cmd = `'${process.execPath}' '${POSTERN_BIN}' proxy ssh ${LOCAL_USER}@web1.test.example:22`;
+  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: userEnv(home, { TERM: 'dumb' }), stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  const answered = new Set<string>();
+  const answer = (prompt: RegExp, key: string, text: string): void => {
+    if (!answered.has(key) && prompt.test(out)) {
+      answered.add(key);
+      setTimeout(() => child.stdin.write(text), 200);
+    }
+  };
+  const done = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no banner from the node; the terminal showed:\n${out}\n--- serve ---\n${c.serve.stderr().slice(-2000)}`)); }, 120_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      answer(/Log in again now\?/, 'confirm', 'y\r');
+      answer(/Password for tess/, 'password', TEST_PASSWORD + '\r');
+      if (!answered.has('otp') && /Code from your authenticator app/.test(out)) {
+        answered.add('otp');
+        // Each code works once: wait until the step after the one used above is within the window.
+        void (async () => {
+          while (Math.floor(Date.now() / 30_000) < usedStep) await new Promise((r) => setTimeout(r, 500));
+          child.stdin.write(oathtoolCode(secret, usedStep + 1 - Math.floor(Date.now() / 30_000)) + '\r');
+        })();
+      }
+      if (/SSH-2\.0-OpenSSH/.test(out)) { clearTimeout(timer); resolve(out); }
+    });
+  });
+  try {
+    const shown = await done;
+    assert.match(shown, /expired at/);
+    assert.ok(answered.has('password') && answered.has('otp'), shown);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  const after = parseCertificate(readFileSync(join(home, 'keys', '127.0.0.1', 'tess-ssh', 'test.example-cert.pub'), 'utf8'));
+  assert.ok(after.validBefore.getTime() > Date.now() + 3600_000, 'a fresh certificate was stored');
+});
