@@ -13,7 +13,17 @@ await build({
   sourcemap: 'linked',
   // ssh2's optional native parts are loaded with require() at run time; keep them outside.
   external: ['cpu-features', '*.node'],
-  banner: { js: "import { createRequire as __pcr } from 'node:module'; const require = __pcr(import.meta.url);" },
+  // CommonJS dependencies (ssh2) expect require, __filename and __dirname.
+  banner: {
+    js: [
+      "import { createRequire as __pcr } from 'node:module';",
+      "import { fileURLToPath as __pfu } from 'node:url';",
+      "import { dirname as __pdn } from 'node:path';",
+      'const require = __pcr(import.meta.url);',
+      'const __filename = __pfu(import.meta.url);',
+      'const __dirname = __pdn(__filename);',
+    ].join(' '),
+  },
   logLevel: 'warning',
 });
 console.log('built dist/postern.mjs');
