@@ -217,6 +217,19 @@ test('CLI: arguments reach the command the way ssh reads them; usage errors exit
     assert.match(notLoggedIn.stderr, /^error: not logged in\nhint: Log in with:  postern login/);
     const withOptions = await runMain(['ssh', '-A', '-l', 'root', 'web1', 'ls', '-l', '-p'], { env });
     assert.equal(withOptions.code, 4, withOptions.stderr);
+    // The program's own -v/--version/-h after `ssh` belong to the remote command too.
+    for (const word of ['-v', '--version', '-h', '--help']) {
+      const r = await runMain(['ssh', 'web1', 'uname', word], { env });
+      assert.equal(r.code, 4, `${word}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stdout, '', `${word} printed nothing of postern's own`);
+    }
+    // Before `ssh`, they are still the program's.
+    const version = await runMain(['-v', 'ssh', 'web1'], { env });
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+/);
+    const help = await runMain(['ssh', '--help'], { env });
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage: postern ssh \[options\] \[USER@\]TARGET \[COMMAND\.\.\.\]/);
     for (const [argv, why] of [
       [['ssh', '-t', '-T', 'web1'], /-t and -T cannot be used together/],
       [['ssh', '-N', 'web1', 'ls'], /-N runs no command/],

@@ -346,8 +346,22 @@ Exit status: the remote command's, 255 when the connection fails, 4 when not log
       state.exitCode = await runSsh({ ...opts, destination, command }, deps);
     });
 
-  // Without positional options on the program, commander hands this command the words it
-  // read before the first option as operands, and the rest as `argv`.
+  // The program reads its own options (-v, --debug) anywhere in argv, so `postern ssh web1
+  // uname -v` would print Postern's version. For `ssh` only, it stops at the subcommand, as
+  // commander's enablePositionalOptions would (which, program-wide, would refuse
+  // `postern login --debug`). Program options take no values, so the first word that is
+  // not an option is the subcommand.
+  const programParse = program.parseOptions.bind(program);
+  program.parseOptions = (argv: string[]) => {
+    const at = argv.findIndex((a) => !a.startsWith('-'));
+    if (at < 0 || argv[at] !== cmd.name() || argv.slice(0, at).includes('--')) return programParse(argv);
+    const before = programParse(argv.slice(0, at));
+    return { operands: [...before.operands, argv[at]], unknown: [...before.unknown, ...argv.slice(at + 1)] };
+  };
+
+  // Commander hands this command the words the program read before the first option as
+  // operands (none, given the above, but the program may parse differently one day), and
+  // the rest as `argv`.
   const parse = cmd.parseOptions.bind(cmd);
   const takesValue = (flag: string): boolean | undefined => {
     const o = cmd.options.find((x) => x.short === flag || x.long === flag);
