@@ -10,10 +10,13 @@ import { silentLogger } from '../core/logger.ts';
 import {
   AccessDeniedError, BadCredentialsError, ConfigError, OtpReplayError, UserLockedError, ValidationError, InviteInvalidError, PosternError,
 } from '../core/errors.ts';
-import { parseAuthorizedKey } from '../ssh/keys.ts';
+import { parseAuthorizedKey, formatAuthorizedKey } from '../ssh/keys.ts';
 import { formatCertificate } from '../ssh/certs.ts';
 import type { SshLoginRequest, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult } from '../api/types.ts';
-import type { AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbeat, SshLoginResult } from './auth-client.ts';
+import type { AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbeat, SshLoginResult, NodeInfo, RoleSpec, AccessRequest, AccessDecision, AddNodeResult } from './auth-client.ts';
+import * as nodes from './node-registry.ts';
+import * as roleStore from './role-store.ts';
+import { authorizeSsh, listNodesFor } from './access-policy.ts';
 import { AUTH_CALLS } from './auth-client.ts';
 import { ensureSshCa, sshCaPublicKey, signWithCa, USER_CERT_EXTENSIONS } from './ssh-ca.ts';
 import { createTlsCa, issueTlsCertificate } from './tls-ca.ts';
@@ -36,7 +39,8 @@ export const DEFAULT_LOGIN_TTL = 12 * 3_600_000;
 export const DEFAULT_INVITE_TTL = 3_600_000;
 /** The longest invite. */
 export const MAX_INVITE_TTL = 48 * 3_600_000;
-const BUILTIN_ROLES = ['admin', 'access'];
+/** Node host certificates live a year; `nodes renew` issues a new one. */
+export const NODE_CERT_TTL = 365 * 86_400_000;
 
 /** What an AuthServer needs. */
 export interface AuthServerOptions {
@@ -200,18 +204,22 @@ export class AuthServer {
     const requested = req.ttlMs === undefined ? DEFAULT_LOGIN_TTL : Number(req.ttlMs);
     if (!Number.isFinite(requested) || requested < 60_000) throw new ValidationError('ttl must be at least one minute');
     const ttlMs = Math.min(requested, settings.max_session_ttl);
+    const principals = roleStore.allowedLogins(await roleStore.resolveRoles(this.backend, user.roles), user.logins);
+    if (principals.length === 0) {
+      throw new AccessDeniedError(`no role of ${name} grants any login`, { hint: 'Ask an admin to give you a role with logins:  postern users reset or postern roles ls' });
+    }
     const cert = await signWithCa(this.backend, 'user', {
-      subjectPublicKey: subject, keyId: name, principals: user.logins, ttlMs, now, extensions: USER_CERT_EXTENSIONS,
+      subjectPublicKey: subject, keyId: name, principals, ttlMs, now, extensions: USER_CERT_EXTENSIONS,
     });
     await this.audit({ type: AuditType.loginSuccess, user: name, addr, success: true, method: settings.second_factor === 'otp' ? 'password+otp' : 'password' });
     await this.audit({
-      type: AuditType.certIssued, user: name, addr, success: true, serial: cert.serial.toString(), principals: user.logins,
+      type: AuditType.certIssued, user: name, addr, success: true, serial: cert.serial.toString(), principals,
       validBefore: cert.validBefore.toISOString(),
     });
     return {
       clusterName: this.clusterName,
       user: name,
-      logins: user.logins,
+      logins: principals,
       certificate: formatCertificate(cert, `${name}@${this.clusterName}`),
       validAfter: cert.validAfter.toISOString(),
       validBefore: cert.validBefore.toISOString(),
@@ -302,7 +310,7 @@ export class AuthServer {
 
   protected async do_createUser(id: Identity, req: CreateUserRequest): Promise<InviteResult> {
     const roles = Array.isArray(req.roles) && req.roles.length > 0 ? req.roles.map(String) : ['access'];
-    for (const r of roles) if (!BUILTIN_ROLES.includes(r)) throw new ValidationError(`unknown role "${r}"`, { hint: `Known roles: ${BUILTIN_ROLES.join(', ')}` });
+    await roleStore.resolveRoles(this.backend, roles);
     const logins = Array.isArray(req.logins) ? req.logins.map(String) : [];
     await users.createUser(this.backend, { name: str(req.name, 'name'), logins, roles, createdAt: this.clock.now().toISOString() });
     const result = await this.newInvite(req.name, Number(req.inviteTtlMs ?? DEFAULT_INVITE_TTL));
@@ -354,6 +362,90 @@ export class AuthServer {
     const since = req.since ? new Date(req.since) : undefined;
     if (since && Number.isNaN(since.getTime())) throw new ValidationError('since must be a time');
     return searchAudit(this.backend, { ...req, since });
+  }
+  private get accessContext() {
+    return { backend: this.backend, clusterName: this.clusterName, audit: (e: Omit<AuditEvent, 'time'>) => this.audit(e) };
+  }
+
+  private async hostCertFor(rec: nodes.NodeRecord): Promise<AddNodeResult> {
+    const key = parseAuthorizedKey(rec.hostPublicKey);
+    const host = nodes.normaliseAddr(rec.addr).replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    const principals = [...new Set([rec.name, `${rec.name}.${this.clusterName}`, host])];
+    const cert = await signWithCa(this.backend, 'host', {
+      subjectPublicKey: key.wire, keyId: `node:${rec.name}`, principals, ttlMs: NODE_CERT_TTL, now: this.clock.now(),
+    });
+    return { node: nodes.nodeInfo(rec), hostCertificate: formatCertificate(cert, rec.name), userCaKeys: [await sshCaPublicKey(this.backend, 'user')] };
+  }
+
+  protected async do_addNode(id: Identity, req: { name: string; addr: string; labels: Record<string, string>; hostPublicKey: string }): Promise<AddNodeResult> {
+    const name = str(req.name, 'name');
+    nodes.checkNodeName(name);
+    let hostPublicKey: string;
+    try {
+      const k = parseAuthorizedKey(str(req.hostPublicKey, 'hostPublicKey'));
+      if (k.type.includes('-cert-')) throw new Error('certificate');
+      hostPublicKey = formatAuthorizedKey(k.wire);
+    } catch {
+      throw new ValidationError('the host key must be an OpenSSH public key (e.g. /etc/ssh/ssh_host_ed25519_key.pub)');
+    }
+    const rec: nodes.NodeRecord = {
+      name, addr: nodes.normaliseAddr(str(req.addr, 'addr')), labels: req.labels ?? {}, hostPublicKey, createdAt: this.clock.now().toISOString(),
+    };
+    await nodes.createNode(this.backend, rec);
+    const result = await this.hostCertFor(rec);
+    await this.audit({ type: 'node.added', user: id.name, success: true, node: name, addr: rec.addr, labels: rec.labels });
+    return result;
+  }
+
+  protected async do_listNodes(_id: Identity, req: { user?: string; labels?: Record<string, string>; search?: string }): Promise<NodeInfo[]> {
+    return listNodesFor(this.accessContext, req);
+  }
+
+  protected async do_updateNode(id: Identity, req: { name: string; labels: Record<string, string> }): Promise<NodeInfo> {
+    const rec = await nodes.getNode(this.backend, str(req.name, 'name'));
+    if (!rec) throw nodes.unknownNode(req.name);
+    nodes.checkLabels(req.labels ?? {});
+    const next = { ...rec, labels: req.labels ?? {} };
+    await nodes.saveNode(this.backend, next);
+    await this.audit({ type: 'node.updated', user: id.name, success: true, node: rec.name, labels: next.labels });
+    return nodes.nodeInfo(next);
+  }
+
+  protected async do_removeNode(id: Identity, req: { name: string }): Promise<void> {
+    await nodes.deleteNode(this.backend, str(req.name, 'name'));
+    await this.audit({ type: 'node.removed', user: id.name, success: true, node: req.name });
+  }
+
+  protected async do_renewNode(id: Identity, req: { name: string }): Promise<AddNodeResult> {
+    const rec = await nodes.getNode(this.backend, str(req.name, 'name'));
+    if (!rec) throw nodes.unknownNode(req.name);
+    const result = await this.hostCertFor(rec);
+    await this.audit({ type: 'node.renewed', user: id.name, success: true, node: rec.name });
+    return result;
+  }
+
+  protected async do_upsertRole(id: Identity, req: RoleSpec): Promise<RoleSpec> {
+    const role = await roleStore.putRole(this.backend, req);
+    await this.audit({ type: 'role.changed', user: id.name, success: true, role: role.name });
+    return role;
+  }
+
+  protected async do_listRoles(): Promise<RoleSpec[]> {
+    return roleStore.listRoles(this.backend);
+  }
+
+  protected async do_deleteRole(id: Identity, req: { name: string }): Promise<void> {
+    const name = str(req.name, 'name');
+    const holders = (await users.listUsers(this.backend)).filter((u) => u.roles.includes(name)).map((u) => u.name);
+    if (holders.length > 0) {
+      throw new ValidationError(`role "${name}" is still held by ${holders.join(', ')}`, { hint: 'Remove those users or give them other roles first' });
+    }
+    await roleStore.removeRole(this.backend, name);
+    await this.audit({ type: 'role.removed', user: id.name, success: true, role: name });
+  }
+
+  protected async do_authorizeSsh(_id: Identity, req: AccessRequest): Promise<AccessDecision> {
+    return authorizeSsh(this.accessContext, req);
   }
 }
 

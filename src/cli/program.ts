@@ -18,6 +18,8 @@ import { registerLs } from './commands/ls.ts';
 import { registerProxySsh } from './commands/proxy-ssh.ts';
 import { registerConfig } from './commands/config.ts';
 import { registerSsh } from './commands/ssh.ts';
+import { registerNodes } from './commands/nodes.ts';
+import { registerRoles } from './commands/roles.ts';
 
 /** Where a command leaves its exit code when it is not 0 (e.g. a remote status). */
 export interface RunState {
@@ -51,6 +53,8 @@ Environment: TSH_HOME (default ~/.tsh), POSTERN_DATA_DIR, SSH_AUTH_SOCK, NO_COLO
   registerSignup(program, deps, state);
   registerServe(program, deps, state);
   registerUsers(program, deps, state);
+  registerNodes(program, deps, state);
+  registerRoles(program, deps, state);
   registerTokens(program, deps, state);
   registerCa(program, deps, state);
   registerVersion(program, deps, state);

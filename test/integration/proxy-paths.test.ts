@@ -40,7 +40,7 @@ function writeSshConfig(home: string, user: string, name: string): string {
   writeFileSync(path, [
     'Host *',
     `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', '  IdentityAgent none',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  LogLevel ERROR',
+    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes',
     '  ConnectTimeout 20', '',
   ].join('\n'));
   return path;
@@ -95,7 +95,7 @@ test('256 MiB arrive intact through ProxyCommand, ssh -J and postern ssh (sha256
   const cfg = await runPostern(['config'], { env: { TSH_HOME: alice } });
   assert.equal(cfg.code, 0, cfg.stderr);
   const proxyCommandConfig = join(c.work, 'ssh_config_postern');
-  writeFileSync(proxyCommandConfig, cfg.stdout + '\nHost *\n  BatchMode yes\n  LogLevel ERROR\n');
+  writeFileSync(proxyCommandConfig, cfg.stdout + '\nHost *\n  BatchMode yes\n');
 
   const run = (cmd: string, args: string[], env: Record<string, string | undefined> = process.env): Promise<{ code: number | null; out: string; err: string }> =>
     new Promise((resolve) => {
@@ -107,7 +107,8 @@ test('256 MiB arrive intact through ProxyCommand, ssh -J and postern ssh (sha256
       p.on('close', (code) => resolve({ code, out, err }));
     });
   const paths: Array<[string, string, string[], Record<string, string | undefined>?]> = [
-    ['ProxyCommand', 'ssh', ['-F', proxyCommandConfig, `${LOCAL_USER}@web1.test.example`, 'sha256sum']],
+    // The ProxyCommand finds the login through TSH_HOME, as it would for a user who exports it.
+    ['ProxyCommand', 'ssh', ['-F', proxyCommandConfig, `${LOCAL_USER}@web1.test.example`, 'sha256sum'], { ...process.env, TSH_HOME: alice }],
     ['ssh -J', 'ssh', ['-F', sshConfig, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'sha256sum']],
     ['postern ssh', process.execPath, [POSTERN_BIN, 'ssh', `${LOCAL_USER}@web1`, 'sha256sum'], { ...process.env, TSH_HOME: alice, POSTERN_FROM_SOURCE: '1' }],
   ];
