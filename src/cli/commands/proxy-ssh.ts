@@ -8,9 +8,10 @@
 import { openSync, closeSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
 import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import type { Client } from 'ssh2';
-import type { Deps } from '../deps.ts';
+import type { Deps, OutStream } from '../deps.ts';
 import type { RunState } from '../program.ts';
 import { tshHome } from '../../client/paths.ts';
 import { loadProfile } from '../../client/profile.ts';
@@ -62,8 +63,22 @@ function openTerminal(): { deps: (d: Deps) => Deps; close: () => void } | undefi
   }
   const input = new ReadStream(rfd);
   const output = new WriteStream(wfd);
+  // Each prompt pipes into its output and ends it when done, which would close the terminal
+  // for the next prompt (process.stderr is exempt from that; our stream is not). So every
+  // read of io.stdout / io.stderr gets its own view that writes through to the terminal.
+  const view = (): OutStream => {
+    const w = new Writable({ write: (chunk: Buffer, _enc, cb) => { output.write(chunk, cb); } });
+    w.on('error', () => {});
+    // Spinners (ora) move the cursor through the tty methods.
+    return Object.assign(w, {
+      isTTY: true, columns: output.columns || 80, rows: output.rows || 24, // a terminal of unknown size says 0
+      cursorTo: output.cursorTo.bind(output), moveCursor: output.moveCursor.bind(output), clearLine: output.clearLine.bind(output),
+      clearScreenDown: output.clearScreenDown.bind(output), getColorDepth: output.getColorDepth.bind(output),
+      hasColors: output.hasColors.bind(output), getWindowSize: output.getWindowSize.bind(output),
+    });
+  };
   return {
-    deps: (d) => ({ ...d, io: { stdin: input, stdout: output, stderr: output } }),
+    deps: (d) => ({ ...d, io: { stdin: input, get stdout() { return view(); }, get stderr() { return view(); } } }),
     close: () => { input.destroy(); output.destroy(); },
   };
 }
