@@ -28,6 +28,14 @@ export const AuditType = {
   proxyJoined: 'proxy.joined',
   proxyJoinFailure: 'proxy.join.failure',
   settingsChanged: 'cluster.settings',
+  nodeAdded: 'node.added',
+  nodeUpdated: 'node.updated',
+  nodeRemoved: 'node.removed',
+  nodeRenewed: 'node.renewed',
+  roleChanged: 'role.changed',
+  roleRemoved: 'role.removed',
+  /** The proxy asked to reach a target and auth refused: the reason is in `reason`. */
+  accessDenied: 'access.denied',
 } as const;
 
 /** Appends an event; keys sort by time so ranges read in order. */

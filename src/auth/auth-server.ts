@@ -8,7 +8,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import {
-  AccessDeniedError, BadCredentialsError, ConfigError, OtpReplayError, UserLockedError, ValidationError, InviteInvalidError, PosternError,
+  AccessDeniedError, BadCredentialsError, ConfigError, ConflictError, OtpReplayError, UserLockedError, ValidationError, InviteInvalidError, PosternError,
 } from '../core/errors.ts';
 import { parseAuthorizedKey, formatAuthorizedKey } from '../ssh/keys.ts';
 import { formatCertificate } from '../ssh/certs.ts';
@@ -17,6 +17,7 @@ import type { AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbe
 import * as nodes from './node-registry.ts';
 import * as roleStore from './role-store.ts';
 import { authorizeSsh, listNodesFor } from './access-policy.ts';
+import type { AccessContext } from './access-policy.ts';
 import { AUTH_CALLS } from './auth-client.ts';
 import { ensureSshCa, sshCaPublicKey, signWithCa, USER_CERT_EXTENSIONS } from './ssh-ca.ts';
 import { createTlsCa, issueTlsCertificate } from './tls-ca.ts';
@@ -204,9 +205,13 @@ export class AuthServer {
     const requested = req.ttlMs === undefined ? DEFAULT_LOGIN_TTL : Number(req.ttlMs);
     if (!Number.isFinite(requested) || requested < 60_000) throw new ValidationError('ttl must be at least one minute');
     const ttlMs = Math.min(requested, settings.max_session_ttl);
-    const principals = roleStore.allowedLogins(await roleStore.resolveRoles(this.backend, user.roles), user.logins);
+    // The certificate's principals: every login a role of the user grants ({{internal.logins}} is the user's own).
+    const principals = roleStore.allowedLogins(await roleStore.existingRoles(this.backend, user.roles), user.logins);
     if (principals.length === 0) {
-      throw new AccessDeniedError(`no role of ${name} grants any login`, { hint: 'Ask an admin to give you a role with logins:  postern users reset or postern roles ls' });
+      await this.audit({ type: AuditType.loginFailure, user: name, addr, success: false, message: 'no role grants a login' });
+      throw new AccessDeniedError(`no role of ${name} grants any login, so there is nothing to put in a certificate`, {
+        hint: `Ask an admin to give ${name} a role with logins (they see the roles with  postern roles ls)`,
+      });
     }
     const cert = await signWithCa(this.backend, 'user', {
       subjectPublicKey: subject, keyId: name, principals, ttlMs, now, extensions: USER_CERT_EXTENSIONS,
@@ -363,14 +368,17 @@ export class AuthServer {
     if (since && Number.isNaN(since.getTime())) throw new ValidationError('since must be a time');
     return searchAudit(this.backend, { ...req, since });
   }
-  private get accessContext() {
+
+  // ---- nodes, roles and the access decision (issue 3) ----
+
+  private get accessContext(): AccessContext {
     return { backend: this.backend, clusterName: this.clusterName, audit: (e: Omit<AuditEvent, 'time'>) => this.audit(e) };
   }
 
+  /** Signs a node's host certificate (a year; `nodes renew` makes a new one) and says what sshd needs. */
   private async hostCertFor(rec: nodes.NodeRecord): Promise<AddNodeResult> {
     const key = parseAuthorizedKey(rec.hostPublicKey);
-    const host = nodes.normaliseAddr(rec.addr).replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    const principals = [...new Set([rec.name, `${rec.name}.${this.clusterName}`, host])];
+    const principals = nodes.hostPrincipals(rec.name, rec.addr, this.clusterName);
     const cert = await signWithCa(this.backend, 'host', {
       subjectPublicKey: key.wire, keyId: `node:${rec.name}`, principals, ttlMs: NODE_CERT_TTL, now: this.clock.now(),
     });
@@ -378,55 +386,57 @@ export class AuthServer {
   }
 
   protected async do_addNode(id: Identity, req: { name: string; addr: string; labels: Record<string, string>; hostPublicKey: string }): Promise<AddNodeResult> {
-    const name = str(req.name, 'name');
-    nodes.checkNodeName(name);
+    const name = nodes.checkNodeName(req.name);
+    const addr = nodes.normaliseAddr(str(req.addr, 'addr'));
+    const labels = nodes.checkLabels(req.labels ?? {});
     let hostPublicKey: string;
     try {
       const k = parseAuthorizedKey(str(req.hostPublicKey, 'hostPublicKey'));
-      if (k.type.includes('-cert-')) throw new Error('certificate');
+      if (!/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa)$/.test(k.type)) throw new Error(k.type);
       hostPublicKey = formatAuthorizedKey(k.wire);
     } catch {
-      throw new ValidationError('the host key must be an OpenSSH public key (e.g. /etc/ssh/ssh_host_ed25519_key.pub)');
+      throw new ValidationError('the host key must be an OpenSSH public key (ed25519, ecdsa or rsa), not a certificate or a private key', {
+        hint: 'Pass the node\'s /etc/ssh/ssh_host_ed25519_key.pub',
+      });
     }
-    const rec: nodes.NodeRecord = {
-      name, addr: nodes.normaliseAddr(str(req.addr, 'addr')), labels: req.labels ?? {}, hostPublicKey, createdAt: this.clock.now().toISOString(),
-    };
-    await nodes.createNode(this.backend, rec);
+    if (await nodes.getNode(this.backend, name)) throw nodes.nodeExists(name);
+    const rec: nodes.NodeRecord = { name, addr, labels, hostPublicKey, createdAt: this.clock.now().toISOString() };
     const result = await this.hostCertFor(rec);
-    await this.audit({ type: 'node.added', user: id.name, success: true, node: name, addr: rec.addr, labels: rec.labels });
+    await nodes.createNode(this.backend, rec);
+    await this.audit({ type: AuditType.nodeAdded, user: id.name, success: true, node: name, addr, labels, principals: nodes.hostPrincipals(name, addr, this.clusterName) });
     return result;
   }
 
-  protected async do_listNodes(_id: Identity, req: { user?: string; labels?: Record<string, string>; search?: string }): Promise<NodeInfo[]> {
+  protected async do_listNodes(id: Identity, req: { user?: string; labels?: Record<string, string>; search?: string }): Promise<NodeInfo[]> {
+    // A proxy lists on behalf of a user, never the whole registry.
+    if (id.role === 'proxy' && typeof req.user !== 'string') throw new ValidationError('a proxy must name the user whose nodes it lists');
     return listNodesFor(this.accessContext, req);
   }
 
   protected async do_updateNode(id: Identity, req: { name: string; labels: Record<string, string> }): Promise<NodeInfo> {
-    const rec = await nodes.getNode(this.backend, str(req.name, 'name'));
-    if (!rec) throw nodes.unknownNode(req.name);
-    nodes.checkLabels(req.labels ?? {});
-    const next = { ...rec, labels: req.labels ?? {} };
-    await nodes.saveNode(this.backend, next);
-    await this.audit({ type: 'node.updated', user: id.name, success: true, node: rec.name, labels: next.labels });
+    const labels = nodes.checkLabels(req.labels ?? {});
+    const next = await nodes.modifyNode(this.backend, str(req.name, 'name'), (n) => ({ ...n, labels }));
+    await this.audit({ type: AuditType.nodeUpdated, user: id.name, success: true, node: next.name, labels });
     return nodes.nodeInfo(next);
   }
 
   protected async do_removeNode(id: Identity, req: { name: string }): Promise<void> {
-    await nodes.deleteNode(this.backend, str(req.name, 'name'));
-    await this.audit({ type: 'node.removed', user: id.name, success: true, node: req.name });
+    const name = str(req.name, 'name');
+    await nodes.deleteNode(this.backend, name);
+    await this.audit({ type: AuditType.nodeRemoved, user: id.name, success: true, node: name.toLowerCase() });
   }
 
   protected async do_renewNode(id: Identity, req: { name: string }): Promise<AddNodeResult> {
     const rec = await nodes.getNode(this.backend, str(req.name, 'name'));
     if (!rec) throw nodes.unknownNode(req.name);
     const result = await this.hostCertFor(rec);
-    await this.audit({ type: 'node.renewed', user: id.name, success: true, node: rec.name });
+    await this.audit({ type: AuditType.nodeRenewed, user: id.name, success: true, node: rec.name });
     return result;
   }
 
   protected async do_upsertRole(id: Identity, req: RoleSpec): Promise<RoleSpec> {
     const role = await roleStore.putRole(this.backend, req);
-    await this.audit({ type: 'role.changed', user: id.name, success: true, role: role.name });
+    await this.audit({ type: AuditType.roleChanged, user: id.name, success: true, role: role.name, logins: role.logins, node_labels: role.node_labels });
     return role;
   }
 
@@ -436,12 +446,15 @@ export class AuthServer {
 
   protected async do_deleteRole(id: Identity, req: { name: string }): Promise<void> {
     const name = str(req.name, 'name');
+    if (roleStore.BUILTIN_ROLES.some((r) => r.name === name)) return roleStore.removeRole(this.backend, name);
     const holders = (await users.listUsers(this.backend)).filter((u) => u.roles.includes(name)).map((u) => u.name);
     if (holders.length > 0) {
-      throw new ValidationError(`role "${name}" is still held by ${holders.join(', ')}`, { hint: 'Remove those users or give them other roles first' });
+      throw new ConflictError(`role "${name}" is still held by ${holders.join(', ')}`, {
+        hint: `Remove ${holders.length === 1 ? 'that user' : 'those users'} first (postern users rm NAME), then remove the role`,
+      });
     }
     await roleStore.removeRole(this.backend, name);
-    await this.audit({ type: 'role.removed', user: id.name, success: true, role: name });
+    await this.audit({ type: AuditType.roleRemoved, user: id.name, success: true, role: name });
   }
 
   protected async do_authorizeSsh(_id: Identity, req: AccessRequest): Promise<AccessDecision> {

@@ -1,7 +1,8 @@
 /**
  * The node registry: OpenSSH servers the proxy may reach, by name, address and labels,
- * each with a host certificate from the cluster's host CA.
+ * each with a host certificate from the cluster's host CA. Stored under `nodes/<name>`.
  */
+import { isIP } from 'node:net';
 import type { Backend } from '../storage/backend.ts';
 import { getJson } from '../storage/backend.ts';
 import { AlreadyExistsError, NotFoundError, ValidationError } from '../core/errors.ts';
@@ -15,45 +16,76 @@ export interface NodeRecord extends NodeInfo {
 }
 
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+const DNS_NAME_RE = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
 const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
-const LABEL_VALUE_RE = /^[A-Za-z0-9._:/-]{1,63}$/;
+const LABEL_VALUE_RE = /^[A-Za-z0-9._:/@+-]{1,63}$/;
 const nodeKey = (name: string): string => `nodes/${name.toLowerCase()}`;
 
-/** Checks a node name (a DNS label, so NAME.<cluster> is a host name). */
-export function checkNodeName(name: string): void {
-  if (!NAME_RE.test(name)) throw new ValidationError(`invalid node name "${name}"`, { hint: 'Use letters, digits and "-", like a DNS label: web1, db-eu-2' });
-}
-
-/** Checks labels; throws a ValidationError naming the bad one. */
-export function checkLabels(labels: Record<string, string>): void {
-  for (const [k, v] of Object.entries(labels)) {
-    if (!LABEL_KEY_RE.test(k)) throw new ValidationError(`invalid label name "${k}"`);
-    if (!LABEL_VALUE_RE.test(v)) throw new ValidationError(`invalid value "${v}" of label "${k}"`);
+/**
+ * Checks a node name and returns it in lower case: a DNS label, so NAME.<cluster> is a host
+ * name, and lower case because OpenSSH lower-cases the host before it matches a host
+ * certificate's principals.
+ */
+export function checkNodeName(name: unknown): string {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    throw new ValidationError(`invalid node name "${String(name)}"`, { hint: 'Use letters, digits and "-", like a DNS label: web1, db-eu-2' });
   }
+  return name.toLowerCase();
 }
 
-/** Parses `k=v,k2=v2` into labels. */
+/** Checks labels (an object of non-empty strings); throws a ValidationError naming the bad one. */
+export function checkLabels(labels: unknown): Record<string, string> {
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) throw new ValidationError('labels must be an object of NAME: VALUE');
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels)) {
+    if (!LABEL_KEY_RE.test(k)) throw new ValidationError(`invalid label name "${k}"`, { hint: 'A label name has letters, digits, ".", "_", "/" and "-", e.g. env or team' });
+    if (typeof v !== 'string' || !LABEL_VALUE_RE.test(v)) {
+      throw new ValidationError(`invalid value "${String(v)}" of label "${k}"`, { hint: 'A label value is 1 to 63 letters, digits or ".", "_", ":", "/", "@", "+", "-" (no "*", no spaces)' });
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+/** Parses `k=v,k2=v2` (node labels, or a selector) into labels. */
 export function parseLabels(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
     const i = part.indexOf('=');
     if (i <= 0) throw new ValidationError(`invalid label "${part}": expected NAME=VALUE`, { hint: 'e.g. --labels env=prod,team=web' });
-    out[part.slice(0, i)] = part.slice(i + 1);
+    const k = part.slice(0, i);
+    if (Object.hasOwn(out, k)) throw new ValidationError(`label "${k}" is given twice`, { hint: 'A node has one value per label' });
+    out[k] = part.slice(i + 1);
   }
-  checkLabels(out);
-  return out;
+  return checkLabels(out);
 }
 
-/** Normalises a node address to HOST:PORT (default port 22). */
+/**
+ * Normalises a node address to HOST:PORT (default port 22; IPv6 in brackets, a bare IPv6
+ * address is taken whole). Host names are lower-cased, as OpenSSH does.
+ */
 export function normaliseAddr(addr: string): string {
-  const { host, port } = parseHostPort(addr, 22);
-  if (port === 0) throw new ValidationError(`invalid node address "${addr}": the port must not be 0`);
-  return formatHostPort(host, port);
+  const { host, port } = isIP(addr) === 6 ? { host: addr, port: 22 } : parseHostPort(addr, 22);
+  if (port === 0) throw new ValidationError(`invalid node address "${addr}": the port must not be 0`, { hint: 'Give the port sshd listens on, e.g. 10.0.0.5:22' });
+  if (!isIP(host) && !DNS_NAME_RE.test(host)) {
+    throw new ValidationError(`invalid node address "${addr}": "${host}" is neither an IP address nor a host name`, { hint: 'Use HOST:PORT, e.g. 10.0.0.5:22 or web1.internal:22' });
+  }
+  return formatHostPort(isIP(host) ? host : host.toLowerCase().replace(/\.$/, ''), port);
+}
+
+/** The host and port of a stored (normalised) address. */
+export function splitAddr(addr: string): { host: string; port: number } {
+  return parseHostPort(addr, 22);
+}
+
+/** A node's host certificate principals: its name, NAME.<cluster>, and its address's host. */
+export function hostPrincipals(name: string, addr: string, clusterName: string): string[] {
+  return [...new Set([name, `${name}.${clusterName}`.toLowerCase(), splitAddr(addr).host])];
 }
 
 /** Reads a node by name (case-insensitive). */
 export async function getNode(backend: Backend, name: string): Promise<NodeRecord | undefined> {
-  if (!NAME_RE.test(name)) return undefined;
+  if (typeof name !== 'string' || !NAME_RE.test(name)) return undefined;
   return getJson<NodeRecord>(backend, nodeKey(name));
 }
 
@@ -69,26 +101,37 @@ export async function createNode(backend: Backend, rec: NodeRecord): Promise<voi
   try {
     await backend.create(nodeKey(rec.name), JSON.stringify(rec));
   } catch (err) {
-    if (err instanceof AlreadyExistsError) {
-      throw new AlreadyExistsError(`node "${rec.name}" is already registered`, { hint: `Change it with  postern nodes update ${rec.name} --labels …  or remove it with  postern nodes rm ${rec.name}` });
-    }
+    if (err instanceof AlreadyExistsError) throw nodeExists(rec.name);
     throw err;
   }
 }
 
-/** Replaces a node's record; NotFoundError when it is not registered. */
-export async function saveNode(backend: Backend, rec: NodeRecord): Promise<void> {
-  try {
-    await backend.update(nodeKey(rec.name), JSON.stringify(rec));
-  } catch (err) {
-    if (err instanceof NotFoundError) throw unknownNode(rec.name);
-    throw err;
+/** The error for a name that is taken. */
+export function nodeExists(name: string): AlreadyExistsError {
+  return new AlreadyExistsError(`node "${name}" is already registered`, {
+    hint: `Change its labels with  postern nodes update ${name} --labels …,  renew its certificate with  postern nodes renew ${name},  or remove it with  postern nodes rm ${name}`,
+  });
+}
+
+/** Changes a node's record with a function, atomically; NotFoundError when it is not registered. */
+export async function modifyNode(backend: Backend, name: string, change: (n: NodeRecord) => NodeRecord): Promise<NodeRecord> {
+  for (let i = 0; i < 20; i++) {
+    const item = NAME_RE.test(name) ? await backend.get(nodeKey(name)) : undefined;
+    if (!item) throw unknownNode(name);
+    const next = change(JSON.parse(item.value) as NodeRecord);
+    try {
+      await backend.compareAndSwap(item.key, item.revision, JSON.stringify(next));
+      return next;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_POSTERN_CONFLICT') throw err;
+    }
   }
+  throw new Error(`could not update node "${name}": too many concurrent changes`);
 }
 
 /** Removes a node; NotFoundError when it is not registered. */
 export async function deleteNode(backend: Backend, name: string): Promise<void> {
-  if (!(await backend.delete(nodeKey(name)))) throw unknownNode(name);
+  if (!NAME_RE.test(name) || !(await backend.delete(nodeKey(name)))) throw unknownNode(name);
 }
 
 /** The error for a name that is not registered. */
@@ -98,5 +141,5 @@ export function unknownNode(name: string): NotFoundError {
 
 /** The public view of a node. */
 export function nodeInfo(rec: NodeRecord): NodeInfo {
-  return { name: rec.name, addr: rec.addr, labels: rec.labels };
+  return { name: rec.name, addr: rec.addr, labels: { ...rec.labels } };
 }

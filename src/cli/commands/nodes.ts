@@ -7,9 +7,10 @@ import type { RunState } from '../program.ts';
 import type { AddNodeResult } from '../../auth/auth-client.ts';
 import { withAdminClient } from '../admin.ts';
 import { dataDirOption, formatOption } from '../options.ts';
-import { out, outJson, table } from '../output.ts';
+import { out, outJson, table, info } from '../output.ts';
 import { writeFileAtomic } from '../../core/fs.ts';
 import { UsageError } from '../../core/errors.ts';
+import { parseCertificate } from '../../ssh/certs.ts';
 import { parseLabels } from '../../auth/node-registry.ts';
 
 /** Options of `nodes add`. */
@@ -29,8 +30,10 @@ function writeNodeFiles(deps: Deps, r: AddNodeResult, outDir: string, format: 't
     outJson(deps, { node: r.node, hostCertificate: r.hostCertificate, certFile, userCaFile });
     return;
   }
+  const cert = parseCertificate(r.hostCertificate);
   out(deps, `Node ${r.node.name} ${verb} (${r.node.addr}${Object.keys(r.node.labels).length ? `, ${labelText(r.node.labels)}` : ''}).`);
-  out(deps, `Wrote ${certFile} and ${userCaFile}. Copy them to the node and add to its sshd_config:`);
+  out(deps, `Its host certificate is for ${cert.principals.join(', ')} and valid for ${Math.round((cert.validBefore.getTime() - cert.validAfter.getTime()) / 86_400_000)} days, until ${cert.validBefore.toISOString()} (renew with  postern nodes renew ${r.node.name}).`);
+  out(deps, `Wrote ${certFile} and ${userCaFile}. Copy them to the node and add to its sshd_config, next to its HostKey line:`);
   out(deps);
   out(deps, `  HostCertificate ${certFile}`);
   out(deps, `  TrustedUserCAKeys ${userCaFile}`);
@@ -66,6 +69,7 @@ export function registerNodes(program: Command, deps: Deps, _state: RunState): v
     .action(async (opts: { format: string; dataDir?: string }) => {
       const list = await withAdminClient(opts.dataDir, deps, (auth) => auth.listNodes({}));
       if (opts.format === 'json') { outJson(deps, list); return; }
+      if (list.length === 0) { info(deps, 'No nodes yet. Register one with:  postern nodes add --name NAME --addr HOST:PORT --host-key-file KEY.pub'); return; }
       out(deps, table(['Node', 'Address', 'Labels'], list.map((n) => [n.name, n.addr, labelText(n.labels)])));
     });
 
