@@ -1,11 +1,15 @@
-/** Bundles the CLI into dist/postern.mjs with esbuild: one file, loaded by bin/postern. */
+/** Bundles the CLI into dist/postern.mjs (and lazily loaded chunks) with esbuild; bin/postern loads it. */
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 
-rmSync('dist/postern.mjs', { force: true });
+rmSync('dist', { recursive: true, force: true });
 await build({
-  entryPoints: ['src/cli/entry.ts'],
-  outfile: 'dist/postern.mjs',
+  entryPoints: { postern: 'src/cli/entry.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  // Each command is its own chunk, loaded when that command runs.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   platform: 'node',
   format: 'esm',

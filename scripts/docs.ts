@@ -76,7 +76,7 @@ export function manPage(cmd: Command, path: string[]): string {
   return lines.join('\n') + '\n';
 }
 
-function top(): Command {
+function top(): Promise<Command> {
   return buildProgram(quietDeps(), { exitCode: 0 });
 }
 
@@ -187,8 +187,8 @@ export function fishCompletion(program: Command): string {
 }
 
 /** Every generated file, path relative to the repo root, and its content. */
-export function generateDocs(): Map<string, string> {
-  const program = top();
+export async function generateDocs(): Promise<Map<string, string>> {
+  const program = await top();
   const files = new Map<string, string>();
   files.set('man/postern.1', manPage(program, []).replace(/^\.TH POSTERN 1/, '.TH POSTERN 1'));
   for (const { cmd, path } of walk(program)) files.set(`man/postern-${path.join('-')}.1`, manPage(cmd, path));

@@ -3,7 +3,7 @@ import { writeFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { generateDocs } from './docs.ts';
 
-const files = generateDocs();
+const files = await generateDocs();
 for (const dir of ['man', 'completions']) {
   mkdirSync(dir, { recursive: true });
   for (const f of readdirSync(dir)) if (!files.has(join(dir, f))) rmSync(join(dir, f));

@@ -12,7 +12,7 @@ import { ExitCode } from '../core/errors.ts';
 export async function main(argv: string[], deps: Deps): Promise<number> {
   const debug = argv.includes('--debug') || deps.env.POSTERN_DEBUG === '1';
   const state = { exitCode: ExitCode.ok as number };
-  const program = buildProgram(deps, state);
+  const program = await buildProgram(deps, state, argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return state.exitCode;

@@ -5,29 +5,50 @@
 import { Command } from 'commander';
 import type { Deps } from './deps.ts';
 import { VERSION } from '../core/version.ts';
-import { registerServe } from './commands/serve.ts';
-import { registerUsers } from './commands/users.ts';
-import { registerTokens } from './commands/tokens.ts';
-import { registerCa } from './commands/ca.ts';
-import { registerSignup } from './commands/signup.ts';
-import { registerLogin } from './commands/login.ts';
-import { registerStatus } from './commands/status.ts';
-import { registerLogout } from './commands/logout.ts';
-import { registerVersion } from './commands/version.ts';
-import { registerLs } from './commands/ls.ts';
-import { registerProxySsh } from './commands/proxy-ssh.ts';
-import { registerConfig } from './commands/config.ts';
-import { registerSsh } from './commands/ssh.ts';
-import { registerNodes } from './commands/nodes.ts';
-import { registerRoles } from './commands/roles.ts';
 
 /** Where a command leaves its exit code when it is not 0 (e.g. a remote status). */
 export interface RunState {
   exitCode: number;
 }
 
-/** Builds the whole tree. */
-export function buildProgram(deps: Deps, state: RunState): Command {
+/** Adds one command (and its subcommands) to the tree. */
+type Register = (program: Command, deps: Deps, state: RunState) => void;
+
+/**
+ * Every top-level command, in the order help lists them, loaded only when needed: a run
+ * of `postern proxy ssh` loads that command's module and nothing else, which keeps start-up
+ * fast (see docs/benchmarks.md). With code splitting, each is its own chunk of the bundle.
+ */
+const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
+  ['login', async () => (await import('./commands/login.ts')).registerLogin],
+  ['status', async () => (await import('./commands/status.ts')).registerStatus],
+  ['logout', async () => (await import('./commands/logout.ts')).registerLogout],
+  ['ls', async () => (await import('./commands/ls.ts')).registerLs],
+  ['ssh', async () => (await import('./commands/ssh.ts')).registerSsh],
+  ['proxy', async () => (await import('./commands/proxy-ssh.ts')).registerProxySsh],
+  ['config', async () => (await import('./commands/config.ts')).registerConfig],
+  ['signup', async () => (await import('./commands/signup.ts')).registerSignup],
+  ['serve', async () => (await import('./commands/serve.ts')).registerServe],
+  ['users', async () => (await import('./commands/users.ts')).registerUsers],
+  ['nodes', async () => (await import('./commands/nodes.ts')).registerNodes],
+  ['roles', async () => (await import('./commands/roles.ts')).registerRoles],
+  ['tokens', async () => (await import('./commands/tokens.ts')).registerTokens],
+  ['ca', async () => (await import('./commands/ca.ts')).registerCa],
+  ['version', async () => (await import('./commands/version.ts')).registerVersion],
+];
+
+/** The command an argv names (its first word that is not an option), if it is one of ours. */
+function commandOf(argv: string[] | undefined): string | undefined {
+  if (!argv) return undefined;
+  const first = argv.find((a) => !a.startsWith('-'));
+  return COMMANDS.some(([name]) => name === first) ? first : undefined;
+}
+
+/**
+ * Builds the tree. With `argv`, only the command it names is loaded (all of them when it
+ * names none, for help and suggestions); without, all of them (docs, completions).
+ */
+export async function buildProgram(deps: Deps, state: RunState, argv?: string[]): Promise<Command> {
   const program = new Command('postern')
     .description('SSH access through short-lived OpenSSH certificates: log in, reach servers, run the gateway')
     .version(VERSION, '-v, --version', 'print the version and exit')
@@ -44,20 +65,11 @@ Engineers:  postern login --proxy HOST --user NAME, then postern status
 Admins:     postern serve, postern users add NAME --logins LOGINS
 
 Environment: TSH_HOME (default ~/.tsh), POSTERN_DATA_DIR, SSH_AUTH_SOCK, NO_COLOR`);
-  registerLogin(program, deps, state);
-  registerStatus(program, deps, state);
-  registerLogout(program, deps, state);
-  registerLs(program, deps, state);
-  registerProxySsh(program, deps, state);
-  registerConfig(program, deps, state);
-  registerSignup(program, deps, state);
-  registerServe(program, deps, state);
-  registerUsers(program, deps, state);
-  registerNodes(program, deps, state);
-  registerRoles(program, deps, state);
-  registerTokens(program, deps, state);
-  registerCa(program, deps, state);
-  registerVersion(program, deps, state);
-  registerSsh(program, deps, state);
+  const only = commandOf(argv);
+  // `postern --version` needs no command at all; help and unknown words need every one.
+  const versionOnly = only === undefined && argv !== undefined && argv.some((a) => a === '-v' || a === '--version');
+  const wanted = versionOnly ? [] : COMMANDS.filter(([name]) => only === undefined || name === only);
+  const registers = await Promise.all(wanted.map(([, load]) => load()));
+  for (const register of registers) register(program, deps, state);
   return program;
 }

@@ -22,12 +22,12 @@ function complete(script: string, home: string, words: string[]): string[] {
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
-test('bash completes node names for ssh and ls from the ls cache of every profile', () => {
+test('bash completes node names for ssh and ls from the ls cache of every profile', async () => {
   const home = mkdtempSync(join(tmpdir(), 'postern-compl-'));
   const now = new Date();
   writeLsCache(home, { proxy: 'p1.example.com', cluster: 'example.com', names: ['web1', 'web2', 'db1'], complete: true, now });
   writeLsCache(home, { proxy: 'p2.example.com', cluster: 'other.com', names: ['wiki'], complete: true, now });
-  const script = generateDocs().get('completions/postern.bash')!;
+  const script = (await generateDocs()).get('completions/postern.bash')!;
   assert.deepEqual(complete(script, home, ['postern', 'ssh', 'w']), ['web1', 'web2', 'wiki']);
   assert.deepEqual(complete(script, home, ['postern', 'ssh', 'ubuntu@we']), ['ubuntu@web1', 'ubuntu@web2']);
   assert.deepEqual(complete(script, home, ['postern', 'ls', 'd']), ['db1']);
@@ -37,8 +37,8 @@ test('bash completes node names for ssh and ls from the ls cache of every profil
   assert.deepEqual(complete(script, mkdtempSync(join(tmpdir(), 'postern-compl-')), ['postern', 'ssh', 'w']), []);
 });
 
-test('zsh and fish completions read the same cache with the same sed', () => {
-  const files = generateDocs();
+test('zsh and fish completions read the same cache with the same sed', async () => {
+  const files = await generateDocs();
   for (const name of ['completions/_postern', 'completions/postern.fish']) {
     const text = files.get(name)!;
     assert.match(text, /ls-cache\/\*\.json/);

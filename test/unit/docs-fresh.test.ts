@@ -5,8 +5,8 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateDocs } from '../../scripts/docs.ts';
 
-test('checked-in man pages and completions match the command tree (run npm run gen-docs)', () => {
-  const files = generateDocs();
+test('checked-in man pages and completions match the command tree (run npm run gen-docs)', async () => {
+  const files = await generateDocs();
   for (const [path, content] of files) {
     assert.ok(existsSync(path), `${path} is missing: run npm run gen-docs`);
     assert.equal(readFileSync(path, 'utf8'), content, `${path} is stale: run npm run gen-docs`);
@@ -16,8 +16,8 @@ test('checked-in man pages and completions match the command tree (run npm run g
   }
 });
 
-test('there is a man page for every command, and completions name every command', () => {
-  const files = generateDocs();
+test('there is a man page for every command, and completions name every command', async () => {
+  const files = await generateDocs();
   for (const cmd of ['login', 'status', 'logout', 'signup', 'serve', 'users-add', 'users-ls', 'users-rm', 'users-reset', 'tokens-add', 'ca-export']) {
     assert.ok(files.has(`man/postern-${cmd}.1`), cmd);
   }
