@@ -52,10 +52,12 @@ export class TestCluster {
     const add = await this.admin(['users', 'add', name, '--logins', logins, '--roles', roles, '--format', 'json']);
     assert.equal(add.code, 0, add.stderr);
     const url = (JSON.parse(add.stdout) as { inviteUrl: string }).inviteUrl.replace(/^https:\/\/[^/]+/, `https://${this.serve.web}`);
-    const signup = await runPostern(['signup', url, '--password-stdin', '--totp-secret', secret, '--otp', oathtoolCode(secret, -1), '--ca-pin', this.serve.caPin], { input: TEST_PASSWORD + '\n' });
+    // Sign up with this step's code and log in with the next one (accepted within ±1 step), so
+    // neither goes stale on a loaded machine and the login's code is never a replay.
+    const signup = await runPostern(['signup', url, '--password-stdin', '--totp-secret', secret, '--otp', oathtoolCode(secret, 0), '--ca-pin', this.serve.caPin], { input: TEST_PASSWORD + '\n' });
     assert.equal(signup.code, 0, signup.stderr);
     const home = join(this.work, `home-${name}`);
-    const login = await runPostern(['login', '--proxy', this.serve.web, '--user', name, '--password-stdin', '--otp', oathtoolCode(secret), '--ca-pin', this.serve.caPin, '--add-keys-to-agent', 'no'],
+    const login = await runPostern(['login', '--proxy', this.serve.web, '--user', name, '--password-stdin', '--otp', oathtoolCode(secret, 1), '--ca-pin', this.serve.caPin, '--add-keys-to-agent', 'no'],
       { env: { TSH_HOME: home, ...extraEnv }, input: TEST_PASSWORD + '\n' });
     assert.equal(login.code, 0, login.stderr);
     return home;

@@ -49,8 +49,9 @@ async function addAndSignup(name: string, logins: string, secret: string, web = 
   assert.equal(invite.user, name);
   assert.match(invite.inviteUrl, /^https:\/\/.+\/web\/invite\/[A-Za-z0-9_-]+$/);
   const url = invite.inviteUrl.replace(/^https:\/\/[^/]+/, `https://${web}`);
-  // The previous step's code (accepted within ±1), so the current one stays free for login.
-  const signup = await runPostern(['signup', url, '--password-stdin', '--totp-secret', secret, '--otp', oathtoolCode(secret, -1), '--ca-pin', pin],
+  // This step's code; the first login uses the next step's (accepted within ±1), so neither
+  // goes stale on a loaded machine and the login's code is never a replay.
+  const signup = await runPostern(['signup', url, '--password-stdin', '--totp-secret', secret, '--otp', oathtoolCode(secret, 0), '--ca-pin', pin],
     { input: 'correct horse battery staple\n' });
   assert.equal(signup.code, 0, signup.stdout + signup.stderr);
   assert.match(signup.stdout, /Signed up as/);
@@ -62,10 +63,13 @@ async function login(user: string, otp: string, extra: string[] = [], password =
 }
 
 const SECRET_A = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+const step = (): number => Math.floor(Date.now() / 30_000);
+let aliceStep = 0;
 
 test('1. serve, users add, signup with an oathtool code, login: files with their modes, certificate in ssh-agent', async () => {
   await addAndSignup('alice', `${LOCAL_USER},deploy`, SECRET_A);
-  const r = await login('alice', oathtoolCode(SECRET_A));
+  aliceStep = step() + 1;
+  const r = await login('alice', oathtoolCode(SECRET_A, 1));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Logged in as: alice/);
   const keyDir = join(tshHome, 'keys', '127.0.0.1');
@@ -117,7 +121,7 @@ test('2b. ssh-keygen -L shows the TTL that was asked for', async () => {
   const secret = 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ';
   await addAndSignup('carol', LOCAL_USER, secret);
   const home2 = mkdtempSync(join(tmpdir(), 'postern-home-'));
-  const r = await runPostern(['login', '--proxy', serve.web, '--user', 'carol', '--password-stdin', '--otp', oathtoolCode(secret), '--ca-pin', serve.caPin, '--ttl', '2h', '--add-keys-to-agent', 'no'],
+  const r = await runPostern(['login', '--proxy', serve.web, '--user', 'carol', '--password-stdin', '--otp', oathtoolCode(secret, 1), '--ca-pin', serve.caPin, '--ttl', '2h', '--add-keys-to-agent', 'no'],
     { env: { TSH_HOME: home2 }, input: 'correct horse battery staple\n' });
   assert.equal(r.code, 0, r.stderr);
   const out = execFileSync('ssh-keygen', ['-L', '-f', join(home2, 'keys', '127.0.0.1', 'carol-ssh', 'test.example-cert.pub')], { env: { ...process.env, TZ: 'UTC' } }).toString();
@@ -134,9 +138,10 @@ test('3. wrong password, wrong code, replayed code, bad invites, unknown user, l
   await addAndSignup('bob', LOCAL_USER, secret);
   const badCreds = /error: invalid user name, password or second factor/;
 
-  const ok = await login('bob', oathtoolCode(secret), ['--add-keys-to-agent', 'no']);
+  const code = oathtoolCode(secret, 1);
+  const ok = await login('bob', code, ['--add-keys-to-agent', 'no']);
   assert.equal(ok.code, 0, ok.stderr);
-  const replay = await login('bob', oathtoolCode(secret), ['--add-keys-to-agent', 'no']);
+  const replay = await login('bob', code, ['--add-keys-to-agent', 'no']);
   assert.equal(replay.code, 1);
   assert.match(replay.stderr, /error: this one-time code was already used/);
   assert.match(replay.stderr, /hint: Wait for the next code/);
@@ -213,7 +218,7 @@ test('4. a proxy started with --roles proxy against auth issues certificates, an
   const secret = 'NBSWY3DPNBSWY3DPNBSWY3DPNBSWY3DP';
   await addAndSignup('gina', LOCAL_USER, secret, proxy.web, caPin);
   const home2 = mkdtempSync(join(tmpdir(), 'postern-home-'));
-  const r = await runPostern(['login', '--proxy', proxy.web, '--user', 'gina', '--password-stdin', '--otp', oathtoolCode(secret), '--ca-pin', caPin, '--add-keys-to-agent', 'no'],
+  const r = await runPostern(['login', '--proxy', proxy.web, '--user', 'gina', '--password-stdin', '--otp', oathtoolCode(secret, 1), '--ca-pin', caPin, '--add-keys-to-agent', 'no'],
     { env: { TSH_HOME: home2 }, input: 'correct horse battery staple\n' });
   assert.equal(r.code, 0, r.stderr + proxy.stderr());
   const cert = execFileSync('ssh-keygen', ['-L', '-f', join(home2, 'keys', '127.0.0.1', 'gina-ssh', 'test.example-cert.pub')]).toString();
@@ -254,7 +259,9 @@ test('5. a restart keeps CAs, users and settings; certificates from before still
     '-o', 'IdentityAgent=none', '-p', String(sshd.port), `${LOCAL_USER}@127.0.0.1`, 'true',
   ], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(ssh.status, 0, ssh.stderr);
-  // The new process's port differs; log in again through it (the step after the one used in test 1).
+  // The new process's port differs; log in again through it, with a code of a later step than
+  // test 1 used (a code is good once).
+  while (step() + 1 <= aliceStep) await new Promise((r) => setTimeout(r, 1000));
   const again = await login('alice', oathtoolCode(SECRET_A, 1), ['--proxy', serve.web]);
   assert.equal(again.code, 0, again.stderr + serve.stderr());
 });
