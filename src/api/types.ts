@@ -50,6 +50,14 @@ export interface SshLoginResponse {
   ttlCapped?: boolean;
 }
 
+/** A registered node as users see it (`GET /webapi/nodes`, `postern ls --format json`). */
+export interface NodeInfo {
+  name: string;
+  /** HOST:PORT the proxy dials. */
+  addr: string;
+  labels: Record<string, string>;
+}
+
 /** `GET /webapi/invites/:token`: what a sign-up needs to know. */
 export interface InviteInfo {
   user: string;

@@ -4,8 +4,9 @@
  * mutual TLS). The proxy only ever sees this interface, never auth's storage.
  */
 import type {
-  SshLoginRequest, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult, SecondFactor,
+  SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult, SecondFactor,
 } from '../api/types.ts';
+import type { NodeInfo } from '../api/types.ts';
 import type { ClusterSettings } from './settings.ts';
 import type { AuditEvent, AuditQuery } from './audit.ts';
 
@@ -24,17 +25,8 @@ export interface ClusterInfo {
   serverVersion: string;
 }
 
-/** What auth returns for a successful login (the proxy adds its own SSH details). */
-export interface SshLoginResult {
-  clusterName: string;
-  user: string;
-  logins: string[];
-  certificate: string;
-  validAfter: string;
-  validBefore: string;
-  hostCaKeys: string[];
-  ttlCapped: boolean;
-}
+/** What auth returns for a successful login; the proxy adds its own SSH address and host key. */
+export type SshLoginResult = Omit<SshLoginResponse, 'proxySshHostKey' | 'proxySshAddr'> & { ttlCapped: boolean };
 
 /** Where a proxy can be reached, which it reports to auth. */
 export interface ProxyHeartbeat {
@@ -51,13 +43,8 @@ export interface CreateUserRequest {
   inviteTtlMs: number;
 }
 
-/** A registered node: an OpenSSH server the proxy can reach. */
-export interface NodeInfo {
-  name: string;
-  /** HOST:PORT the proxy dials. */
-  addr: string;
-  labels: Record<string, string>;
-}
+/** A registered node: an OpenSSH server the proxy can reach (the type lives in the API contract). */
+export type { NodeInfo } from '../api/types.ts';
 
 /** A role: which logins, on which nodes (by label). `{{internal.logins}}` stands for the user's own logins. */
 export interface RoleSpec {

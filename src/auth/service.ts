@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fs.ts';
 import { certificatePin } from '../core/tls-pin.ts';
-import { newTlsKeyPair } from '../core/tls-keys.ts';
+import { newTlsKeyPair, loadOrCreateTlsKey } from '../core/tls-keys.ts';
 import { formatHostPort } from '../core/text.ts';
 import { AuthServer } from './auth-server.ts';
 import type { ClusterSettings } from './settings.ts';
@@ -60,16 +60,7 @@ export async function startAuthService(opts: AuthServiceOptions): Promise<Runnin
     const dir = join(opts.dataDir, 'auth');
     ensurePrivateDir(dir);
     const keyPath = join(dir, 'api.key');
-    let keyPem: string;
-    let publicKeyPem: string;
-    if (existsSync(keyPath)) {
-      keyPem = readFileSync(keyPath, 'utf8');
-      const { createPublicKey } = await import('node:crypto');
-      publicKeyPem = createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }) as string;
-    } else {
-      ({ keyPem, publicKeyPem } = newTlsKeyPair());
-      writeFileAtomic(keyPath, keyPem, 0o600);
-    }
+    const { keyPem, publicKeyPem } = loadOrCreateTlsKey(keyPath);
     const wildcard = ['0.0.0.0', '::', ''].includes(opts.authAddr.host);
     const hosts = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...(wildcard ? [] : [opts.authAddr.host])])];
     const { certPem } = await auth.issueIdentity(publicKeyPem, 'auth', 'auth', hosts, YEAR);

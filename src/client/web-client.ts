@@ -7,7 +7,7 @@ import { Agent, request } from 'undici';
 import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type {
-  PingResponse, SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse,
+  NodeInfo, PingResponse, SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse,
 } from '../api/types.ts';
 import { errorFromBody } from '../api/errors.ts';
 import type { RequestSigner } from './request-signing.ts';
@@ -15,16 +15,8 @@ import { ConnectionError, PosternError, TlsTrustError } from '../core/errors.ts'
 import { checkPinnedPeer } from '../core/tls-verify.ts';
 import { formatHostPort } from '../core/text.ts';
 
-/**
- * A node as GET /webapi/nodes lists it (the same shape as auth's NodeInfo; the client may
- * not import auth, and the contract has no shared type for it yet).
- */
-export interface NodeListing {
-  name: string;
-  /** HOST:PORT the proxy dials. */
-  addr: string;
-  labels: Record<string, string>;
-}
+/** A node as GET /webapi/nodes lists it. */
+export type NodeListing = NodeInfo;
 
 /** How to reach and trust a proxy. */
 export interface WebClientOptions {

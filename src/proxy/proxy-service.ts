@@ -11,7 +11,7 @@ import type { Logger } from '../core/logger.ts';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fs.ts';
 import { ConfigError } from '../core/errors.ts';
 import { formatHostPort } from '../core/text.ts';
-import { newTlsKeyPair } from '../core/tls-keys.ts';
+import { newTlsKeyPair, loadOrCreateTlsKey } from '../core/tls-keys.ts';
 import { generateKeyPair, encodePrivateKeyOpenSSH, parsePrivateKeyOpenSSH, formatAuthorizedKey } from '../ssh/keys.ts';
 import type { SshKeyPair } from '../ssh/keys.ts';
 import { buildWebServer } from './web-server.ts';
@@ -68,16 +68,7 @@ async function webTls(opts: ProxyOptions, dir: string, hosts: string[]): Promise
   }
   const keyPath = join(dir, 'web.key');
   const certPath = join(dir, 'web.crt');
-  let keyPem: string;
-  let publicKeyPem: string;
-  if (existsSync(keyPath)) {
-    keyPem = readFileSync(keyPath, 'utf8');
-    const { createPublicKey } = await import('node:crypto');
-    publicKeyPem = createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }) as string;
-  } else {
-    ({ keyPem, publicKeyPem } = newTlsKeyPair());
-    writeFileAtomic(keyPath, keyPem, 0o600);
-  }
+  const { keyPem, publicKeyPem } = loadOrCreateTlsKey(keyPath);
   if (existsSync(certPath)) {
     const chain = readFileSync(certPath, 'utf8');
     const leaf = new X509Certificate(chain);
