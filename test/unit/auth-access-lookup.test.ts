@@ -212,11 +212,11 @@ test('a user who no longer exists is denied; bad requests are validation errors'
 });
 
 test('every denial is an access.denied audit event with user, target, reason, client address and path; a decision to dial is not', async () => {
-  const since = new Date(Date.now() - 1);
+  const seen = (await searchAudit(backend)).length;
   await denied(req('dev', 'web1', { login: 'dev', via: 'direct-tcpip', clientAddr: '198.51.100.7:40000' }), /no role of dev allows labels/);
   await proxy.authorizeSsh(req('pat', 'web1'));
   await proxy.authorizeSsh(req('alice', 'web9'));
-  const events = await searchAudit(backend, { since });
+  const events = (await searchAudit(backend)).slice(seen);
   assert.equal(events.length, 1, JSON.stringify(events));
   const e = events[0];
   assert.equal(e.type, 'access.denied');
@@ -245,7 +245,7 @@ test('listNodes: a user sees what their roles reach, filtered by labels and sear
 });
 
 test('nodes: add (lower-cased name, principals, a year), duplicate, update, renew, remove, unknown; each an audit event', async () => {
-  const since = new Date(Date.now() - 1);
+  const seen = (await searchAudit(backend, { type: 'node' })).length;
   const r = await admin.addNode({ name: 'Cache1', addr: 'Cache1.Internal', labels: { env: 'dev' }, hostPublicKey: key() + ' comment' });
   assert.deepEqual(r.node, { name: 'cache1', addr: 'cache1.internal:22', labels: { env: 'dev' } });
   const cert = parseCertificate(r.hostCertificate);
@@ -271,6 +271,6 @@ test('nodes: add (lower-cased name, principals, a year), duplicate, update, rene
     await assert.rejects(call(), (e: Error & { code?: string; hint?: string }) => e.code === 'ERR_POSTERN_NOT_FOUND' && e.message === 'node "cache1" is not registered' && e.hint === 'List nodes with:  postern nodes ls');
   }
   await assert.rejects(proxy.addNode({ name: 'x', addr: '1.2.3.4', labels: {}, hostPublicKey: key() }), /a proxy may not call addNode/);
-  const events = (await searchAudit(backend, { since, type: 'node' })).map((e) => `${e.type} ${e.node}`);
+  const events = (await searchAudit(backend, { type: 'node' })).slice(seen).map((e) => `${e.type} ${e.node}`);
   assert.deepEqual(events, ['node.added cache1', 'node.updated cache1', 'node.renewed cache1', 'node.removed cache1']);
 });
