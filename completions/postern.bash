@@ -34,11 +34,12 @@ _postern() {
     "roles rm") words="--data-dir" ;;
     "tokens") words="add" ;;
     "tokens add") words="--type --ttl --format --data-dir" ;;
+    "audit") words="--since --type --user --limit --format --data-dir" ;;
     "ca") words="export" ;;
     "ca export") words="--type --data-dir" ;;
     "version") words="--format" ;;
-    "") words="login status logout ls ssh proxy config signup serve users nodes roles tokens ca version --version --debug" ;;
-    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|signup|serve|users|nodes|roles|tokens|ca|version) ;; *) path="" ;; esac; }; continue ;;
+    "") words="login status logout ls ssh proxy config signup serve users nodes roles tokens audit ca version --version --debug" ;;
+    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|signup|serve|users|nodes|roles|tokens|audit|ca|version) ;; *) path="" ;; esac; }; continue ;;
     esac
     break
   done

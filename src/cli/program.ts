@@ -33,6 +33,7 @@ const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
   ['nodes', async () => (await import('./commands/nodes.ts')).registerNodes],
   ['roles', async () => (await import('./commands/roles.ts')).registerRoles],
   ['tokens', async () => (await import('./commands/tokens.ts')).registerTokens],
+  ['audit', async () => (await import('./commands/audit.ts')).registerAudit],
   ['ca', async () => (await import('./commands/ca.ts')).registerCa],
   ['version', async () => (await import('./commands/version.ts')).registerVersion],
 ];

@@ -166,6 +166,22 @@ test('3. wrong password, wrong code, replayed code, bad invites, unknown user, l
   const users = await runPostern(['users', 'ls', '--format', 'json', '--data-dir', serve.dataDir]);
   assert.equal(JSON.parse(users.stdout).find((u: { name: string }) => u.name === 'dora').status, 'locked');
 
+  // Every success and failure is an audit event.
+  const audit = await runPostern(['audit', '--user', 'dora', '--since', '10m', '--format', 'json', '--data-dir', serve.dataDir]);
+  assert.equal(audit.code, 0, audit.stderr);
+  const events = JSON.parse(audit.stdout) as Array<{ type: string; success: boolean; message?: string; addr?: string }>;
+  assert.equal(events.filter((e) => e.type === 'user.login.failure').length, 6);
+  assert.ok(events.some((e) => e.type === 'user.login.failure' && e.message === 'wrong password' && e.addr === '127.0.0.1'));
+  assert.equal(events.filter((e) => e.type === 'user.locked').length, 1);
+  assert.ok(events.every((e) => e.type === 'user.signup' || e.success === false));
+  const bobEvents = JSON.parse((await runPostern(['audit', '--user', 'bob', '--type', 'user.login', '--format', 'json', '--data-dir', serve.dataDir])).stdout) as Array<{ type: string; success: boolean }>;
+  assert.deepEqual(bobEvents.map((e) => `${e.type}:${e.success}`), ['user.login:true', 'user.login.failure:false']);
+  const text = await runPostern(['audit', '--type', 'cert.issued', '--data-dir', serve.dataDir]);
+  assert.match(text.stdout, /cert\.issued\s+bob\s+127\.0\.0\.1\s+ok\s+serial=\d+/);
+  const badSince = await runPostern(['audit', '--since', 'yesterday-ish', '--data-dir', serve.dataDir]);
+  assert.equal(badSince.code, 2);
+  assert.match(badSince.stderr, /invalid --since/);
+
   // Invites: used, unknown, and expired (an invite is revoked by reset, so the old one is dead).
   const add = await runPostern(['users', 'add', 'erin', '--logins', LOCAL_USER, '--format', 'json', '--data-dir', serve.dataDir]);
   const first = JSON.parse(add.stdout).inviteUrl.replace(/^https:\/\/[^/]+/, `https://${serve.web}`);
