@@ -73,7 +73,7 @@ complete -c postern -n '__fish_seen_subcommand_from users' -a 'ls' -d 'list user
 complete -c postern -n '__fish_seen_subcommand_from users' -a 'rm' -d 'remove a user'
 complete -c postern -n '__fish_seen_subcommand_from users' -a 'reset' -d 'revoke a user\'s password and second factor and print a new invite link'
 complete -c postern -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from add' -l logins -r -d 'comma-separated OS logins the user may use (certificate principals)'
-complete -c postern -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from add' -l roles -r -d 'comma-separated roles: access, admin'
+complete -c postern -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from add' -l roles -r -d 'comma-separated roles: access, admin, or one that postern roles ls lists'
 complete -c postern -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from add' -l ttl -r -d 'how long the invite is valid, at most 48h'
 complete -c postern -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from add' -l format -r -a 'text json' -d 'output format'
 complete -c postern -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from add' -l data-dir -r -d 'the data directory of postern serve (default $POSTERN_DATA_DIR, /var/lib/postern as root, else ~/.local/share/postern)'

@@ -1,6 +1,7 @@
 /** Cluster settings kept by auth: second factor, session TTL cap, lockout, recording. */
 import type { Backend } from '../storage/backend.ts';
 import { getJson, putJson } from '../storage/backend.ts';
+import { isIP } from 'node:net';
 import { ValidationError } from '../core/errors.ts';
 import type { SecondFactor } from '../api/types.ts';
 
@@ -49,7 +50,10 @@ export function validateSettings(patch: Partial<ClusterSettings>): Partial<Clust
         out[k] = v;
         break;
       case 'allow_unregistered':
-        if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new ValidationError('allow_unregistered must be a list of host globs or CIDRs');
+        if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) throw new ValidationError('allow_unregistered must be a list of host globs or CIDRs');
+        for (const p of v as string[]) {
+          if (p.includes('/') && !validCidr(p)) throw new ValidationError(`allow_unregistered: "${p}" is not a valid CIDR`, { hint: 'e.g. 10.0.0.0/8 or fd00::/8' });
+        }
         out.allow_unregistered = v as string[];
         break;
       default:
@@ -69,4 +73,12 @@ export async function updateSettings(backend: Backend, patch: Partial<ClusterSet
   const next = { ...(await getSettings(backend)), ...validateSettings(patch) };
   await putJson(backend, KEY, next);
   return next;
+}
+
+/** True for `ADDRESS/BITS` with a prefix length that fits the address family. */
+function validCidr(text: string): boolean {
+  const m = /^(.+)\/(\d{1,3})$/.exec(text);
+  if (!m) return false;
+  const family = isIP(m[1]);
+  return family !== 0 && Number(m[2]) <= (family === 4 ? 32 : 128);
 }

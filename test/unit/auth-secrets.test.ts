@@ -51,6 +51,9 @@ test('cluster settings are checked by name and value', () => {
   assert.deepEqual(validateSettings({ second_factor: 'off' }), { second_factor: 'off' });
   assert.throws(() => validateSettings({ second_factor: 'sms' as 'otp' }), /second_factor must be "otp" or "off"/);
   assert.throws(() => validateSettings({ nonsense: 1 } as never), /unknown cluster setting "nonsense"/);
+  assert.deepEqual(validateSettings({ allow_unregistered: ['*.lab', '10.0.0.0/8', 'fd00::/8'] }), { allow_unregistered: ['*.lab', '10.0.0.0/8', 'fd00::/8'] });
+  assert.throws(() => validateSettings({ allow_unregistered: ['10.0.0.0/33'] }), /"10\.0\.0\.0\/33" is not a valid CIDR/);
+  assert.throws(() => validateSettings({ allow_unregistered: ['host/8'] }), /not a valid CIDR/);
 });
 
 test('serve config: YAML file, flags win, defaults, and clear errors', () => {

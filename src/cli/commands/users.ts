@@ -35,7 +35,7 @@ export function registerUsers(program: Command, deps: Deps, _state: RunState): v
   users.command('add').description('add a user and print an invite link')
     .argument('<name>', 'user name')
     .requiredOption('--logins <logins>', 'comma-separated OS logins the user may use (certificate principals)', listArg)
-    .addOption(new Option('--roles <roles>', 'comma-separated roles: access, admin').argParser(listArg).default(['access'], 'access'))
+    .addOption(new Option('--roles <roles>', 'comma-separated roles: access, admin, or one that postern roles ls lists').argParser(listArg).default(['access'], 'access'))
     .addOption(new Option('--ttl <duration>', 'how long the invite is valid, at most 48h').argParser(durationArg('--ttl')).default(3_600_000, '1h'))
     .addOption(formatOption(['text', 'json']))
     .addOption(dataDirOption())
