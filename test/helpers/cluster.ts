@@ -24,6 +24,22 @@ export class TestCluster {
   serve!: ServeProcess;
   readonly nodes = new Map<string, Sshd & { dir: string; hostKey: string }>();
   private readonly cleanup: Array<() => Promise<unknown>> = [];
+  /** The TOTP step each user's last code belonged to: a code works once. */
+  private readonly usedStep = new Map<string, number>();
+
+  /** The TOTP step of the last code `freshCode` gave for `user`. */
+  stepUsed(user: string): number {
+    return this.usedStep.get(user) ?? -Infinity;
+  }
+
+  /** A TOTP code for `user` that was not used yet: the next step's, waiting for it when needed. */
+  async freshCode(user: string, secret: string): Promise<string> {
+    const step = (): number => Math.floor(Date.now() / 30_000);
+    const last = this.usedStep.get(user) ?? -Infinity;
+    while (step() + 1 <= last) await new Promise((r) => setTimeout(r, 500));
+    this.usedStep.set(user, step() + 1);
+    return oathtoolCode(secret, 1);
+  }
 
   /** Starts serve (extra YAML for `cluster:` settings may be given). */
   async start(clusterYaml?: string): Promise<this> {
@@ -57,7 +73,7 @@ export class TestCluster {
     const signup = await runPostern(['signup', url, '--password-stdin', '--totp-secret', secret, '--otp', oathtoolCode(secret, 0), '--ca-pin', this.serve.caPin], { input: TEST_PASSWORD + '\n' });
     assert.equal(signup.code, 0, signup.stderr);
     const home = join(this.work, `home-${name}`);
-    const login = await runPostern(['login', '--proxy', this.serve.web, '--user', name, '--password-stdin', '--otp', oathtoolCode(secret, 1), '--ca-pin', this.serve.caPin, '--add-keys-to-agent', 'no'],
+    const login = await runPostern(['login', '--proxy', this.serve.web, '--user', name, '--password-stdin', '--otp', await this.freshCode(name, secret), '--ca-pin', this.serve.caPin, '--add-keys-to-agent', 'no'],
       { env: { TSH_HOME: home, ...extraEnv }, input: TEST_PASSWORD + '\n' });
     assert.equal(login.code, 0, login.stderr);
     return home;

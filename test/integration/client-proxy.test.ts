@@ -152,9 +152,10 @@ test('a login not in the certificate is refused by postern before dialling', asy
 test('an expired certificate: proxy ssh says so (exit 255), ls exits 4; with a terminal, proxy ssh logs in again there and continues', async () => {
   const eve = await c.user('eve', LOCAL_USER, EVE_SECRET);
   // Log in again for the shortest certificate auth signs (one minute) and let it expire.
-  // The next step's code: each code works once.
-  const usedStep = Math.floor(Date.now() / 30_000) + 1;
-  const short = await runPostern(['login', '--proxy', c.serve.web, '--user', 'eve', '--password-stdin', '--otp', oathtoolCode(EVE_SECRET, 1), '--ttl', '1m', '--add-keys-to-agent', 'no'],
+  // A code not used yet (each works once): the cluster helper waits for a fresh step.
+  const code = await c.freshCode('eve', EVE_SECRET);
+  const usedStep = c.stepUsed('eve');
+  const short = await runPostern(['login', '--proxy', c.serve.web, '--user', 'eve', '--password-stdin', '--otp', code, '--ttl', '1m', '--add-keys-to-agent', 'no'],
     { env: userEnv(eve), input: TEST_PASSWORD + '\n' });
   assert.equal(short.code, 0, short.stderr);
   const certPath = join(eve, 'keys', '127.0.0.1', 'eve-ssh', 'test.example-cert.pub');

@@ -108,7 +108,7 @@ test('2. a real sshd trusting `ca export --type user` accepts a login in the cer
     '-i', join(keyDir, 'alice'), '-o', `CertificateFile=${join(keyDir, 'alice-ssh', 'test.example-cert.pub')}`,
     '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
     '-o', 'IdentityAgent=none', '-p', String(sshd.port), `${login}@127.0.0.1`, 'echo', 'ok-from-sshd',
-  ], { encoding: 'utf8', timeout: 20_000 });
+  ], { encoding: 'utf8', timeout: 90_000 });
   const good = ssh(LOCAL_USER);
   assert.equal(good.status, 0, `${good.stderr}\n--- sshd ---\n${sshd.log()}`);
   assert.equal(good.stdout.trim(), 'ok-from-sshd');
@@ -273,7 +273,7 @@ test('5. a restart keeps CAs, users and settings; certificates from before still
     '-i', join(keyDir, 'alice'), '-o', `CertificateFile=${join(keyDir, 'alice-ssh', 'test.example-cert.pub')}`,
     '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
     '-o', 'IdentityAgent=none', '-p', String(sshd.port), `${LOCAL_USER}@127.0.0.1`, 'true',
-  ], { encoding: 'utf8', timeout: 20_000 });
+  ], { encoding: 'utf8', timeout: 90_000 });
   assert.equal(ssh.status, 0, ssh.stderr);
   // The new process's port differs; log in again through it, with a code of a later step than
   // test 1 used (a code is good once).

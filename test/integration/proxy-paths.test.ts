@@ -47,7 +47,7 @@ function writeSshConfig(home: string, user: string, name: string): string {
 }
 
 function jump(config: string, jumpUser: string, dest: string, cmd: string[], input?: string) {
-  return spawnSync('ssh', ['-F', config, '-J', `${jumpUser}@127.0.0.1:${c.sshPort}`, dest, ...cmd], { encoding: 'utf8', timeout: 60_000, input });
+  return spawnSync('ssh', ['-F', config, '-J', `${jumpUser}@127.0.0.1:${c.sshPort}`, dest, ...cmd], { encoding: 'utf8', timeout: 120_000, input });
 }
 
 before(async () => {
@@ -147,7 +147,7 @@ test('refused before any dial: a node the role does not allow, an unknown node, 
 test('refused at the proxy: a plain key, another CA, an expired certificate, a login not in the certificate', async () => {
   const f = userFiles(alice, 'alice');
   const base = ['-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', `UserKnownHostsFile=${f.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-p', String(c.sshPort)];
-  const plain = spawnSync('ssh', [...base, '-i', f.key, '-o', 'CertificateFile=/dev/null', `alice@127.0.0.1`, '-s', 'proxy:web1:22'], { encoding: 'utf8', timeout: 20_000 });
+  const plain = spawnSync('ssh', [...base, '-i', f.key, '-o', 'CertificateFile=/dev/null', `alice@127.0.0.1`, '-s', 'proxy:web1:22'], { encoding: 'utf8', timeout: 90_000 });
   assert.equal(plain.status, 255);
   assert.match(plain.stderr, /Permission denied \(publickey\)/);
 
@@ -157,7 +157,7 @@ test('refused at the proxy: a plain key, another CA, an expired certificate, a l
   execFileSync('chmod', ['600', join(dir, 'id')]);
   writeFileSync(join(dir, 'id.pub'), readFileSync(`${f.key}.pub`));
   execFileSync('ssh-keygen', ['-q', '-s', join(dir, 'ca'), '-I', 'alice', '-n', `${LOCAL_USER},alice`, '-V', '+1h', join(dir, 'id.pub')]);
-  const other = spawnSync('ssh', [...base, '-i', join(dir, 'id'), '-o', `CertificateFile=${join(dir, 'id-cert.pub')}`, 'alice@127.0.0.1', '-s', 'proxy:web1:22'], { encoding: 'utf8', timeout: 20_000 });
+  const other = spawnSync('ssh', [...base, '-i', join(dir, 'id'), '-o', `CertificateFile=${join(dir, 'id-cert.pub')}`, 'alice@127.0.0.1', '-s', 'proxy:web1:22'], { encoding: 'utf8', timeout: 90_000 });
   assert.equal(other.status, 255);
   assert.match(other.stderr, /Permission denied \(publickey\)/);
 
@@ -170,7 +170,7 @@ test('refused at the proxy: a plain key, another CA, an expired certificate, a l
     type: 'user', subjectPublicKey: subject.wire, keyId: 'alice', principals: [LOCAL_USER], ttlMs: 60_000, now: new Date(Date.now() - 3_600_000), serial: 99n,
   });
   writeFileSync(join(dir, 'expired-cert.pub'), formatCertificate(expired) + '\n');
-  const old = spawnSync('ssh', [...base, '-i', f.key, '-o', `CertificateFile=${join(dir, 'expired-cert.pub')}`, 'alice@127.0.0.1', '-s', 'proxy:web1:22'], { encoding: 'utf8', timeout: 20_000 });
+  const old = spawnSync('ssh', [...base, '-i', f.key, '-o', `CertificateFile=${join(dir, 'expired-cert.pub')}`, 'alice@127.0.0.1', '-s', 'proxy:web1:22'], { encoding: 'utf8', timeout: 90_000 });
   assert.equal(old.status, 255);
   assert.match(old.stderr, /Permission denied \(publickey\)/);
   void formatAuthorizedKey;
