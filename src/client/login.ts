@@ -58,7 +58,8 @@ export async function login(req: LoginRequest): Promise<LoginResult> {
     throw new PosternError('ERR_POSTERN_BAD_RESPONSE', 'the proxy returned a certificate for another key', { exitCode: 1 });
   }
   const paths = profilePaths(req.home, req.proxyHost, res.user, res.clusterName);
-  const oldPublic = existsSync(paths.privateKey) ? safeOldKey(paths.privateKey) : undefined;
+  // What an earlier login left in the agent: the key and its certificate (two identities).
+  const oldIdentities = previousIdentities(paths);
   storeKeys(paths, {
     keyPair: pair,
     comment: `${res.user}@${res.clusterName}`,
@@ -85,7 +86,7 @@ export async function login(req: LoginRequest): Promise<LoginResult> {
     try {
       const a = await AgentClient.connect(req.agentSocket);
       try {
-        if (oldPublic) await a.remove(oldPublic).catch(() => {});
+        for (const wire of oldIdentities) await a.remove(wire).catch(() => {});
         const lifetime = Math.max(1, Math.floor((cert.validBefore.getTime() - req.clock.now().getTime()) / 1000));
         await a.addIdentity(pair, { certificate: cert, comment: `${res.user}@${res.clusterName}`, lifetimeSeconds: lifetime });
         agent = 'added';
@@ -104,10 +105,14 @@ export async function login(req: LoginRequest): Promise<LoginResult> {
   return { profile, paths, validBefore: cert.validBefore, ttlCapped: Boolean(res.ttlCapped), agent };
 }
 
-function safeOldKey(path: string): Buffer | undefined {
+/** The agent identities of the login stored at `paths`, if any: its certificate and its plain key. */
+function previousIdentities(paths: ProfilePaths): Buffer[] {
+  const out: Buffer[] = [];
   try {
-    return parsePrivateKeyOpenSSH(readFileSync(path, 'utf8')).publicWire;
-  } catch {
-    return undefined;
-  }
+    if (existsSync(paths.certificate)) out.push(parseCertificate(readFileSync(paths.certificate, 'utf8').trim()).raw);
+  } catch { /* unreadable: nothing to remove */ }
+  try {
+    if (existsSync(paths.privateKey)) out.push(parsePrivateKeyOpenSSH(readFileSync(paths.privateKey, 'utf8')).publicWire);
+  } catch { /* unreadable: nothing to remove */ }
+  return out;
 }

@@ -9,7 +9,8 @@ import { mkdtempSync, statSync, readFileSync, readdirSync, existsSync } from 'no
 import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runPostern } from '../helpers/cli.ts';
+import { runPostern, runMain } from '../helpers/cli.ts';
+import { WebClient } from '../../src/client/web-client.ts';
 import { startServe } from '../helpers/serve.ts';
 import type { ServeProcess } from '../helpers/serve.ts';
 import { startSshd, startAgent, oathtoolCode, LOCAL_USER } from '../helpers/openssh.ts';
@@ -115,6 +116,14 @@ test('2. a real sshd trusting `ca export --type user` accepts a login in the cer
   const bad = ssh('deploy-not-in-cert');
   assert.equal(bad.status, 255);
   assert.match(bad.stderr, /Permission denied/);
+
+  // The proxy serves the same CA key, unauthenticated, for sshd provisioning.
+  const [host, port] = serve.web.split(':');
+  const web = new WebClient({ host, port: Number(port), caPin: serve.caPin });
+  const exported = (await runPostern(['ca', 'export', '--type', 'user', '--data-dir', serve.dataDir])).stdout;
+  assert.equal(await web.caKeys('user'), exported);
+  assert.match(await web.caKeys('host'), /^ssh-ed25519 \S+ postern host CA test\.example\n$/);
+  await web.close();
 });
 
 test('2b. ssh-keygen -L shows the TTL that was asked for', async () => {
@@ -211,6 +220,15 @@ test('3. wrong password, wrong code, replayed code, bad invites, unknown user, l
   assert.equal(tooShort.code, 1);
   assert.match(tooShort.stderr, /error: password is too short: it needs at least 12 characters/);
 
+  // users rm: the user is gone, and so are their logins.
+  await runPostern(['users', 'add', 'tmp-user', '--logins', LOCAL_USER, '--data-dir', serve.dataDir]);
+  const rm = await runPostern(['users', 'rm', 'tmp-user', '--data-dir', serve.dataDir]);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.ok(!(await runPostern(['users', 'ls', '--data-dir', serve.dataDir])).stdout.includes('tmp-user'));
+  const rmAgain = await runPostern(['users', 'rm', 'tmp-user', '--data-dir', serve.dataDir]);
+  assert.equal(rmAgain.code, 1);
+  assert.match(rmAgain.stderr, /error: user "tmp-user" does not exist/);
+
   // No terminal and no password flag: a clear error, exit 2.
   const noTty = await runPostern(['login', '--proxy', serve.web, '--user', 'bob', '--ca-pin', serve.caPin], { env: env() });
   assert.equal(noTty.code, 2);
@@ -280,6 +298,43 @@ test('5. a restart keeps CAs, users and settings; certificates from before still
   while (step() + 1 <= aliceStep) await new Promise((r) => setTimeout(r, 1000));
   const again = await login('alice', oathtoolCode(SECRET_A, 1), ['--proxy', serve.web]);
   assert.equal(again.code, 0, again.stderr + serve.stderr());
+
+  // status on a clock past the certificate's end: says so, exit 4 (text and json).
+  const later = () => new Date(Date.now() + 13 * 3600_000);
+  const expired = await runMain(['status'], { env: env(), now: later });
+  assert.equal(expired.code, 4);
+  assert.match(expired.stdout, /\[EXPIRED\]/);
+  assert.match(expired.stderr, /error: the certificate for alice expired at .*\nhint: Log in again with:  postern login/);
+  const expiredJson = await runMain(['status', '--format', 'json'], { env: env(), now: later });
+  assert.equal(expiredJson.code, 4);
+  assert.equal(JSON.parse(expiredJson.stdout).expired, true);
+
+  // logout: keys, certificate and profile gone, and the agent forgets them.
+  const agentKeys = () => spawnSync('ssh-add', ['-L'], { env: { ...process.env, SSH_AUTH_SOCK: agent.socket }, encoding: 'utf8' }).stdout;
+  assert.match(agentKeys(), /alice@test\.example/);
+  const out = await runPostern(['logout'], { env: env() });
+  assert.equal(out.code, 0, out.stderr);
+  assert.ok(!existsSync(join(tshHome, 'keys', '127.0.0.1', 'alice')));
+  assert.ok(!existsSync(join(tshHome, '127.0.0.1.yaml')));
+  assert.doesNotMatch(agentKeys(), /alice@test\.example/);
+  const after = await runPostern(['status'], { env: env() });
+  assert.equal(after.code, 4);
+  assert.match(after.stderr, /error: not logged in/);
+});
+
+test('second_factor off: sign-up and login with a password alone', async () => {
+  const solo = await startServe({ args: ['--web-addr', '127.0.0.1:0', '--auth-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0', '--cluster-name', 'test.example', '--second-factor', 'off'] });
+  cleanup.push(() => solo.stop());
+  const add = await runPostern(['users', 'add', 'olga', '--logins', LOCAL_USER, '--format', 'json', '--data-dir', solo.dataDir]);
+  const url = JSON.parse(add.stdout).inviteUrl.replace(/^https:\/\/[^/]+/, `https://${solo.web}`);
+  const signup = await runPostern(['signup', url, '--password-stdin', '--ca-pin', solo.caPin], { input: 'correct horse battery staple\n' });
+  assert.equal(signup.code, 0, signup.stderr);
+  assert.doesNotMatch(signup.stdout, /otpauth/);
+  const home2 = mkdtempSync(join(tmpdir(), 'postern-home-'));
+  const r = await runPostern(['login', '--proxy', solo.web, '--user', 'olga', '--password-stdin', '--ca-pin', solo.caPin, '--add-keys-to-agent', 'no'],
+    { env: { TSH_HOME: home2 }, input: 'correct horse battery staple\n' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Logged in as: olga/);
 });
 
 test('a port in use and a bad config stop serve with a clear error', async () => {
