@@ -51,6 +51,9 @@ serve.stdout.on('data', (d: Buffer) => {
   console.log('  TrustedUserCAKeys /etc/ssh/postern_user_ca.pub');
   console.log(`  (write that file with:  ./bin/postern ca export --type user --data-dir ${dataDir})`);
   console.log('');
+  console.log('./bin/postern needs Node.js 24 as `node` on your PATH; where the system has an older one,');
+  console.log('run the same commands as  npm run postern -- ARGS  (npm scripts use the project\'s Node 24).');
+  console.log('');
   console.log('Press Ctrl-C to stop the cluster; its state stays in ' + dataDir);
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => serve.kill(sig));
