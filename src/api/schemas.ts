@@ -32,3 +32,10 @@ export const inviteParamsSchema = {
   required: ['token'],
   properties: { token: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,128}$' } },
 } as const;
+
+/** The `:id` path parameter of recording routes: a UUID. */
+export const recordingParamsSchema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' } },
+} as const;

@@ -112,3 +112,55 @@ export interface TokenResult {
   type: 'proxy';
   expiresAt: string;
 }
+
+/** What a recording holds: an interactive shell, or one command (`ssh node cmd`). */
+export type RecordingKind = 'shell' | 'exec';
+
+/**
+ * `complete`: the proxy finished it. `incomplete`: it was never finished, either because
+ * the session is still running or because the proxy that wrote it died; it then holds
+ * everything up to the last chunk the proxy sent.
+ */
+export type RecordingStatus = 'complete' | 'incomplete';
+
+/** A session recording as users see it (`GET /webapi/recordings`, `postern recordings ls --format json`). */
+export interface RecordingMeta {
+  /** Random and URL-safe (a UUID). */
+  id: string;
+  /** The Postern user whose session it is. */
+  user: string;
+  /** The node as the user named it (registered name or host). */
+  node: string;
+  /** The OS login on the node. */
+  login: string;
+  kind: RecordingKind;
+  /** The command line of an exec session. */
+  command?: string;
+  startedAt: string;
+  /** When the proxy finished it; absent while incomplete. */
+  endedAt?: string;
+  /** Seconds from start to end, or to the last recorded event while incomplete. */
+  durationSec: number;
+  /** The terminal size at the start. */
+  width: number;
+  height: number;
+  /** TERM of the session's terminal. */
+  term: string;
+  /** UTF-8 bytes of the stored events. */
+  bytes: number;
+  /** How many chunks the proxy stored. */
+  chunks: number;
+  status: RecordingStatus;
+  /** The remote exit status, when the session reported one. */
+  exitCode?: number;
+  /** Bytes the proxy could not deliver to auth (each gap is also a marker event in the stream). */
+  lostBytes?: number;
+  /** Whether keystrokes were recorded (the cluster's `record_input` at the start). */
+  recordInput: boolean;
+  /** Where the user connected from. */
+  clientAddr?: string;
+  /** The live session this recording belongs to, when the proxy gave one. */
+  sessionId?: string;
+  /** When auth last stored a chunk (or the start): tells a live session from a dead one. */
+  updatedAt: string;
+}

@@ -14,7 +14,8 @@ import { AccessDeniedError, ValidationError, PosternError } from '../core/errors
 import type { Logger } from '../core/logger.ts';
 import { listenError } from '../core/listen-error.ts';
 
-const MAX_BODY = 1 << 20;
+// A recording chunk (up to 1 MiB of event lines) can double when its escapes are escaped again.
+const MAX_BODY = 4 << 20;
 
 /** Options of the Auth API listener. */
 export interface AuthApiOptions {

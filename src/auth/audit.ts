@@ -36,6 +36,12 @@ export const AuditType = {
   roleRemoved: 'role.removed',
   /** The proxy asked to reach a target and auth refused: the reason is in `reason`. */
   accessDenied: 'access.denied',
+  /** A recorded session started (the proxy's startRecording): user, node, login, recording. */
+  recordingStart: 'recording.start',
+  /** A recorded session ended (finishRecording): exit code, duration, bytes. */
+  recordingEnd: 'recording.end',
+  /** A user read a recording through a proxy (play, download, the web player). */
+  recordingAccess: 'recording.access',
 } as const;
 
 /** Appends an event; keys sort by time so ranges read in order. */

@@ -6,7 +6,8 @@
 import type {
   SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult, SecondFactor,
 } from '../api/types.ts';
-import type { NodeInfo } from '../api/types.ts';
+import type { NodeInfo, RecordingMeta, RecordingKind } from '../api/types.ts';
+import type { CastHeader } from '../api/asciicast.ts';
 import type { ClusterSettings } from './settings.ts';
 import type { AuditEvent, AuditQuery } from './audit.ts';
 
@@ -88,6 +89,78 @@ export interface AddNodeResult {
   userCaKeys: string[];
 }
 
+/** What the proxy says when a session it records starts (`startRecording`). */
+export interface StartRecordingRequest {
+  /** The Postern user, already verified by the proxy. */
+  user: string;
+  /** The node as the user named it. */
+  node: string;
+  /** The OS login on the node. */
+  login: string;
+  /** The terminal size at the start; 80x24 when there is no terminal. */
+  width?: number;
+  height?: number;
+  kind: RecordingKind;
+  /** The command line of an exec session (required for `exec`). */
+  command?: string;
+  /** TERM of the session's terminal (default xterm). */
+  term?: string;
+  /** ISO time; auth's clock when absent. */
+  startedAt?: string;
+  clientAddr?: string;
+  /** The live session this recording belongs to (for join). */
+  sessionId?: string;
+}
+
+/** The new recording: its id, and whether to record input (the cluster's `record_input` now). */
+export interface StartRecordingResult {
+  id: string;
+  recordInput: boolean;
+}
+
+/**
+ * The next chunk of a recording: `seq` counts from 0 with no gaps; `events` are asciicast v2
+ * event lines (NDJSON, at most 1 MiB). Re-sending the last stored chunk is answered again.
+ */
+export interface AppendRecordingRequest {
+  id: string;
+  seq: number;
+  events: string;
+}
+
+/** A stored chunk: `duplicate` when it was stored before (a re-send). */
+export interface AppendRecordingResult {
+  seq: number;
+  nextSeq: number;
+  duplicate: boolean;
+}
+
+/** The end of a recorded session. */
+export interface FinishRecordingRequest {
+  id: string;
+  /** ISO time; auth's clock when absent. */
+  endedAt?: string;
+  exitCode?: number;
+  /** Bytes the proxy could not deliver (see Recorder). */
+  lostBytes?: number;
+}
+
+/** One stored chunk: its number and its event lines. */
+export interface RecordingChunk {
+  seq: number;
+  events: string;
+}
+
+/**
+ * Reads of recordings. `user` is the user a proxy acts for (required from a proxy): they
+ * see their own recordings, or all of them when they hold the `admin` role. The admin
+ * identity without `user` sees all.
+ */
+export interface RecordingReadRequest {
+  id: string;
+  user?: string;
+}
+
 /** The calls, by name; each takes one argument object. */
 export interface AuthClient {
   ping(): Promise<ClusterInfo>;
@@ -118,6 +191,16 @@ export interface AuthClient {
   listRoles(): Promise<RoleSpec[]>;
   deleteRole(req: { name: string }): Promise<void>;
   authorizeSsh(req: AccessRequest): Promise<AccessDecision>;
+  // Session recordings (src/auth/recordings.ts): the proxy writes, users read through it.
+  startRecording(req: StartRecordingRequest): Promise<StartRecordingResult>;
+  appendRecording(req: AppendRecordingRequest): Promise<AppendRecordingResult>;
+  finishRecording(req: FinishRecordingRequest): Promise<RecordingMeta>;
+  /** Newest first; at most `limit`. */
+  listRecordings(req: { user?: string; limit?: number }): Promise<RecordingMeta[]>;
+  /** The whole recording: `JSON.stringify(header) + '\n' + events` is the .cast file. */
+  getRecording(req: RecordingReadRequest): Promise<{ meta: RecordingMeta; header: CastHeader; events: string }>;
+  /** A page of chunks after `afterSeq` (from the first without), about `maxBytes` (default 4 MiB); `more` while stored chunks remain. */
+  readRecording(req: RecordingReadRequest & { afterSeq?: number; maxBytes?: number }): Promise<{ meta: RecordingMeta; header: CastHeader; chunks: RecordingChunk[]; more: boolean }>;
   close(): Promise<void>;
 }
 
@@ -149,4 +232,10 @@ export const AUTH_CALLS: Record<Exclude<keyof AuthClient, 'close'>, ReadonlyArra
   listRoles: ['admin', 'proxy'],
   deleteRole: ['admin'],
   authorizeSsh: ['proxy'],
+  startRecording: ['proxy'],
+  appendRecording: ['proxy'],
+  finishRecording: ['proxy'],
+  listRecordings: ['proxy', 'admin'],
+  getRecording: ['proxy', 'admin'],
+  readRecording: ['proxy', 'admin'],
 };

@@ -14,6 +14,13 @@ import { parseAuthorizedKey, formatAuthorizedKey } from '../ssh/keys.ts';
 import { formatCertificate } from '../ssh/certs.ts';
 import type { SshLoginRequest, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult } from '../api/types.ts';
 import type { AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbeat, SshLoginResult, NodeInfo, RoleSpec, AccessRequest, AccessDecision, AddNodeResult } from './auth-client.ts';
+import type {
+  StartRecordingRequest, StartRecordingResult, AppendRecordingRequest, AppendRecordingResult, FinishRecordingRequest, RecordingReadRequest, RecordingChunk,
+} from './auth-client.ts';
+import type { RecordingMeta } from '../api/types.ts';
+import { castHeader } from '../api/asciicast.ts';
+import type { CastHeader } from '../api/asciicast.ts';
+import * as recordings from './recordings.ts';
 import * as nodes from './node-registry.ts';
 import * as roleStore from './role-store.ts';
 import { authorizeSsh, listNodesFor } from './access-policy.ts';
@@ -459,6 +466,95 @@ export class AuthServer {
 
   protected async do_authorizeSsh(_id: Identity, req: AccessRequest): Promise<AccessDecision> {
     return authorizeSsh(this.accessContext, req);
+  }
+
+  // ---- session recordings (recordings.ts): proxies write, users read through a proxy ----
+
+  protected async do_startRecording(id: Identity, req: StartRecordingRequest): Promise<StartRecordingResult> {
+    const settings = await getSettings(this.backend);
+    const rec = await recordings.startRecording(this.backend, id.name, req, this.clock.now(), settings.record_input);
+    await this.audit({
+      type: AuditType.recordingStart, user: rec.user, addr: rec.clientAddr, success: true, node: rec.node, login: rec.login,
+      kind: rec.kind, ...(rec.command !== undefined ? { command: rec.command } : {}), recording: rec.id,
+      ...(rec.sessionId ? { sessionId: rec.sessionId } : {}), proxy: id.name,
+    });
+    return { id: rec.id, recordInput: rec.recordInput };
+  }
+
+  protected async do_appendRecording(id: Identity, req: AppendRecordingRequest): Promise<AppendRecordingResult> {
+    return (await recordings.appendRecording(this.backend, id.name, req, this.clock.now())).result;
+  }
+
+  protected async do_finishRecording(id: Identity, req: FinishRecordingRequest): Promise<RecordingMeta> {
+    const { record: rec, changed } = await recordings.finishRecording(this.backend, id.name, req, this.clock.now());
+    if (changed) {
+      await this.audit({
+        type: AuditType.recordingEnd, user: rec.user, addr: rec.clientAddr, success: true, node: rec.node, login: rec.login,
+        kind: rec.kind, recording: rec.id, durationSec: rec.durationSec, bytes: rec.bytes,
+        ...(rec.exitCode !== undefined ? { exitCode: rec.exitCode } : {}), ...(rec.lostBytes ? { lostBytes: rec.lostBytes } : {}),
+      });
+    }
+    return recordings.recordingMeta(rec);
+  }
+
+  /**
+   * Whose recordings a read may see: undefined for all (the admin identity without a user,
+   * or a user holding the admin role), else that user's own. A proxy must name the user.
+   */
+  private async recordingViewer(id: Identity, user: unknown): Promise<string | undefined> {
+    if (user === undefined && id.role === 'admin') return undefined;
+    if (typeof user !== 'string' || user === '') throw new ValidationError(`a ${id.role} must name the user it reads recordings for`);
+    const rec = await users.getUser(this.backend, user);
+    return rec?.roles.includes('admin') ? undefined : user;
+  }
+
+  /** The record a read asks for, once the reader may see it (a refusal is an audit event). */
+  private async readableRecording(id: Identity, req: RecordingReadRequest, first: boolean): Promise<recordings.RecordingRecord> {
+    if (typeof req !== 'object' || req === null) throw new ValidationError('a read needs the recording id');
+    const rid = recordings.checkRecordingId(req.id);
+    const only = await this.recordingViewer(id, req.user);
+    const rec = await recordings.requireRecording(this.backend, rid);
+    if (only !== undefined && rec.user !== only) {
+      const message = `recording ${rid} is not yours: only the user it recorded and admins may see it`;
+      await this.audit({ type: AuditType.accessDenied, user: only, success: false, recording: rid, reason: 'recording of another user', message });
+      throw new AccessDeniedError(message, { hint: 'See the recordings you may play with:  postern recordings ls' });
+    }
+    if (first && typeof req.user === 'string') {
+      await this.audit({ type: AuditType.recordingAccess, user: req.user, success: true, recording: rid, owner: rec.user, node: rec.node });
+    }
+    return rec;
+  }
+
+  protected async do_listRecordings(id: Identity, req: { user?: string; limit?: number }): Promise<RecordingMeta[]> {
+    const only = await this.recordingViewer(id, req.user);
+    if (req.limit !== undefined && (typeof req.limit !== 'number' || !Number.isInteger(req.limit) || req.limit < 1)) throw new ValidationError('limit must be a whole number above 0');
+    const all = (await recordings.listRecordings(this.backend)).filter((r) => only === undefined || r.user === only);
+    return all.slice(0, req.limit ?? all.length).map(recordings.recordingMeta);
+  }
+
+  protected async do_readRecording(id: Identity, req: RecordingReadRequest & { afterSeq?: number; maxBytes?: number }): Promise<{ meta: RecordingMeta; header: CastHeader; chunks: RecordingChunk[]; more: boolean }> {
+    const after = req?.afterSeq;
+    if (after !== undefined && (typeof after !== 'number' || !Number.isInteger(after) || after < 0)) throw new ValidationError('afterSeq must be a whole number, 0 or more');
+    const max = req?.maxBytes;
+    if (max !== undefined && (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > 64 << 20)) throw new ValidationError('maxBytes must be a whole number from 1 to 64 MiB');
+    const rec = await this.readableRecording(id, req, after === undefined);
+    const meta = recordings.recordingMeta(rec);
+    const page = await recordings.readChunks(this.backend, rec.id, after, max);
+    return { meta, header: castHeader(meta), ...page };
+  }
+
+  protected async do_getRecording(id: Identity, req: RecordingReadRequest): Promise<{ meta: RecordingMeta; header: CastHeader; events: string }> {
+    const rec = await this.readableRecording(id, req, true);
+    const meta = recordings.recordingMeta(rec);
+    const parts: string[] = [];
+    let after: number | undefined;
+    for (;;) {
+      const page = await recordings.readChunks(this.backend, rec.id, after);
+      for (const c of page.chunks) parts.push(c.events);
+      if (!page.more || page.chunks.length === 0) break;
+      after = page.chunks[page.chunks.length - 1].seq;
+    }
+    return { meta, header: castHeader(meta), events: parts.join('') };
   }
 }
 

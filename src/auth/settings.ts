@@ -15,6 +15,8 @@ export interface ClusterSettings {
   lockout_window: number;
   lockout_duration: number;
   session_recording: 'off' | 'proxy';
+  /** Whether recordings keep what users type ("i" events); off by default, as keystrokes hold passwords. */
+  record_input: boolean;
   /** Host globs and CIDRs the proxy may dial without a registered node. */
   allow_unregistered: string[];
 }
@@ -27,6 +29,7 @@ export const DEFAULT_SETTINGS: ClusterSettings = {
   lockout_window: 30 * 60_000,
   lockout_duration: 30 * 60_000,
   session_recording: 'off',
+  record_input: false,
   allow_unregistered: [],
 };
 
@@ -44,6 +47,10 @@ export function validateSettings(patch: Partial<ClusterSettings>): Partial<Clust
       case 'session_recording':
         if (v !== 'off' && v !== 'proxy') throw new ValidationError(`session_recording must be "off" or "proxy", not "${String(v)}"`);
         out.session_recording = v;
+        break;
+      case 'record_input':
+        if (typeof v !== 'boolean') throw new ValidationError(`record_input must be true or false, not "${String(v)}"`);
+        out.record_input = v;
         break;
       case 'max_session_ttl': case 'lockout_window': case 'lockout_duration': case 'lockout_attempts':
         if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ValidationError(`${k} must be a positive number`);

@@ -27,6 +27,8 @@ const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
   ['ssh', async () => (await import('./commands/ssh.ts')).registerSsh],
   ['proxy', async () => (await import('./commands/proxy-ssh.ts')).registerProxySsh],
   ['config', async () => (await import('./commands/config.ts')).registerConfig],
+  ['recordings', async () => (await import('./commands/recordings.ts')).registerRecordings],
+  ['play', async () => (await import('./commands/play.ts')).registerPlay],
   ['signup', async () => (await import('./commands/signup.ts')).registerSignup],
   ['serve', async () => (await import('./commands/serve.ts')).registerServe],
   ['users', async () => (await import('./commands/users.ts')).registerUsers],

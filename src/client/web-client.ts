@@ -7,7 +7,7 @@ import { Agent, request } from 'undici';
 import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type {
-  NodeInfo, PingResponse, SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse,
+  NodeInfo, PingResponse, SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, RecordingMeta,
 } from '../api/types.ts';
 import { errorFromBody } from '../api/errors.ts';
 import type { RequestSigner } from './request-signing.ts';
@@ -57,7 +57,7 @@ export class WebClient {
       : new Agent({ connect: { rejectUnauthorized: !opts.insecure } });
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signer?: RequestSigner): Promise<T> {
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signer?: RequestSigner, asText = false): Promise<T> {
     let res;
     try {
       res = await request(`${this.origin}${path}`, {
@@ -78,6 +78,7 @@ export class WebClient {
     let json: unknown;
     try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
     if (res.statusCode >= 400) throw errorFromBody(res.statusCode, json, `the proxy at ${this.origin}`);
+    if (asText) return text as T;
     if (json === undefined && text) return text as T;
     return json as T;
   }
@@ -114,6 +115,14 @@ export class WebClient {
     if (query.search) params.set('search', query.search);
     const qs = params.toString();
     return this.call('GET', `/webapi/nodes${qs ? `?${qs}` : ''}`, undefined, signer);
+  }
+  /** The recordings the signed-in user may see, newest first (GET /webapi/recordings). */
+  listRecordings(signer: RequestSigner): Promise<RecordingMeta[]> {
+    return this.call('GET', '/webapi/recordings', undefined, signer);
+  }
+  /** A recording as .cast text (asciicast v2), if the signed-in user may see it (GET /webapi/recordings/:id). */
+  recordingCast(id: string, signer: RequestSigner): Promise<string> {
+    return this.call('GET', `/webapi/recordings/${encodeURIComponent(id)}`, undefined, signer, true);
   }
   /** Closes the connections. */
   close(): Promise<void> { return this.dispatcher.close(); }

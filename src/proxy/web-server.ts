@@ -7,11 +7,12 @@ import Fastify from 'fastify';
 import type { FastifyInstance, FastifyError } from 'fastify';
 import type { AuthClient } from '../auth/auth-client.ts';
 import type { PingResponse, SshLoginRequest, SshLoginResponse, AcceptInviteRequest } from '../api/types.ts';
-import { sshLoginSchema, acceptInviteSchema, inviteParamsSchema } from '../api/schemas.ts';
+import { sshLoginSchema, acceptInviteSchema, inviteParamsSchema, recordingParamsSchema } from '../api/schemas.ts';
 import { errorToBody } from '../api/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { VERSION } from '../core/version.ts';
 import { CertAuthenticator, parseNodesQuery } from './cert-auth.ts';
+import { openCastStream, CAST_CONTENT_TYPE } from './recording-cast.ts';
 
 /** What the web server needs to know about its proxy. */
 export interface WebServerOptions {
@@ -94,6 +95,20 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
   app.get('/webapi/nodes', async (req) => {
     const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
     return opts.auth.listNodes({ user: caller.user, ...parseNodesQuery(req.query) });
+  });
+
+  // `postern recordings ls` and `postern play`: the caller's own recordings, or all for a user with the admin role.
+  app.get('/webapi/recordings', async (req, reply) => {
+    const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
+    void reply.header('cache-control', 'no-store');
+    return opts.auth.listRecordings({ user: caller.user });
+  });
+  app.get<{ Params: { id: string } }>('/webapi/recordings/:id', { schema: { params: recordingParamsSchema } }, async (req, reply) => {
+    const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
+    const { meta, stream } = await openCastStream(opts.auth, { id: req.params.id, user: caller.user });
+    stream.on('error', (err) => opts.log.error({ err, recording: meta.id }, 'reading a recording failed midway'));
+    return reply.type(CAST_CONTENT_TYPE).header('cache-control', 'no-store')
+      .header('content-disposition', `inline; filename="${meta.id}.cast"`).send(stream);
   });
 
   app.get('/', async (_req, reply) => reply.redirect('/web/'));
