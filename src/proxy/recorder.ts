@@ -135,8 +135,8 @@ export class Recorder {
   private failures = 0;
   private idleWaiters: Array<() => void> = [];
 
-  /** While events are being dropped: since when and how much. */
-  private dropping: { sinceT: number; bytes: number } | undefined;
+  /** While events are being dropped: the times of the first and the last, and how much. */
+  private dropping: { sinceT: number; untilT: number; bytes: number } | undefined;
   private lost = 0;
   private closed = false;
   private abandoned = false;
@@ -283,10 +283,11 @@ export class Recorder {
     const size = Buffer.byteLength(line, 'utf8') + 1;
     if (this.pendingBytes + this.outboxBytes + size > this.maxBufferBytes) {
       if (!this.dropping) {
-        this.dropping = { sinceT: t, bytes: 0 };
+        this.dropping = { sinceT: t, untilT: t, bytes: 0 };
         this.log.error({ bufferedBytes: this.pendingBytes + this.outboxBytes }, 'auth is unreachable and the recording buffer is full: dropping session data until it recovers');
       }
       this.dropping.bytes += dataBytes;
+      this.dropping.untilT = t;
       this.lost += dataBytes;
       return;
     }
@@ -297,11 +298,10 @@ export class Recorder {
   /** After a drop, the marker that says what is missing (it may exceed the buffer: it is small). */
   private endDrop(): void {
     if (!this.dropping) return;
-    const t = this.now();
-    const { sinceT, bytes } = this.dropping;
+    const { sinceT, untilT, bytes } = this.dropping;
     this.dropping = undefined;
-    this.log.warn({ lostBytes: bytes, fromSec: sinceT, toSec: t }, 'recording resumes after dropping session data');
-    this.addMarker(`postern: ${bytes} bytes of this session are missing from ${sinceT.toFixed(3)}s to ${t.toFixed(3)}s: the proxy could not deliver them to auth`);
+    this.log.warn({ lostBytes: bytes, fromSec: sinceT, toSec: untilT }, 'recording resumes after dropping session data');
+    this.addMarker(`postern: ${bytes} bytes of this session are missing from ${sinceT.toFixed(3)}s to ${untilT.toFixed(3)}s: the proxy could not deliver them to auth`);
   }
 
   private addMarker(label: string): void {
