@@ -15,6 +15,9 @@ _postern() {
     "proxy") words="ssh" ;;
     "proxy ssh") words="--proxy" ;;
     "config") words="--proxy" ;;
+    "recordings") words="ls" ;;
+    "recordings ls") words="--proxy --format" ;;
+    "play") words="--speed --skip-idle --format --proxy" ;;
     "signup") words="--password-stdin --totp-secret --otp --ca-pin --insecure" ;;
     "serve") words="--config --data-dir --web-addr --ssh-addr --auth-addr --public-addr --cluster-name --roles --auth-server --join-token --ca-pin --cert-file --key-file --second-factor" ;;
     "users") words="add ls rm reset" ;;
@@ -38,8 +41,8 @@ _postern() {
     "ca") words="export" ;;
     "ca export") words="--type --data-dir" ;;
     "version") words="--format" ;;
-    "") words="login status logout ls ssh proxy config signup serve users nodes roles tokens audit ca version --version --debug" ;;
-    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|signup|serve|users|nodes|roles|tokens|audit|ca|version) ;; *) path="" ;; esac; }; continue ;;
+    "") words="login status logout ls ssh proxy config recordings play signup serve users nodes roles tokens audit ca version --version --debug" ;;
+    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|signup|serve|users|nodes|roles|tokens|audit|ca|version) ;; *) path="" ;; esac; }; continue ;;
     esac
     break
   done

@@ -10,6 +10,8 @@ const needs: Array<{ pkg: string; path: string }> = [
   { pkg: 'openssh-server', path: '/usr/sbin/sshd' },
   { pkg: 'openssh-client', path: '/usr/bin/ssh' },
   { pkg: 'oathtool', path: '/usr/bin/oathtool' },
+  // `asciinema cat` reads what `postern play --format cast` writes (test/integration/recordings.test.ts).
+  { pkg: 'asciinema', path: '/usr/bin/asciinema' },
 ];
 const missing = needs.filter((n) => !existsSync(n.path)).map((n) => n.pkg);
 if (missing.length === 0) process.exit(0);
