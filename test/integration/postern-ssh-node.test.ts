@@ -23,6 +23,7 @@ import { formatCertificate, signCertificate } from '../../src/ssh/certs.ts';
 import { encodePrivateKeyOpenSSH, formatAuthorizedKey, generateKeyPair } from '../../src/ssh/keys.ts';
 import type { SshKeyPair } from '../../src/ssh/keys.ts';
 import { AgentClient } from '../../src/ssh/agent.ts';
+import { roundTrip } from '../helpers/net.ts';
 import { startSshd, startAgent, LOCAL_USER } from '../helpers/openssh.ts';
 import type { Sshd, Agent } from '../helpers/openssh.ts';
 
@@ -180,22 +181,6 @@ async function echoServer(): Promise<number> {
   cleanup.push(() => new Promise((r) => server.close(r)));
   const a = server.address();
   return typeof a === 'object' && a ? a.port : 0;
-}
-
-function roundTrip(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const sock = netConnect({ host: '127.0.0.1', port });
-    const got: Buffer[] = [];
-    let n = 0;
-    sock.on('data', (d: Buffer) => {
-      got.push(d);
-      n += d.length;
-      if (n >= data.length) { sock.end(); resolve(Buffer.concat(got)); }
-    });
-    sock.on('error', reject);
-    sock.on('close', () => { if (n < data.length) reject(new Error(`closed after ${n} of ${data.length} bytes`)); });
-    sock.write(data);
-  });
 }
 
 test('-L and -R forwards carry bytes both ways; closing them stops listening', async () => {

@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
+import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestCluster, userFiles } from '../helpers/cluster.ts';
 import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
+import { roundTrip } from '../helpers/net.ts';
 import { startSshd, startAgent, LOCAL_USER } from '../helpers/openssh.ts';
 import type { Sshd, Agent } from '../helpers/openssh.ts';
 
@@ -179,23 +180,6 @@ function background(args: string[], ready: RegExp): Promise<{ match: RegExpExecA
       }
     });
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`postern ssh exited with ${code}\n${stderr}`)); });
-  });
-}
-
-/** Sends bytes to 127.0.0.1:port and reads as many back. */
-function roundTrip(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const sock = netConnect({ host: '127.0.0.1', port });
-    const got: Buffer[] = [];
-    let n = 0;
-    sock.on('data', (d: Buffer) => {
-      got.push(d);
-      n += d.length;
-      if (n >= data.length) { sock.end(); resolve(Buffer.concat(got)); }
-    });
-    sock.on('error', reject);
-    sock.on('close', () => { if (n < data.length) reject(new Error(`closed after ${n} of ${data.length} bytes`)); });
-    sock.write(data);
   });
 }
 
