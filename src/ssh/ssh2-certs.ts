@@ -17,6 +17,12 @@
  *   with `ctx.signature` unwrapped as for plain keys; verify it with
  *   {@link verifyCertAuthSignature}. ssh2 never checks the certificate itself:
  *   the CA signature, principals and validity are the app's to check.
+ * - server: a `hostKeys` entry `{ key, certificate }` ({@link certHostKey})
+ *   presents an OpenSSH host certificate: the KEX offers the certificate
+ *   algorithm (`ssh-ed25519-cert-v01@openssh.com`) ahead of the plain one,
+ *   sends the certificate as K_S and signs under the plain algorithm name.
+ * - server: `conn.openssh_authAgent(cb)` opens an `auth-agent@openssh.com`
+ *   channel to the agent the client forwarded (see forwarded-agent.ts).
  */
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import ssh2 from 'ssh2';
@@ -25,9 +31,12 @@ import type {
   AlgorithmList,
   Client,
   ConnectConfig,
+  EncryptedPrivateKey,
   PublicKeyAuthMethod,
   ServerHostKeyAlgorithm,
 } from 'ssh2';
+import { CertificateError } from '../core/errors.ts';
+import { parseCertificate } from './certs.ts';
 
 /** Suffix of the OpenSSH certificate key types (PROTOCOL.certkeys). */
 export const CERT_SUFFIX = '-cert-v01@openssh.com';
@@ -206,4 +215,35 @@ export function connectWithCertificate(client: Client, config: CertConnectConfig
     client.once('ready', onReady).once('error', onError);
     client.connect(config as ConnectConfig);
   });
+}
+
+/** A `hostKeys` entry of ssh2's `Server` that presents the key with its OpenSSH host certificate. */
+export interface CertHostKey extends EncryptedPrivateKey {
+  /** The host certificate of `key`: wire blob, or the `…-cert.pub` line. */
+  certificate: Buffer | string;
+}
+
+/**
+ * A `Server({ hostKeys })` entry presenting `privateKey` with its host
+ * certificate, as sshd's `HostKey` + `HostCertificate` do: clients that ask
+ * for the certificate algorithm get the certificate, others the plain key.
+ * Checks here what OpenSSH clients would refuse later: a user certificate, or
+ * a certificate of another key. Validity and principals are the caller's.
+ */
+export function certHostKey(privateKey: Buffer | string, certificate: Buffer | string, passphrase?: string): CertHostKey {
+  // A `…-cert.pub` file read as a Buffer is text; a wire blob starts with a length
+  const text = Buffer.isBuffer(certificate) && certificate[0] !== 0 ? certificate.toString('utf8') : certificate;
+  const cert = parseCertificate(text);
+  if (cert.type !== 'host') {
+    throw new CertificateError('ERR_POSTERN_CERT_WRONG_TYPE', `a ${cert.type} certificate cannot be presented as a host certificate`);
+  }
+  const key = ssh2.utils.parseKey(privateKey, passphrase);
+  const parsed = Array.isArray(key) ? key[0] : key;
+  if (parsed instanceof Error || !parsed?.isPrivateKey()) {
+    throw new CertificateError('ERR_POSTERN_KEY_INVALID', 'host key is not a private key ssh2 can read', parsed instanceof Error ? { cause: parsed } : {});
+  }
+  if (!parsed.getPublicSSH().equals(cert.subjectPublicKey)) {
+    throw new CertificateError('ERR_POSTERN_CERT_KEY_MISMATCH', 'the host certificate is not for this host key');
+  }
+  return { key: privateKey, certificate: cert.raw, ...(passphrase === undefined ? {} : { passphrase }) };
 }
