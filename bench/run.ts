@@ -1,0 +1,199 @@
+/**
+ * `npm run bench`: Postern's paths to a node against OpenSSH's own, on loopback, in one run
+ * (issue 6). Sets up a `postern serve`, a logged-in user, two sshd nodes and a plain
+ * OpenSSH jump host; measures throughput, connection setup, CLI start, sessions held open
+ * with their memory, and login; prints a markdown table, writes bench/results/latest.json
+ * and the generated part of docs/benchmarks.md.
+ *
+ * Settings (environment):
+ *   BENCH_MIB=128         MiB per throughput sample        BENCH_ROUNDS=3     throughput rounds
+ *   BENCH_SETUP_ROUNDS=20 connection setup rounds          BENCH_CLI_ROUNDS=20 CLI start rounds
+ *   BENCH_SESSIONS=200    sessions held open at once       BENCH_BATCH=25     sessions opened together
+ *   BENCH_LOGINS=5        logins timed (one user each)     BENCH_CLI=bundle   or source
+ *   BENCH_ONLY=throughput,setup,cli,sessions,login          BENCH_DEADLINE_S=900 the whole run's limit
+ *   BENCH_DOC=1           write docs/benchmarks.md (0: only the JSON and the table)
+ *   BENCH_IDLE_WAIT_S=120 wait at most this long for the 1-minute load to drop below the core count
+ *
+ * `node bench/run.ts --report` rewrites the table in docs/benchmarks.md from latest.json.
+ *
+ * The load average is recorded at the start and after each measurement: on a shared
+ * machine other work skews every number, and the JSON says how much was going on.
+ */
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { existsSync, readdirSync, renameSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { PATHS, pathCmd } from './paths.ts';
+import type { PathId } from './paths.ts';
+import { cliStart, connectionSetup, holdSessions, login, throughput } from './measure.ts';
+import { buildBundle, ROOT, setUp } from './setup.ts';
+import type { BenchEnv, CliMode } from './setup.ts';
+import { table, targets, targetTable, writeDoc } from './report.ts';
+import type { Machine, Results } from './report.ts';
+
+const num = (name: string, dflt: number): number => {
+  const v = process.env[name];
+  const n = v === undefined || v === '' ? dflt : Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, not "${v}"`);
+  return n;
+};
+
+const settings = {
+  mib: num('BENCH_MIB', 128),
+  rounds: num('BENCH_ROUNDS', 3),
+  setupRounds: num('BENCH_SETUP_ROUNDS', 20),
+  cliRounds: num('BENCH_CLI_ROUNDS', 20),
+  sessions: num('BENCH_SESSIONS', 200),
+  batch: Math.max(1, num('BENCH_BATCH', 25)),
+  logins: num('BENCH_LOGINS', 5),
+  deadlineS: num('BENCH_DEADLINE_S', 900),
+  idleWaitS: num('BENCH_IDLE_WAIT_S', 120),
+};
+const cli: CliMode = process.env.BENCH_CLI === 'source' ? 'source' : 'bundle';
+const only = new Set((process.env.BENCH_ONLY ?? 'throughput,setup,cli,sessions,login').split(',').map((s) => s.trim()));
+const t0 = Date.now();
+const log = (s: string): void => { process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`); };
+
+/** What ssh2 does about its native crypto in this Node, from the sources and from the bundle. */
+function nativeCrypto(): string {
+  const require = createRequire(join(ROOT, 'package.json'));
+  const source = (require('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean }).bindingAvailable;
+  let why = '';
+  try {
+    require('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node');
+  } catch (err) {
+    why = (err as Error).message.split('\n').slice(0, 3).join(' ');
+    const gypi = join(ROOT, 'node_modules', 'ssh2', 'lib', 'protocol', 'crypto', 'build', 'config.gypi');
+    const abi = existsSync(gypi) ? /"node_module_version": (\d+)/.exec(readFileSync(gypi, 'utf8'))?.[1] : undefined;
+    if (abi) why += ` — built for NODE_MODULE_VERSION ${abi}, this Node is ${process.versions.modules}`;
+  }
+  let bundle = 'no bundle';
+  const dist = join(ROOT, 'dist');
+  const files = existsSync(dist) ? readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.mjs')) : [];
+  for (const f of files) {
+    const text = readFileSync(join(dist, f), 'utf8');
+    const m = /require\d*\("(\.\/crypto\/build\/Release\/sshcrypto\.node)"\)/.exec(text);
+    if (!m) continue;
+    const where = join(dist, dirname(f), m[1]);
+    bundle = existsSync(where)
+      ? `the bundle loads it from ${where}`
+      : `the bundle (dist/${f}) requires ${m[1]} relative to itself, where there is none: never loaded from the bundle`;
+  }
+  return `${source ? 'loaded' : `NOT loaded (${why || 'unavailable'})`}; ${bundle}`;
+}
+
+function machine(): Machine {
+  const ssh = spawnSync('ssh', ['-V'], { encoding: 'utf8' });
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    openssh: (ssh.stderr || ssh.stdout).trim(),
+    ssh2NativeCrypto: nativeCrypto(),
+    cli: cli === 'bundle' ? 'the esbuild bundle dist/postern.mjs, built at the start of the run (as shipped)' : 'TypeScript sources (POSTERN_FROM_SOURCE=1)',
+  };
+}
+
+/** The ciphers each hop negotiates: from `ssh -v` for OpenSSH clients, from ssh2's defaults for ssh2 ↔ ssh2. */
+function ciphers(env: BenchEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const id of ['a', 'b', 'd'] as PathId[]) {
+    const c = pathCmd(env, id, 'true');
+    const r = spawnSync(c.cmd, ['-v', ...c.args], { env: c.env, encoding: 'utf8', timeout: 20_000 });
+    const found = [...r.stderr.matchAll(/kex: server->client cipher: (\S+)/g)].map((m) => m[1]);
+    out[`(${id}) OpenSSH hops`] = found.join(' + ') || 'unknown';
+  }
+  const require = createRequire(join(ROOT, 'package.json'));
+  const constants = require('ssh2/lib/protocol/constants.js') as { DEFAULT_CIPHER: string[] };
+  out['(c)(e) ssh2 → Postern listener'] = constants.DEFAULT_CIPHER[0];
+  return out;
+}
+
+/** Waits (bounded) for the machine to be quiet: the 1-minute load below the number of cores. */
+async function awaitQuiet(): Promise<void> {
+  const cores = cpus().length;
+  for (let waited = 0; waited < settings.idleWaitS && loadavg()[0] >= cores; waited += 5) {
+    if (waited % 30 === 0) log(`load ${loadavg()[0].toFixed(1)} on ${cores} cores: waiting for quiet (at most ${settings.idleWaitS - waited} s more)`);
+    await new Promise((r) => setTimeout(r, 5000));
+  }
+}
+
+async function main(): Promise<number> {
+  log(`settings: ${JSON.stringify(settings)} cli=${cli} only=${[...only].join(',')}`);
+  if (cli === 'bundle') {
+    log('building the bundle (npm run build)');
+    buildBundle();
+  }
+  const results: Results = { date: new Date().toISOString(), machine: machine(), settings: { ...settings, cli }, ciphers: {}, load: {}, seconds: 0 };
+  const noteLoad = (phase: string): void => { results.load[phase] = loadavg().map((l) => Number(l.toFixed(2))); };
+  log(`machine: ${JSON.stringify(results.machine)}`);
+  const env = await setUp({ cli, loginUsers: only.has('login') ? settings.logins : 0, log });
+  const watchdog = setTimeout(() => {
+    log(`the run passed BENCH_DEADLINE_S=${settings.deadlineS}: stopping`);
+    void env.stop().finally(() => process.exit(3));
+  }, settings.deadlineS * 1000);
+  try {
+    await awaitQuiet();
+    noteLoad('start');
+    results.ciphers = ciphers(env);
+    log(`ciphers: ${JSON.stringify(results.ciphers)}`);
+    // Every path must work before anything is timed.
+    for (const id of PATHS) {
+      const c = pathCmd(env, id, 'echo bench-ok');
+      const r = spawnSync(c.cmd, c.args, { env: c.env, encoding: 'utf8', timeout: 30_000 });
+      if (r.stdout.trim() !== 'bench-ok') throw new Error(`path ${id} does not work: exit ${r.status}\n${r.stderr}\n${env.cluster.serve.stderr().slice(-2000)}`);
+    }
+    if (only.has('cli')) {
+      log('3. CLI start');
+      results.cli = await cliStart(env, settings.cliRounds, log);
+      noteLoad('cli');
+    }
+    if (only.has('setup')) {
+      log('2. connection setup');
+      results.setup = await connectionSetup(env, settings.setupRounds, log);
+      noteLoad('setup');
+    }
+    if (only.has('throughput')) {
+      log(`1. throughput, ${settings.mib} MiB`);
+      results.throughput = await throughput(env, settings.mib, settings.rounds, log);
+      noteLoad('throughput');
+    }
+    if (only.has('login')) {
+      log('5. login');
+      results.login = await login(env, log);
+      noteLoad('login');
+    }
+    if (only.has('sessions') && settings.sessions > 0) {
+      log(`4. ${settings.sessions} sessions held open, Postern's listener then the jump host`);
+      results.sessions = [];
+      for (const id of ['d', 'b'] as const) results.sessions.push(await holdSessions(env, id, settings.sessions, settings.batch, log));
+      noteLoad('sessions');
+    }
+  } finally {
+    clearTimeout(watchdog);
+    await env.stop();
+  }
+  results.seconds = (Date.now() - t0) / 1000;
+  const file = join(ROOT, 'bench', 'results', 'latest.json');
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(results, null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
+  if (process.env.BENCH_DOC !== '0') writeDoc(join(ROOT, 'docs', 'benchmarks.md'), results);
+  process.stdout.write(`\n${table(results)}\n\n${targetTable(targets(results))}\n\nwrote bench/results/latest.json${process.env.BENCH_DOC !== '0' ? ' and docs/benchmarks.md' : ''} (${Math.round(results.seconds)} s)\n`);
+  return 0;
+}
+
+/** `node bench/run.ts --report`: the table and docs/benchmarks.md again from bench/results/latest.json, measuring nothing. */
+function report(): number {
+  const results = JSON.parse(readFileSync(join(ROOT, 'bench', 'results', 'latest.json'), 'utf8')) as Results;
+  writeDoc(join(ROOT, 'docs', 'benchmarks.md'), results);
+  process.stdout.write(`${table(results)}\n\n${targetTable(targets(results))}\n\nwrote docs/benchmarks.md from bench/results/latest.json (${results.date})\n`);
+  return 0;
+}
+
+process.exitCode = process.argv.includes('--report') ? report() : await main().catch((err: unknown) => {
+  log(`failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  return 1;
+});
