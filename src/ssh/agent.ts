@@ -158,15 +158,7 @@ export class AgentClient {
   }
 
   private decode<T>(what: string, body: Buffer, read: (r: SshReader) => T): T {
-    try {
-      const reader = new SshReader(body, `ssh-agent ${what}`);
-      const out = read(reader);
-      reader.done();
-      return out;
-    } catch (err) {
-      if (err instanceof SshFormatError) throw new AgentError('ERR_POSTERN_AGENT_PROTOCOL', err.message, { cause: err });
-      throw err;
-    }
+    return decodeAgentMessage(`ssh-agent ${what}`, body, read);
   }
 
   // Requests go one at a time: the agent protocol has no request ids.
@@ -218,5 +210,18 @@ export class AgentClient {
     const pending = this.pending;
     this.pending = undefined;
     pending?.reject(this.closedError);
+  }
+}
+
+/** Reads a whole agent message body; a malformed one is an AgentError (protocol). */
+export function decodeAgentMessage<T>(what: string, body: Buffer, read: (r: SshReader) => T): T {
+  try {
+    const reader = new SshReader(body, what);
+    const out = read(reader);
+    reader.done();
+    return out;
+  } catch (err) {
+    if (err instanceof SshFormatError) throw new AgentError('ERR_POSTERN_AGENT_PROTOCOL', err.message, { cause: err });
+    throw err;
   }
 }

@@ -16,9 +16,9 @@
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { Connection, ParsedKey, ServerChannel, SigningRequestOptions } from 'ssh2';
-import { AgentError, AgentSignFlags } from './agent.ts';
+import { AgentError, AgentSignFlags, decodeAgentMessage } from './agent.ts';
 import type { AgentIdentity } from './agent.ts';
-import { SshFormatError, SshReader, SshWriter } from './wire.ts';
+import { SshReader, SshWriter } from './wire.ts';
 
 const MSG = {
   failure: 5,
@@ -220,13 +220,5 @@ export class ForwardedAgent extends ssh2.BaseAgent<Buffer | ParsedKey> {
 }
 
 function decode<T>(what: string, body: Buffer, read: (r: SshReader) => T): T {
-  try {
-    const reader = new SshReader(body, `forwarded agent ${what}`);
-    const out = read(reader);
-    reader.done();
-    return out;
-  } catch (err) {
-    if (err instanceof SshFormatError) throw new AgentError('ERR_POSTERN_AGENT_PROTOCOL', err.message, { cause: err });
-    throw err;
-  }
+  return decodeAgentMessage(`forwarded agent ${what}`, body, read);
 }
