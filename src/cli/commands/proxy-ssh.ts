@@ -20,8 +20,6 @@ import type { StoredLogin } from '../../client/proxy-conn.ts';
 import { ExitCode, PosternError, UsageError } from '../../core/errors.ts';
 import { escapeControl, parseHostPort } from '../../core/text.ts';
 import { DEFAULT_WEB_PORT } from '../../api/types.ts';
-import { askConfirm } from '../prompt.ts';
-import { runLogin } from './login.ts';
 import { info } from '../output.ts';
 
 /** Options of `postern proxy ssh`. */
@@ -97,6 +95,8 @@ async function loginOrRelogin(home: string, proxyHost: string | undefined, deps:
     try {
       const ttyDeps = tty.deps(deps);
       info(ttyDeps, `postern: ${err.message}`);
+      // Loaded only now: prompts and the login code (HTTP client, spinner) would slow every start.
+      const [{ askConfirm }, { runLogin }] = await Promise.all([import('../prompt.ts'), import('./login.ts')]);
       if (!await askConfirm(ttyDeps, 'Log in again now?', true)) throw err;
       const { profile } = loadProfile(home, proxyHost);
       await runLogin({ proxy: profile.webProxyAddr, user: profile.user, addKeysToAgent: 'auto' }, ttyDeps);
