@@ -24,6 +24,8 @@ export interface ClusterInfo {
   userCaKeys: string[];
   hostCaKeys: string[];
   serverVersion: string;
+  /** The cluster's `session_recording`: in `proxy` the proxy terminates and records SSH sessions. */
+  sessionRecording: 'off' | 'proxy';
 }
 
 /** What auth returns for a successful login; the proxy adds its own SSH address and host key. */
@@ -53,8 +55,19 @@ export interface RoleSpec {
   logins: string[];
   /** Label name to allowed values; `'*': ['*']` is every node. All names must match. */
   node_labels: Record<string, string[]>;
+  /** Whose live sessions holders of this role may join, and how (none when absent). */
+  join_sessions?: JoinRule[];
   /** Built-in roles cannot be changed or removed. */
   builtin?: boolean;
+}
+
+/** How a participant takes part in a live session: observers only watch, peers also type. */
+export type JoinMode = 'observer' | 'peer';
+
+/** One join permission: sessions of users holding any of `roles` ('*': any user), in these modes. */
+export interface JoinRule {
+  roles: string[];
+  modes: JoinMode[];
 }
 
 /** What the proxy asks before it dials anything for a user. */
@@ -161,6 +174,53 @@ export interface RecordingReadRequest {
   user?: string;
 }
 
+/**
+ * A web session: made by a login on the web UI. Auth keeps its SSH key pair and a
+ * short-lived user certificate for it; the private key never leaves auth. The secret
+ * `sessionId` (the cookie's value) is given out once, by `createWebSession`; auth stores
+ * only its hash.
+ */
+export interface WebSessionInfo {
+  user: string;
+  roles: string[];
+  logins: string[];
+  /** Whether the user holds the admin role (the audit page). */
+  isAdmin: boolean;
+  /** Sent back by the browser in `x-csrf-token` on every state-changing request. */
+  csrfToken: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** What `createWebSession` takes: the same checks (password, TOTP, lockout, audit) as `loginSsh`. */
+export interface CreateWebSessionRequest {
+  user: string;
+  password: string;
+  otp?: string;
+  clientAddr: string;
+}
+
+/** A live session a proxy carries (a web terminal or a recording-mode SSH session). */
+export interface ActiveSession {
+  /** Random, url-safe; the same id as the live session's recording's `sessionId`. */
+  id: string;
+  kind: 'web' | 'ssh';
+  user: string;
+  node: string;
+  login: string;
+  startedAt: string;
+  /** The proxy carrying it (its heartbeat name) and where users reach that proxy. */
+  proxy: string;
+  proxyWebAddr?: string;
+  proxySshAddr?: string;
+  recordingId?: string;
+  /** The owner first; then who joined. */
+  participants: Array<{ user: string; mode: 'owner' | JoinMode; joinedAt: string }>;
+  /** The owner's terminal size now. */
+  width?: number;
+  height?: number;
+}
+
 /** The calls, by name; each takes one argument object. */
 export interface AuthClient {
   ping(): Promise<ClusterInfo>;
@@ -201,6 +261,28 @@ export interface AuthClient {
   getRecording(req: RecordingReadRequest): Promise<{ meta: RecordingMeta; header: CastHeader; events: string }>;
   /** A page of chunks after `afterSeq` (from the first without), about `maxBytes` (default 4 MiB); `more` while stored chunks remain. */
   readRecording(req: RecordingReadRequest & { afterSeq?: number; maxBytes?: number }): Promise<{ meta: RecordingMeta; header: CastHeader; chunks: RecordingChunk[]; more: boolean }>;
+  /** Web sessions: created by a web login; get throws ERR_POSTERN_SESSION_EXPIRED (401) for an unknown, expired or revoked id. */
+  createWebSession(req: CreateWebSessionRequest): Promise<WebSessionInfo & { sessionId: string }>;
+  getWebSession(req: { sessionId: string }): Promise<WebSessionInfo>;
+  deleteWebSession(req: { sessionId: string; clientAddr?: string }): Promise<void>;
+  /**
+   * The ssh-agent (PROTOCOL.agent) of a web session's key: `message` is one request
+   * without its length prefix, base64; the answer likewise. Serves REQUEST_IDENTITIES (the
+   * certificate and the plain key) and SIGN_REQUEST for that key; anything else is FAILURE.
+   */
+  webSessionAgent(req: { sessionId: string; message: string }): Promise<{ message: string }>;
+  /** Account changes from the web UI; both need the current password and a TOTP code (when the cluster uses TOTP). */
+  changePassword(req: { sessionId: string; currentPassword: string; otp?: string; newPassword: string; clientAddr: string }): Promise<void>;
+  /** Re-enrolling TOTP: begin proposes a new secret; finish with a code of it replaces the old one. */
+  beginTotpEnrol(req: { sessionId: string; currentPassword: string; otp?: string; clientAddr: string }): Promise<{ enrolId: string; totpSecret: string; otpauthUri: string }>;
+  finishTotpEnrol(req: { sessionId: string; enrolId: string; otp: string; clientAddr: string }): Promise<void>;
+  /** Live sessions: a proxy upserts each one it carries every 30 s (kept 90 s) and ends it when it ends. */
+  upsertActiveSession(req: ActiveSession): Promise<void>;
+  endActiveSession(req: { id: string }): Promise<void>;
+  /** The live sessions `user` may see (their own and those their roles may join); all for the admin identity without `user`. */
+  listActiveSessions(req: { user?: string }): Promise<ActiveSession[]>;
+  /** May `user` join session `id` in `mode`? Returns the session; throws 404 / 403 (audited either way as session.join). */
+  authorizeJoin(req: { user: string; sessionId: string; mode: JoinMode; clientAddr: string }): Promise<ActiveSession>;
   close(): Promise<void>;
 }
 
@@ -238,4 +320,15 @@ export const AUTH_CALLS: Record<Exclude<keyof AuthClient, 'close'>, ReadonlyArra
   listRecordings: ['proxy', 'admin'],
   getRecording: ['proxy', 'admin'],
   readRecording: ['proxy', 'admin'],
+  createWebSession: ['proxy'],
+  getWebSession: ['proxy'],
+  deleteWebSession: ['proxy'],
+  webSessionAgent: ['proxy'],
+  changePassword: ['proxy'],
+  beginTotpEnrol: ['proxy'],
+  finishTotpEnrol: ['proxy'],
+  upsertActiveSession: ['proxy'],
+  endActiveSession: ['proxy'],
+  listActiveSessions: ['proxy', 'admin'],
+  authorizeJoin: ['proxy'],
 };

@@ -157,6 +157,7 @@ export class AuthServer {
       userCaKeys: [await sshCaPublicKey(this.backend, 'user')],
       hostCaKeys: [await sshCaPublicKey(this.backend, 'host')],
       serverVersion: VERSION,
+      sessionRecording: s.session_recording,
     };
   }
 

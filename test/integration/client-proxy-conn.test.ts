@@ -50,7 +50,7 @@ const seen: AccessRequest[] = [];
 function fakeAuth(): AuthClient {
   const partial: Partial<AuthClient> = {
     async ping() {
-      return { clusterName: 'test.example', secondFactor: 'off', userCaKeys: [formatAuthorizedKey(userCa.publicWire)], hostCaKeys: [formatAuthorizedKey(hostCa.publicWire)], serverVersion: 'test' };
+      return { clusterName: 'test.example', secondFactor: 'off', userCaKeys: [formatAuthorizedKey(userCa.publicWire)], hostCaKeys: [formatAuthorizedKey(hostCa.publicWire)], serverVersion: 'test', sessionRecording: 'off' };
     },
     async authorizeSsh(req: AccessRequest): Promise<AccessDecision> {
       seen.push(req);

@@ -29,7 +29,7 @@ function authenticator(now: { t: Date }, maxNonces?: number): { ca: CertAuthenti
   let pings = 0;
   const ping = async (): Promise<ClusterInfo> => {
     pings++;
-    return { clusterName: 'test.example', secondFactor: 'off', userCaKeys: [formatAuthorizedKey(userCa.publicWire)], hostCaKeys: [formatAuthorizedKey(hostCa.publicWire)], serverVersion: 't' };
+    return { clusterName: 'test.example', secondFactor: 'off', userCaKeys: [formatAuthorizedKey(userCa.publicWire)], hostCaKeys: [formatAuthorizedKey(hostCa.publicWire)], serverVersion: 't', sessionRecording: 'off' };
   };
   return { ca: new CertAuthenticator({ auth: { ping }, clock: { now: () => now.t }, ...(maxNonces ? { maxNonces } : {}) }), pings: () => pings };
 }
