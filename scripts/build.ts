@@ -17,6 +17,15 @@ await build({
   sourcemap: 'linked',
   // ssh2's optional native parts are loaded with require() at run time; keep them outside.
   external: ['cpu-features', '*.node'],
+  plugins: [{
+    // ssh2 requires its crypto binding by a path relative to its own file, which means
+    // nothing inside dist/chunks: point it at the installed ssh2 package instead, or the
+    // bundle silently falls back to JavaScript ciphers (scripts/build-native.ts).
+    name: 'ssh2-native-binding',
+    setup(b) {
+      b.onResolve({ filter: /sshcrypto\.node$/ }, () => ({ path: 'ssh2/lib/protocol/crypto/build/Release/sshcrypto.node', external: true }));
+    },
+  }],
   // CommonJS dependencies (ssh2) expect require, __filename and __dirname.
   banner: {
     js: [
