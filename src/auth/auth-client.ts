@@ -84,7 +84,7 @@ export interface AccessRequest {
   /** The addresses the proxy resolved `target` to, when auth asked for them (CIDR rules). */
   resolved?: string[];
   clientAddr: string;
-  via: 'subsystem' | 'direct-tcpip' | 'web' | 'recording';
+  via: 'subsystem' | 'direct-tcpip' | 'web' | 'recording' | 'tunnel';
 }
 
 /** Auth's answer: dial this. A denial is an error (and an audit event). */

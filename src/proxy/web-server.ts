@@ -13,6 +13,8 @@ import type { Logger } from '../core/logger.ts';
 import { VERSION } from '../core/version.ts';
 import { CertAuthenticator, parseNodesQuery } from './cert-auth.ts';
 import { openCastStream, CAST_CONTENT_TYPE } from './recording-cast.ts';
+import { installTunnel, TUNNEL_ALPN } from './tunnel.ts';
+import type { Server as TlsServer } from 'node:tls';
 
 /** What the web server needs to know about its proxy. */
 export interface WebServerOptions {
@@ -28,7 +30,8 @@ export interface WebServerOptions {
 /** Builds the web server (not yet listening). */
 export function buildWebServer(opts: WebServerOptions): FastifyInstance {
   const app = Fastify({
-    https: { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2' },
+    // ALPN: `postern-tunnel/1` connections are the TLS tunnel of `postern proxy ssh` (tunnel.ts).
+    https: { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ALPNProtocols: ['http/1.1', TUNNEL_ALPN] },
     logger: false,
     bodyLimit: 1 << 20,
     trustProxy: false,
@@ -92,6 +95,7 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
 
   // `postern ls`: requests signed with the user's certificate key (cert-auth.ts); only the nodes the user may reach.
   const certAuth = new CertAuthenticator({ auth: opts.auth });
+  installTunnel(app.server as unknown as TlsServer, { auth: opts.auth, certAuth, log: opts.log });
   app.get('/webapi/nodes', async (req) => {
     const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
     return opts.auth.listNodes({ user: caller.user, ...parseNodesQuery(req.query) });

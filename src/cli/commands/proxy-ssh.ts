@@ -9,6 +9,7 @@ import { openSync, closeSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Command } from 'commander';
 import type { Client } from 'ssh2';
 import type { Deps, OutStream } from '../deps.ts';
@@ -17,7 +18,7 @@ import { tshHome } from '../../client/paths.ts';
 import { loadProfile } from '../../client/profile.ts';
 import { loadLogin, connectToProxy, openProxySubsystem } from '../../client/proxy-conn.ts';
 import type { StoredLogin } from '../../client/proxy-conn.ts';
-import { ExitCode, PosternError, UsageError } from '../../core/errors.ts';
+import { ConnectionError, ExitCode, PosternError, UsageError } from '../../core/errors.ts';
 import { escapeControl, parseHostPort } from '../../core/text.ts';
 import { DEFAULT_WEB_PORT } from '../../api/types.ts';
 import { info } from '../output.ts';
@@ -123,6 +124,20 @@ export async function runProxySsh(target: string, opts: ProxySshOptions, deps: D
         hint: `Connect as one of those, e.g.  ssh ${escapeControl(stored.certificate.principals[0] ?? 'LOGIN')}@${escapeControl(host)}; an admin can add logins, then log in again`,
       });
     }
+    const transport = deps.env.POSTERN_PROXY_TRANSPORT || 'auto';
+    if (transport !== 'ssh' && transport !== 'tls' && transport !== 'auto') {
+      throw new UsageError(`POSTERN_PROXY_TRANSPORT must be auto, tls or ssh, not "${escapeControl(transport)}"`);
+    }
+    if (transport !== 'ssh') {
+      // The TLS tunnel on the web port first: one encryption layer less (src/proxy/tunnel.ts).
+      const { openTunnel } = await import('../../client/proxy-tunnel.ts');
+      const tunnel = await openTunnel({ profile: stored.profile, keyPair: stored.keyPair, certificate: stored.certificate.raw, login, host, port });
+      if (!('fallback' in tunnel)) {
+        await splice(tunnel, deps);
+        return;
+      }
+      if (transport === 'tls') throw new ConnectionError(`the TLS tunnel is not available: ${tunnel.reason}`, { hint: 'Unset POSTERN_PROXY_TRANSPORT to use the SSH listener' });
+    }
     client = await connectToProxy({
       profile: stored.profile, keyPair: stored.keyPair, certificateText: stored.certificateText,
       knownHostsPath: stored.paths.knownHosts, username: login,
@@ -131,19 +146,24 @@ export async function runProxySsh(target: string, opts: ProxySshOptions, deps: D
     const ch = await openProxySubsystem(client, host, port);
     // Late messages from the proxy (the node went away) go to stderr, escaped.
     ch.stderr.on('data', (d: Buffer) => deps.io.stderr.write(escapeControl(d.toString('utf8'))));
-    const up = pipeline(deps.io.stdin, ch, { end: true });
-    await pipeline(ch, deps.io.stdout, { end: false }).catch((err: Error & { code?: string }) => {
-      // ssh closing our stdout is how a session normally ends.
-      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_PREMATURE_CLOSE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
-    });
-    // The node is done; ssh may still hold our stdin open.
-    deps.io.stdin.destroy();
-    await up.catch(() => {});
+    await splice(ch, deps);
   } catch (err) {
     throw as255(err);
   } finally {
     client?.end();
   }
+}
+
+/** Pipes the node's stream to stdout and stdin to it; resolves when the node's side ends. */
+async function splice(stream: Duplex, deps: Deps): Promise<void> {
+  const up = pipeline(deps.io.stdin, stream, { end: true });
+  await pipeline(stream, deps.io.stdout, { end: false }).catch((err: Error & { code?: string }) => {
+    // ssh closing our stdout is how a session normally ends.
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_PREMATURE_CLOSE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  });
+  // The node is done; ssh may still hold our stdin open.
+  deps.io.stdin.destroy();
+  await up.catch(() => {});
 }
 
 /** Registers `postern proxy ssh`. */
