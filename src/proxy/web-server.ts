@@ -31,7 +31,7 @@ export interface WebServerOptions {
 export function buildWebServer(opts: WebServerOptions): FastifyInstance {
   const app = Fastify({
     // ALPN: `postern-tunnel/1` connections are the TLS tunnel of `postern proxy ssh` (tunnel.ts).
-    https: { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ALPNProtocols: ['http/1.1', TUNNEL_ALPN] },
+    https: { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ALPNProtocols: [TUNNEL_ALPN, 'http/1.1'] },
     logger: false,
     bodyLimit: 1 << 20,
     trustProxy: false,
