@@ -7,7 +7,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { PATHS, PATH_LABELS } from './paths.ts';
 import type { PathId } from './paths.ts';
 import type { CliStart, HeldResult, PathSamples } from './measure.ts';
-import { fmt, median, p90 } from './stats.ts';
+import type { EchoResult } from './web-echo.ts';
+import { fmt, median, p90, quantile } from './stats.ts';
 
 /** The machine the numbers came from. */
 export interface Machine {
@@ -34,6 +35,7 @@ export interface Results {
   cli?: CliStart;
   sessions?: HeldResult[];
   login?: PathSamples;
+  echo?: EchoResult;
   seconds: number;
 }
 
@@ -120,6 +122,12 @@ export function table(r: Results): string {
   if (r.login) {
     rows.push(['5. `postern login` (ms)', 'password + TOTP, new key, certificate', fmt(median(r.login.values)), fmt(p90(r.login.values)), '—', `${r.login.values.length}${failed(r.login)}`]);
   }
+  if (r.echo) {
+    const ssh = r.echo.ssh.values;
+    for (const [label, s] of [['web terminal in Chromium (wss → proxy → SSH → node)', r.echo.web], ['`ssh -tt` straight to the node (the PTY floor)', r.echo.ssh]] as const) {
+      rows.push(['6. Key to echo (ms; p99 in the next column)', label, fmt(median(s.values)), `p99 ${fmt(quantile(s.values, 0.99))}`, s === r.echo.ssh ? '—' : `${ratio(median(s.values), median(ssh))} of ssh`, `${s.values.length}${failed(s)}`]);
+    }
+  }
   const head = ['Measurement', 'Path', 'Median', 'p90 / other', 'vs (b)', 'Samples'];
   return [
     `| ${head.join(' | ')} |`,
@@ -162,7 +170,12 @@ export function targets(r: Results): Target[] {
       out.push({ text: `${d.target} sessions held through the proxy, none dropped`, measured: `${d.alive}/${d.target} alive (jump host: ${b.alive}/${b.target})`, met: d.alive === d.target });
     }
   }
-  out.push({ text: 'Web echo p99 under 10 ms on loopback', measured: 'not measured: the web UI does not exist yet', met: undefined });
+  if (r.echo && r.echo.web.values.length > 0) {
+    const p99 = quantile(r.echo.web.values, 0.99);
+    out.push({ text: 'Web echo p99 under 10 ms on loopback', measured: `p99 ${fmt(p99)} ms, p50 ${fmt(median(r.echo.web.values))} ms (ssh -tt: p99 ${fmt(quantile(r.echo.ssh.values, 0.99))} ms)${failed(r.echo.web)}`, met: p99 < 10 && r.echo.web.failures.length === 0 });
+  } else {
+    out.push({ text: 'Web echo p99 under 10 ms on loopback', measured: `not measured${r.echo?.web.failures[0] ? `: ${r.echo.web.failures[0]}` : ''}`, met: r.echo ? false : undefined });
+  }
   return out;
 }
 

@@ -30,6 +30,7 @@ import { cliStart, connectionSetup, holdSessions, login, throughput } from './me
 import { buildBundle, ROOT, setUp } from './setup.ts';
 import type { BenchEnv, CliMode } from './setup.ts';
 import { table, targets, targetTable, writeDoc } from './report.ts';
+import { webEcho } from './web-echo.ts';
 import type { Machine, Results } from './report.ts';
 
 const num = (name: string, dflt: number): number => {
@@ -40,18 +41,19 @@ const num = (name: string, dflt: number): number => {
 };
 
 const settings = {
-  mib: num('BENCH_MIB', 128),
+  mib: num('BENCH_MIB', 512),
   rounds: num('BENCH_ROUNDS', 3),
   setupRounds: num('BENCH_SETUP_ROUNDS', 20),
   cliRounds: num('BENCH_CLI_ROUNDS', 20),
-  sessions: num('BENCH_SESSIONS', 200),
+  sessions: num('BENCH_SESSIONS', 500),
   batch: Math.max(1, num('BENCH_BATCH', 25)),
   logins: num('BENCH_LOGINS', 5),
+  echoKeys: num('BENCH_ECHO_KEYS', 200),
   deadlineS: num('BENCH_DEADLINE_S', 900),
   idleWaitS: num('BENCH_IDLE_WAIT_S', 120),
 };
 const cli: CliMode = process.env.BENCH_CLI === 'source' ? 'source' : 'bundle';
-const only = new Set((process.env.BENCH_ONLY ?? 'throughput,setup,cli,sessions,login').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'throughput,setup,cli,sessions,login,web').split(',').map((s) => s.trim()));
 const t0 = Date.now();
 const log = (s: string): void => { process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`); };
 
@@ -73,12 +75,13 @@ function nativeCrypto(): string {
   const files = existsSync(dist) ? readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.mjs')) : [];
   for (const f of files) {
     const text = readFileSync(join(dist, f), 'utf8');
-    const m = /require\d*\("(\.\/crypto\/build\/Release\/sshcrypto\.node)"\)/.exec(text);
+    const m = /require\d*\("((?:\.\/crypto|ssh2\/lib\/protocol\/crypto)\/build\/Release\/sshcrypto\.node)"\)/.exec(text);
     if (!m) continue;
-    const where = join(dist, dirname(f), m[1]);
-    bundle = existsSync(where)
-      ? `the bundle loads it from ${where}`
-      : `the bundle (dist/${f}) requires ${m[1]} relative to itself, where there is none: never loaded from the bundle`;
+    let where: string | undefined;
+    try { where = createRequire(join(dist, f)).resolve(m[1]); } catch { where = undefined; }
+    bundle = where
+      ? `the bundle (dist/${f}) loads it from ${where}`
+      : `the bundle (dist/${f}) requires ${m[1]}, which does not resolve from there: never loaded from the bundle`;
   }
   return `${source ? 'loaded' : `NOT loaded (${why || 'unavailable'})`}; ${bundle}`;
 }
@@ -108,8 +111,17 @@ function ciphers(env: BenchEnv): Record<string, string> {
   }
   const require = createRequire(join(ROOT, 'package.json'));
   const constants = require('ssh2/lib/protocol/constants.js') as { DEFAULT_CIPHER: string[] };
-  out['(c)(e) ssh2 → Postern listener'] = constants.DEFAULT_CIPHER[0];
+  out['(e) ssh2 → Postern listener'] = constants.DEFAULT_CIPHER[0];
+  out['(c) TLS tunnel on the web port'] = tlsCipher(env);
   return out;
+}
+
+/** The TLS cipher the web port negotiates (the tunnel of path c). */
+function tlsCipher(env: BenchEnv): string {
+  const r = spawnSync('openssl', ['s_client', '-connect', env.cluster.serve.web, '-alpn', 'postern-tunnel/1', '-brief'], { input: '', encoding: 'utf8', timeout: 10_000 });
+  const cipher = /Ciphersuite: (\S+)/.exec(r.stderr + r.stdout)?.[1];
+  const proto = /Protocol version: (\S+)/.exec(r.stderr + r.stdout)?.[1];
+  return cipher ? `${proto ?? 'TLS'} ${cipher}` : 'unknown';
 }
 
 /** Waits (bounded) for the machine to be quiet: the 1-minute load below the number of cores. */
@@ -130,7 +142,7 @@ async function main(): Promise<number> {
   const results: Results = { date: new Date().toISOString(), machine: machine(), settings: { ...settings, cli }, ciphers: {}, load: {}, seconds: 0 };
   const noteLoad = (phase: string): void => { results.load[phase] = loadavg().map((l) => Number(l.toFixed(2))); };
   log(`machine: ${JSON.stringify(results.machine)}`);
-  const env = await setUp({ cli, loginUsers: only.has('login') ? settings.logins : 0, log });
+  const env = await setUp({ cli, loginUsers: only.has('login') ? settings.logins : 0, webUser: only.has('web'), log });
   const watchdog = setTimeout(() => {
     log(`the run passed BENCH_DEADLINE_S=${settings.deadlineS}: stopping`);
     void env.stop().finally(() => process.exit(3));
@@ -165,6 +177,11 @@ async function main(): Promise<number> {
       log('5. login');
       results.login = await login(env, log);
       noteLoad('login');
+    }
+    if (only.has('web') && settings.echoKeys > 0) {
+      log('6. web terminal echo');
+      results.echo = await webEcho(env, settings.echoKeys, log);
+      noteLoad('web');
     }
     if (only.has('sessions') && settings.sessions > 0) {
       log(`4. ${settings.sessions} sessions held open, Postern's listener then the jump host`);

@@ -50,6 +50,8 @@ export interface BenchEnv {
   /** Environment for `ssh`: the same (Node 24 first on PATH for the ProxyCommand's `#!/usr/bin/env node`, TSH_HOME for it). */
   sshEnv: NodeJS.ProcessEnv;
   loginUsers: LoginUser[];
+  /** A signed-up user for the web echo measurement (logs in on the web with a fresh code). */
+  webUser?: LoginUser;
   stop(): Promise<void>;
 }
 
@@ -102,7 +104,7 @@ export function buildBundle(): void {
 }
 
 /** Sets everything up; `loginUsers` users are signed up (not logged in) for the login measurement. */
-export async function setUp(opts: { cli: CliMode; loginUsers: number; log: (s: string) => void; serveEnv?: Record<string, string> }): Promise<BenchEnv> {
+export async function setUp(opts: { cli: CliMode; loginUsers: number; webUser?: boolean; log: (s: string) => void; serveEnv?: Record<string, string> }): Promise<BenchEnv> {
   const c = new TestCluster();
   const stops: Array<() => Promise<unknown>> = [];
   try {
@@ -161,8 +163,8 @@ export async function setUp(opts: { cli: CliMode; loginUsers: number; log: (s: s
     writeFileSync(proxyCommandConfig, `${cfg.stdout}\nHost *\n  BatchMode yes\n  IdentityAgent none\n  LogLevel ERROR\n  ConnectTimeout 20\n`);
 
     const loginUsers: LoginUser[] = [];
-    for (let i = 1; i <= opts.loginUsers; i++) {
-      const name = `login${i}`;
+    const names = [...Array.from({ length: opts.loginUsers }, (_, i) => `login${i + 1}`), ...(opts.webUser ? ['webecho'] : [])];
+    for (const name of names) {
       const secret = totpSecret();
       const add = await c.admin(['users', 'add', name, '--logins', LOCAL_USER, '--roles', 'access', '--format', 'json']);
       assert.equal(add.code, 0, add.stderr);
@@ -173,9 +175,10 @@ export async function setUp(opts: { cli: CliMode; loginUsers: number; log: (s: s
       loginUsers.push({ name, secret });
     }
 
+    const webUser = opts.webUser ? loginUsers.pop() : undefined;
     return {
       cluster: c, cli: opts.cli, user, home, login: LOCAL_USER, nodes, jump, servePid: c.serve.proc.pid!,
-      sshConfig, proxyCommandConfig, posternEnv, sshEnv: posternEnv, loginUsers,
+      sshConfig, proxyCommandConfig, posternEnv, sshEnv: posternEnv, loginUsers, ...(webUser ? { webUser } : {}),
       async stop() {
         for (const s of stops.reverse()) await s().catch(() => {});
         await c.stop();
