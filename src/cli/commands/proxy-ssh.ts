@@ -1,6 +1,7 @@
 /**
- * `postern proxy ssh USER@HOST:PORT`: OpenSSH's ProxyCommand. It connects to the proxy's
- * SSH listener with the stored certificate as USER, asks for the subsystem
+ * `postern proxy ssh USER@HOST:PORT`: OpenSSH's ProxyCommand. It opens the TLS tunnel on
+ * the proxy's web port (src/client/proxy-tunnel.ts), or else connects to the proxy's SSH
+ * listener with the stored certificate as USER and asks for the subsystem
  * `proxy:HOST:PORT`, and pipes the node's SSH stream over stdin and stdout. Stdout carries
  * that stream and nothing else; every message goes to stderr; any failure exits 255, as
  * OpenSSH expects of a ProxyCommand.
@@ -176,6 +177,11 @@ export function registerProxySsh(program: Command, deps: Deps, state: RunState):
 In ~/.ssh/config (postern config writes this for you):
   Host *.example.com
       ProxyCommand postern proxy ssh --proxy proxy.example.com:3080 %r@%h:%p
+
+The stream goes through a TLS tunnel on the proxy's web port when the proxy offers it (one
+encryption layer less than the SSH listener), else through the proxy's SSH listener; the
+SSH listener is always used when the cluster records sessions at the proxy. Set
+POSTERN_PROXY_TRANSPORT=ssh (or tls) to choose.
 
 Stdout carries only the SSH stream; messages go to stderr. Exits 255 when the connection
 fails. When the certificate has expired and a terminal is available, it offers to log in
