@@ -42,6 +42,18 @@ export const AuditType = {
   recordingEnd: 'recording.end',
   /** A user read a recording through a proxy (play, download, the web player). */
   recordingAccess: 'recording.access',
+  /** A live session started or ended at a proxy (user, node, login, sessionId; end: exit code). */
+  sessionStart: 'session.start',
+  sessionEnd: 'session.end',
+  /** Someone joined (or was refused joining) a live session: mode, owner, sessionId. */
+  sessionJoin: 'session.join',
+  /** A command run through the recording proxy (command). */
+  sessionExec: 'session.exec',
+  /** A port forward through the recording proxy (direction, host, port). */
+  portForward: 'port.forward',
+  /** A web session was created (a web login) or ended (logout or expiry). */
+  webSessionCreate: 'web.session.create',
+  webSessionEnd: 'web.session.end',
 } as const;
 
 /** Appends an event; keys sort by time so ranges read in order. */

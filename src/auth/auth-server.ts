@@ -8,12 +8,12 @@ import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import {
-  AccessDeniedError, BadCredentialsError, ConfigError, ConflictError, OtpReplayError, UserLockedError, ValidationError, InviteInvalidError, PosternError,
+  AccessDeniedError, BadCredentialsError, ConfigError, ConflictError, OtpReplayError, UserLockedError, ValidationError, InviteInvalidError, NotFoundError, PosternError,
 } from '../core/errors.ts';
 import { parseAuthorizedKey, formatAuthorizedKey } from '../ssh/keys.ts';
 import { formatCertificate } from '../ssh/certs.ts';
 import type { SshLoginRequest, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult } from '../api/types.ts';
-import type { AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbeat, SshLoginResult, NodeInfo, RoleSpec, AccessRequest, AccessDecision, AddNodeResult } from './auth-client.ts';
+import type { ActiveSession, JoinMode, AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbeat, SshLoginResult, NodeInfo, RoleSpec, AccessRequest, AccessDecision, AddNodeResult } from './auth-client.ts';
 import type {
   StartRecordingRequest, StartRecordingResult, AppendRecordingRequest, AppendRecordingResult, FinishRecordingRequest, RecordingReadRequest, RecordingChunk,
 } from './auth-client.ts';
@@ -21,6 +21,7 @@ import type { RecordingMeta } from '../api/types.ts';
 import { castHeader } from '../api/asciicast.ts';
 import type { CastHeader } from '../api/asciicast.ts';
 import * as recordings from './recordings.ts';
+import * as active from './active-sessions.ts';
 import * as nodes from './node-registry.ts';
 import * as roleStore from './role-store.ts';
 import { authorizeSsh, listNodesFor } from './access-policy.ts';
@@ -524,6 +525,58 @@ export class AuthServer {
       await this.audit({ type: AuditType.recordingAccess, user: req.user, success: true, recording: rid, owner: rec.user, node: rec.node });
     }
     return rec;
+  }
+
+  // ---- live sessions (active-sessions.ts) ----
+
+  protected async do_upsertActiveSession(id: Identity, req: ActiveSession): Promise<void> {
+    const s = active.checkActiveSession(req);
+    const before = await active.getActiveSession(this.backend, s.id);
+    if (before && before.proxy !== s.proxy) throw new AccessDeniedError(`session ${s.id} belongs to proxy ${before.proxy}`);
+    await active.upsertActiveSession(this.backend, { ...s, proxy: id.role === 'proxy' ? id.name : s.proxy }, this.clock.now());
+  }
+
+  protected async do_endActiveSession(_id: Identity, req: { id: string }): Promise<void> {
+    await active.endActiveSession(this.backend, active.checkSessionId(req?.id));
+  }
+
+  protected async do_listActiveSessions(id: Identity, req: { user?: string }): Promise<ActiveSession[]> {
+    const all = await active.listActiveSessions(this.backend);
+    if (req?.user === undefined && id.role === 'admin') return all;
+    const viewer = str(req?.user, 'user');
+    const rec = await users.getUser(this.backend, viewer);
+    if (!rec) return [];
+    const mine = await roleStore.existingRoles(this.backend, rec.roles);
+    const out: ActiveSession[] = [];
+    for (const s of all) {
+      if (s.user === viewer) { out.push(s); continue; }
+      const owner = await users.getUser(this.backend, s.user);
+      if (active.joinModes(mine, owner?.roles ?? []).size > 0) out.push(s);
+    }
+    return out;
+  }
+
+  protected async do_authorizeJoin(_id: Identity, req: { user: string; sessionId: string; mode: JoinMode; clientAddr: string }): Promise<ActiveSession> {
+    const user = str(req?.user, 'user');
+    const sessionId = active.checkSessionId(req.sessionId);
+    if (req.mode !== 'observer' && req.mode !== 'peer') throw new ValidationError('mode must be "observer" or "peer"');
+    const base = { type: AuditType.sessionJoin, user, addr: typeof req.clientAddr === 'string' ? req.clientAddr : undefined, sessionId, mode: req.mode };
+    const s = await active.getActiveSession(this.backend, sessionId);
+    if (!s) {
+      await this.audit({ ...base, success: false, reason: 'no such session' });
+      throw new NotFoundError(`no live session ${sessionId}`, { hint: 'List the live sessions you may join with:  postern sessions ls' });
+    }
+    const joiner = await users.getUser(this.backend, user);
+    const owner = await users.getUser(this.backend, s.user);
+    const allowed = s.user === user || (joiner !== undefined && active.joinModes(await roleStore.existingRoles(this.backend, joiner.roles), owner?.roles ?? []).has(req.mode));
+    const where = { owner: s.user, node: s.node, login: s.login };
+    if (!allowed) {
+      const message = `you may not join the session of ${s.user} as ${req.mode}`;
+      await this.audit({ ...base, ...where, success: false, reason: 'no join_sessions rule allows it', message });
+      throw new AccessDeniedError(message, { hint: 'An admin can allow it with a role\'s join_sessions: [{ roles: [...], modes: [observer, peer] }]' });
+    }
+    await this.audit({ ...base, ...where, success: true });
+    return s;
   }
 
   protected async do_listRecordings(id: Identity, req: { user?: string; limit?: number }): Promise<RecordingMeta[]> {

@@ -6,6 +6,7 @@ import type { Backend } from '../storage/backend.ts';
 import { getJson } from '../storage/backend.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
 import type { RoleSpec } from './auth-client.ts';
+import { checkJoinRules } from './active-sessions.ts';
 
 /** The template that stands for the user's own logins. */
 export const LOGINS_TEMPLATE = '{{internal.logins}}';
@@ -13,7 +14,7 @@ export const LOGINS_TEMPLATE = '{{internal.logins}}';
 /** The built-in roles. */
 export const BUILTIN_ROLES: readonly RoleSpec[] = Object.freeze([
   { name: 'access', logins: [LOGINS_TEMPLATE], node_labels: { '*': ['*'] }, builtin: true },
-  { name: 'admin', logins: [LOGINS_TEMPLATE], node_labels: { '*': ['*'] }, builtin: true },
+  { name: 'admin', logins: [LOGINS_TEMPLATE], node_labels: { '*': ['*'] }, join_sessions: [{ roles: ['*'], modes: ['observer', 'peer'] }], builtin: true },
 ]);
 
 const ROLE_NAME_RE = /^[a-z][a-z0-9_-]{0,62}$/;
@@ -54,7 +55,8 @@ export function checkRole(spec: RoleSpec): RoleSpec {
     }
     node_labels[k] = [...new Set(v as string[])];
   }
-  return { name: spec.name, logins: [...new Set(spec.logins)], node_labels };
+  const join_sessions = checkJoinRules(spec.name, spec.join_sessions);
+  return { name: spec.name, logins: [...new Set(spec.logins)], node_labels, ...(join_sessions ? { join_sessions } : {}) };
 }
 
 /** A role by name (built-in or stored). */
@@ -71,7 +73,10 @@ export async function listRoles(backend: Backend): Promise<RoleSpec[]> {
   return [...BUILTIN_ROLES.map(copyRole), ...stored];
 }
 
-const copyRole = (r: RoleSpec): RoleSpec => ({ ...r, logins: [...r.logins], node_labels: Object.fromEntries(Object.entries(r.node_labels).map(([k, v]) => [k, [...v]])) });
+const copyRole = (r: RoleSpec): RoleSpec => ({
+  ...r, logins: [...r.logins], node_labels: Object.fromEntries(Object.entries(r.node_labels).map(([k, v]) => [k, [...v]])),
+  ...(r.join_sessions ? { join_sessions: r.join_sessions.map((j) => ({ roles: [...j.roles], modes: [...j.modes] })) } : {}),
+});
 
 /** Adds or replaces a role. */
 export async function putRole(backend: Backend, spec: RoleSpec): Promise<RoleSpec> {
