@@ -14,12 +14,14 @@ import { readFileSync, existsSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { Client } from 'ssh2';
-import { connectWithCertificate, isCertAlgo } from '../ssh/ssh2-certs.ts';
-import type { CertPublicKeyAuthMethod, HostKeyAlgorithm } from '../ssh/ssh2-certs.ts';
-import { encodePrivateKeyOpenSSH, fingerprintSha256, parseAuthorizedKey, wireKeyType } from '../ssh/keys.ts';
+import { connectWithCertificate } from '../ssh/ssh2-certs.ts';
+import type { CertPublicKeyAuthMethod } from '../ssh/ssh2-certs.ts';
+import { checkNodeHostKey, NODE_HOST_KEY_ALGORITHMS } from '../ssh/host-trust.ts';
+import type { NodeTrust } from '../ssh/host-trust.ts';
+export { acceptedHostNames, checkNodeHostKey, NODE_HOST_KEY_ALGORITHMS } from '../ssh/host-trust.ts';
+export type { NodeTrust } from '../ssh/host-trust.ts';
+import { encodePrivateKeyOpenSSH, parseAuthorizedKey } from '../ssh/keys.ts';
 import type { SshKeyPair } from '../ssh/keys.ts';
-import { parseCertificate, verifyCertificate } from '../ssh/certs.ts';
-import type { SshCertificate } from '../ssh/certs.ts';
 import { ConnectionError, PosternError, UsageError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
 
@@ -77,53 +79,6 @@ export function hostCaKeysFromKnownHosts(path: string): Buffer[] {
     }
   }
   return keys;
-}
-
-/** Host key algorithms asked of a node: its certificate first, then the plain ones (to refuse them by name). */
-export const NODE_HOST_KEY_ALGORITHMS: HostKeyAlgorithm[] = [
-  'ssh-ed25519-cert-v01@openssh.com',
-  'ecdsa-sha2-nistp256-cert-v01@openssh.com', 'ecdsa-sha2-nistp384-cert-v01@openssh.com', 'ecdsa-sha2-nistp521-cert-v01@openssh.com',
-  'rsa-sha2-512-cert-v01@openssh.com', 'rsa-sha2-256-cert-v01@openssh.com',
-  'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256',
-];
-
-/** What a node's host key is checked against. */
-export interface NodeTrust {
-  /** The cluster's host CA keys (wire blobs). */
-  hostCaKeys: Buffer[];
-  /** The names the certificate may carry; one must be among its principals. */
-  names: string[];
-  now: Date;
-}
-
-/** The names a node's host certificate must carry one of: the target, and target.<cluster>. */
-export function acceptedHostNames(target: string, cluster: string): string[] {
-  const names = [target];
-  const suffix = `.${cluster}`;
-  if (cluster && !target.endsWith(suffix)) names.push(`${target}${suffix}`);
-  return names;
-}
-
-/** Checks a node's host key or certificate (wire blob); undefined when trusted, else why not. */
-export function checkNodeHostKey(key: Buffer, trust: NodeTrust): string | undefined {
-  let type: string;
-  try { type = wireKeyType(key); } catch { return 'it sent a host key that cannot be read'; }
-  if (!isCertAlgo(type)) {
-    return `it presented a plain host key (${escapeControl(type)} ${fingerprintSha256(key)}) and no host certificate of the cluster`;
-  }
-  if (trust.hostCaKeys.length === 0) return 'no host CA of the cluster is in known_hosts';
-  let cert: SshCertificate;
-  try { cert = parseCertificate(key); } catch (err) { return `its host certificate cannot be read: ${escapeControl((err as Error).message)}`; }
-  try {
-    verifyCertificate(cert, { caPublicKeys: trust.hostCaKeys, type: 'host', now: trust.now });
-  } catch (err) {
-    return `its host certificate is not valid: ${escapeControl((err as Error).message)}`;
-  }
-  if (!trust.names.some((n) => cert.principals.includes(n))) {
-    const listed = cert.principals.length ? cert.principals.map(escapeControl).join(', ') : 'none';
-    return `its host certificate is for ${listed}, not for ${trust.names.map((n) => `"${escapeControl(n)}"`).join(' or ')}`;
-  }
-  return undefined;
 }
 
 /** What `connectToNode` needs. */
