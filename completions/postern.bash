@@ -18,6 +18,9 @@ _postern() {
     "recordings") words="ls" ;;
     "recordings ls") words="--proxy --format" ;;
     "play") words="--speed --skip-idle --format --proxy" ;;
+    "sessions") words="ls" ;;
+    "sessions ls") words="--proxy --format" ;;
+    "join") words="--mode --proxy" ;;
     "signup") words="--password-stdin --totp-secret --otp --ca-pin --insecure" ;;
     "serve") words="--config --data-dir --web-addr --ssh-addr --auth-addr --public-addr --cluster-name --roles --auth-server --join-token --ca-pin --cert-file --key-file --second-factor" ;;
     "users") words="add ls rm reset" ;;
@@ -38,11 +41,14 @@ _postern() {
     "tokens") words="add" ;;
     "tokens add") words="--type --ttl --format --data-dir" ;;
     "audit") words="--since --type --user --limit --format --data-dir" ;;
+    "settings") words="show set" ;;
+    "settings show") words="--format --data-dir" ;;
+    "settings set") words="--data-dir" ;;
     "ca") words="export" ;;
     "ca export") words="--type --data-dir" ;;
     "version") words="--format" ;;
-    "") words="login status logout ls ssh proxy config recordings play signup serve users nodes roles tokens audit ca version --version --debug" ;;
-    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|signup|serve|users|nodes|roles|tokens|audit|ca|version) ;; *) path="" ;; esac; }; continue ;;
+    "") words="login status logout ls ssh proxy config recordings play sessions join signup serve users nodes roles tokens audit settings ca version --version --debug" ;;
+    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|sessions|join|signup|serve|users|nodes|roles|tokens|audit|settings|ca|version) ;; *) path="" ;; esac; }; continue ;;
     esac
     break
   done

@@ -164,3 +164,33 @@ export interface RecordingMeta {
   /** When auth last stored a chunk (or the start): tells a live session from a dead one. */
   updatedAt: string;
 }
+
+/** How a participant takes part in a live session: observers only watch, peers also type. */
+export type JoinMode = 'observer' | 'peer';
+
+/** One join permission: sessions of users holding any of `roles` ('*': any user), in these modes. */
+export interface JoinRule {
+  roles: string[];
+  modes: JoinMode[];
+}
+
+/** A live session a proxy carries (a web terminal or a recording-mode SSH session). */
+export interface ActiveSession {
+  /** Random, url-safe; the same id as the live session's recording's `sessionId`. */
+  id: string;
+  kind: 'web' | 'ssh';
+  user: string;
+  node: string;
+  login: string;
+  startedAt: string;
+  /** The proxy carrying it (its heartbeat name) and where users reach that proxy. */
+  proxy: string;
+  proxyWebAddr?: string;
+  proxySshAddr?: string;
+  recordingId?: string;
+  /** The owner first; then who joined. */
+  participants: Array<{ user: string; mode: 'owner' | JoinMode; joinedAt: string }>;
+  /** The owner's terminal size now. */
+  width?: number;
+  height?: number;
+}

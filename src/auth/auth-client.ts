@@ -6,7 +6,8 @@
 import type {
   SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult, SecondFactor,
 } from '../api/types.ts';
-import type { NodeInfo, RecordingMeta, RecordingKind } from '../api/types.ts';
+import type { NodeInfo, RecordingMeta, RecordingKind, ActiveSession, JoinMode, JoinRule } from '../api/types.ts';
+export type { ActiveSession, JoinMode, JoinRule } from '../api/types.ts';
 import type { CastHeader } from '../api/asciicast.ts';
 import type { ClusterSettings } from './settings.ts';
 import type { AuditEvent, AuditQuery } from './audit.ts';
@@ -59,15 +60,6 @@ export interface RoleSpec {
   join_sessions?: JoinRule[];
   /** Built-in roles cannot be changed or removed. */
   builtin?: boolean;
-}
-
-/** How a participant takes part in a live session: observers only watch, peers also type. */
-export type JoinMode = 'observer' | 'peer';
-
-/** One join permission: sessions of users holding any of `roles` ('*': any user), in these modes. */
-export interface JoinRule {
-  roles: string[];
-  modes: JoinMode[];
 }
 
 /** What the proxy asks before it dials anything for a user. */
@@ -198,27 +190,6 @@ export interface CreateWebSessionRequest {
   password: string;
   otp?: string;
   clientAddr: string;
-}
-
-/** A live session a proxy carries (a web terminal or a recording-mode SSH session). */
-export interface ActiveSession {
-  /** Random, url-safe; the same id as the live session's recording's `sessionId`. */
-  id: string;
-  kind: 'web' | 'ssh';
-  user: string;
-  node: string;
-  login: string;
-  startedAt: string;
-  /** The proxy carrying it (its heartbeat name) and where users reach that proxy. */
-  proxy: string;
-  proxyWebAddr?: string;
-  proxySshAddr?: string;
-  recordingId?: string;
-  /** The owner first; then who joined. */
-  participants: Array<{ user: string; mode: 'owner' | JoinMode; joinedAt: string }>;
-  /** The owner's terminal size now. */
-  width?: number;
-  height?: number;
 }
 
 /** The calls, by name; each takes one argument object. */

@@ -29,6 +29,8 @@ const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
   ['config', async () => (await import('./commands/config.ts')).registerConfig],
   ['recordings', async () => (await import('./commands/recordings.ts')).registerRecordings],
   ['play', async () => (await import('./commands/play.ts')).registerPlay],
+  ['sessions', async () => (await import('./commands/sessions.ts')).registerSessions],
+  ['join', async () => (await import('./commands/join.ts')).registerJoin],
   ['signup', async () => (await import('./commands/signup.ts')).registerSignup],
   ['serve', async () => (await import('./commands/serve.ts')).registerServe],
   ['users', async () => (await import('./commands/users.ts')).registerUsers],
@@ -36,6 +38,7 @@ const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
   ['roles', async () => (await import('./commands/roles.ts')).registerRoles],
   ['tokens', async () => (await import('./commands/tokens.ts')).registerTokens],
   ['audit', async () => (await import('./commands/audit.ts')).registerAudit],
+  ['settings', async () => (await import('./commands/settings.ts')).registerSettings],
   ['ca', async () => (await import('./commands/ca.ts')).registerCa],
   ['version', async () => (await import('./commands/version.ts')).registerVersion],
 ];

@@ -7,7 +7,7 @@ import { Agent, request } from 'undici';
 import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type {
-  NodeInfo, PingResponse, SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, RecordingMeta,
+  ActiveSession, NodeInfo, PingResponse, SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, RecordingMeta,
 } from '../api/types.ts';
 import { errorFromBody } from '../api/errors.ts';
 import type { RequestSigner } from './request-signing.ts';
@@ -115,6 +115,10 @@ export class WebClient {
     if (query.search) params.set('search', query.search);
     const qs = params.toString();
     return this.call('GET', `/webapi/nodes${qs ? `?${qs}` : ''}`, undefined, signer);
+  }
+  /** The live sessions the signed-in user may see (GET /webapi/sessions). */
+  listSessions(signer: RequestSigner): Promise<ActiveSession[]> {
+    return this.call('GET', '/webapi/sessions', undefined, signer);
   }
   /** The recordings the signed-in user may see, newest first (GET /webapi/recordings). */
   listRecordings(signer: RequestSigner): Promise<RecordingMeta[]> {

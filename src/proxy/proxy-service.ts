@@ -18,6 +18,8 @@ import { buildWebServer } from './web-server.ts';
 import type { WebServerOptions } from './web-server.ts';
 import { listen } from './listen.ts';
 import { startSshListener } from './ssh-server.ts';
+import { SessionHub } from './session-hub.ts';
+import type { SessionHubOptions } from './session-hub.ts';
 import type { Clock } from '../core/clock.ts';
 
 /** Where and how the proxy runs. */
@@ -95,7 +97,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const webOpts: WebServerOptions = {
     auth: opts.auth, tls, webPublicAddr: '', sshPublicAddr: '', sshHostKey: formatAuthorizedKey(hostKey.publicWire), log: opts.log,
   };
-  const ssh = await startSshListener({ auth: opts.auth, hostKey, addr: opts.sshAddr, log: opts.log.child({ component: 'ssh' }), clock: opts.clock });
+  // Live sessions (recording mode, the web terminal, join); addresses filled in once listening.
+  const hubOpts: SessionHubOptions = { auth: opts.auth, proxyName: opts.name, log: opts.log.child({ component: 'sessions' }), clock: opts.clock };
+  const hub = new SessionHub(hubOpts);
+  const ssh = await startSshListener({ auth: opts.auth, hostKey, addr: opts.sshAddr, log: opts.log.child({ component: 'ssh' }), clock: opts.clock, hub });
   const app: FastifyInstance = buildWebServer(webOpts);
   let webPort: number;
   try {
@@ -106,6 +111,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   }
   webOpts.webPublicAddr = formatHostPort(publicHost, opts.publicAddr?.port ?? webPort);
   webOpts.sshPublicAddr = formatHostPort(publicHost, ssh.port);
+  hubOpts.proxyWebAddr = webOpts.webPublicAddr;
+  hubOpts.proxySshAddr = webOpts.sshPublicAddr;
 
   const heartbeat = async (): Promise<void> => {
     try {
@@ -125,6 +132,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     sshHostKey: hostKey,
     async close() {
       clearInterval(timer);
+      await hub.close();
       await Promise.all([app.close(), ssh.close()]);
     },
   };

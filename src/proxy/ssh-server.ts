@@ -2,25 +2,31 @@
  * The proxy's SSH listener (--ssh-addr, default 3023). It accepts only user certificates
  * of the cluster's user CA, asks auth before every dial, and pipes bytes between the
  * client and the node's sshd: the `proxy:HOST:PORT` subsystem (what `postern proxy ssh`
- * asks for) and `direct-tcpip` channels (what OpenSSH's `ssh -J` opens). It never reads
- * the inner SSH session, which runs end to end between the client and the node.
+ * and `postern ssh` ask for) and `direct-tcpip` channels (what OpenSSH's `ssh -J` opens).
+ * Normally it never reads the inner SSH session, which runs end to end between the client
+ * and the node; when the cluster records sessions at the proxy (`session_recording:
+ * proxy`, asked of auth at most every 5 s), it terminates it instead (recording-proxy.ts).
+ * It also carries `postern join`: the command `join ID MODE` on a session channel attaches
+ * the channel to a live session of this proxy's SessionHub.
  */
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from 'ssh2';
-import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
-import { lookup } from 'node:dns/promises';
-import type { AuthClient, AccessRequest } from '../auth/auth-client.ts';
+import type { AuthClient, ClusterInfo, JoinMode } from '../auth/auth-client.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
-import { encodePrivateKeyOpenSSH, parseAuthorizedKey } from '../ssh/keys.ts';
+import { encodePrivateKeyOpenSSH } from '../ssh/keys.ts';
 import type { SshKeyPair } from '../ssh/keys.ts';
 import { parseCertificate, verifyCertificate } from '../ssh/certs.ts';
 import { isCertAlgo, verifyCertAuthSignature } from '../ssh/ssh2-certs.ts';
 import type { SignedPublicKeyAuth } from '../ssh/ssh2-certs.ts';
 import { listenError } from '../core/listen-error.ts';
 import { PosternError } from '../core/errors.ts';
-import { formatHostPort } from '../core/text.ts';
+import { escapeControl } from '../core/text.ts';
+import { dialNode, DEFAULT_DIAL_TIMEOUT_MS } from './node-dialer.ts';
+import type { DialledNode, NodeCaller } from './node-dialer.ts';
+import { caWires, RecordingProxy } from './recording-proxy.ts';
+import type { SessionHub } from './session-hub.ts';
 
 /** How the listener runs. */
 export interface SshListenerOptions {
@@ -31,6 +37,8 @@ export interface SshListenerOptions {
   clock: Clock;
   /** How long a dial to a node may take. */
   dialTimeoutMs?: number;
+  /** The proxy's live sessions (recording mode, join). */
+  hub: SessionHub;
 }
 
 /** A running listener. */
@@ -42,14 +50,10 @@ export interface RunningSshListener {
 }
 
 /** Who a connection authenticated as. */
-interface Caller {
-  user: string;
-  principals: string[];
-  login?: string;
-  clientAddr: string;
-}
+type Caller = NodeCaller;
 
-const CA_CACHE_MS = 60_000;
+// Short, because it also carries session_recording: a switch to recording takes effect within this.
+const CLUSTER_CACHE_MS = 5_000;
 const ADMINISTRATIVELY_PROHIBITED = 1;
 const CONNECT_FAILED = 2;
 
@@ -65,17 +69,31 @@ export function parseProxySubsystem(name: string): { host: string; port: number 
 
 /** Starts the listener. */
 export async function startSshListener(opts: SshListenerOptions): Promise<RunningSshListener> {
-  let caCache: { wires: Buffer[]; at: number } | undefined;
-  const userCaWires = async (): Promise<Buffer[]> => {
+  let cache: { info: ClusterInfo; userCa: Buffer[]; hostCa: Buffer[]; at: number } | undefined;
+  const cluster = async (): Promise<NonNullable<typeof cache>> => {
     const now = Date.now();
-    if (caCache && now - caCache.at < CA_CACHE_MS) return caCache.wires;
+    if (cache && now - cache.at < CLUSTER_CACHE_MS) return cache;
     const info = await opts.auth.ping();
-    caCache = { wires: info.userCaKeys.map((k) => parseAuthorizedKey(k).wire), at: now };
-    return caCache.wires;
+    cache = { info, userCa: caWires(info.userCaKeys), hostCa: caWires(info.hostCaKeys), at: now };
+    return cache;
   };
-  await userCaWires();
-  const dialTimeout = opts.dialTimeoutMs ?? 10_000;
+  const userCaWires = async (): Promise<Buffer[]> => (await cluster()).userCa;
+  await cluster();
+  const dialTimeout = opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
   const open = new Set<Connection>();
+  const recorder = new RecordingProxy({
+    auth: opts.auth, hub: opts.hub, hostKey: opts.hostKey, log: opts.log, clock: opts.clock,
+    cluster: async () => { const c = await cluster(); return { name: c.info.clusterName, userCaKeys: c.userCa, hostCaKeys: c.hostCa }; },
+  });
+
+  /** Pipes to the node, or in recording mode terminates the inner SSH; the mode is auth's now. */
+  const carry = async (ch: ServerChannel, dialled: DialledNode, who: Caller, target: string, port: number, via: 'subsystem' | 'direct-tcpip'): Promise<void> => {
+    if ((await cluster()).info.sessionRecording !== 'proxy') return pipe(ch, dialled.sock);
+    await recorder.serve({
+      channel: ch, nodeSock: dialled.sock, user: who.user, clientAddr: who.clientAddr, target, port, via,
+      ...(dialled.decision.node ? { node: dialled.decision.node } : {}),
+    });
+  };
 
   const server = new ssh2.Server({
     hostKeys: [encodePrivateKeyOpenSSH(opts.hostKey)],
@@ -129,28 +147,35 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           ch.end();
         };
         session.on('shell', (acc) => refuseShell(acc));
-        session.on('exec', (acc) => refuseShell(acc));
+        session.on('exec', (acc, _rej, info) => {
+          const join = /^join ([A-Za-z0-9_-]{8,64}) (observer|peer)$/.exec(info.command.trim());
+          if (!join) return refuseShell(acc);
+          void joinSession(acc(), who, join[1], join[2] as JoinMode, log);
+        });
         session.on('subsystem', (acc, rej, info) => {
           const target = parseProxySubsystem(info.name);
           if (!target) { rej?.(); return; }
           const ch = acc();
-          void route(who, target.host, target.port, 'subsystem', log).then(
-            (sock) => pipe(ch, sock),
-            (err: Error) => {
+          void route(who, target.host, target.port, 'subsystem', log)
+            .then((dialled) => carry(ch, dialled, who, target.host, target.port, 'subsystem'))
+            .catch((err: Error) => {
               ch.stderr.write(`${err.message}\n`);
               ch.exit(255);
               ch.end();
-            },
-          );
+            });
         });
       });
       client.on('tcpip', (accept, reject, info: TcpipRequestInfo) => {
         const rej = reject as unknown as (code?: number, desc?: string) => void;
         void route(who, info.destIP, info.destPort, 'direct-tcpip', log).then(
-          (sock) => {
+          (dialled) => {
             const ch = accept();
-            if (!ch) { sock.destroy(); return; }
-            pipe(ch, sock);
+            if (!ch) { dialled.sock.destroy(); return; }
+            void carry(ch, dialled, who, info.destIP, info.destPort, 'direct-tcpip').catch((err: Error) => {
+              log.warn({ err }, 'recording proxy could not start');
+              dialled.sock.destroy();
+              ch.close();
+            });
           },
           (err: PosternError) => rej(err.code === 'ERR_POSTERN_ACCESS_DENIED' || err.status === 403 || err.status === 404 ? ADMINISTRATIVELY_PROHIBITED : CONNECT_FAILED, err.message),
         );
@@ -159,25 +184,40 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
   });
 
   /** Asks auth, then dials; every refusal happens before any dial. */
-  const route = async (who: Caller, target: string, port: number, via: AccessRequest['via'], log: Logger): Promise<Socket> => {
-    const req: AccessRequest = { user: who.user, principals: who.principals, target, port, clientAddr: who.clientAddr, via, ...(who.login ? { login: who.login } : {}) };
-    let decision = await opts.auth.authorizeSsh(req);
-    if (decision.kind === 'resolve') {
-      const addrs = await lookup(target, { all: true }).catch(() => []);
-      if (addrs.length === 0) throw new PosternError('ERR_POSTERN_UNKNOWN_HOST', `cannot resolve host "${target}"`, { status: 404 });
-      decision = await opts.auth.authorizeSsh({ ...req, resolved: addrs.map((a) => a.address) });
-      if (decision.kind === 'resolve') throw new PosternError('ERR_POSTERN_ACCESS_DENIED', `access to "${target}" denied`, { status: 403 });
+  const route = (who: Caller, target: string, port: number, via: 'subsystem' | 'direct-tcpip', log: Logger): Promise<DialledNode> =>
+    dialNode(opts.auth, who, target, port, via, log, dialTimeout);
+
+  /** `postern join`: auth decides, then the channel becomes a participant of the live session. */
+  const joinSession = async (ch: ServerChannel, who: Caller, id: string, mode: JoinMode, log: Logger): Promise<void> => {
+    const fail = (message: string): void => {
+      ch.stderr.write(`error: ${escapeControl(message)}\r\n`);
+      ch.exit(1);
+      ch.end();
+    };
+    try {
+      await opts.auth.authorizeJoin({ user: who.user, sessionId: id, mode, clientAddr: who.clientAddr });
+      const live = opts.hub.get(id);
+      let ended = false;
+      const me = live.attach({
+        user: who.user, mode,
+        write: (d) => ch.write(d),
+        notice: (text) => ch.stderr.write(`\r\n[postern] ${escapeControl(text)}\r\n`),
+        close: (reason) => {
+          ended = true;
+          try {
+            ch.stderr.write(`\r\n[postern] ${escapeControl(reason)}\r\n`);
+            ch.exit(0);
+            ch.end();
+          } catch { /* the joiner is gone */ }
+        },
+      });
+      log.info({ user: who.user, session: id, mode }, 'joined a live session');
+      ch.on('data', (d: Buffer) => me.input(d));
+      ch.on('close', () => { if (!ended) me.leave(); });
+      ch.on('eof', () => { if (!ended) { me.leave(); ch.exit(0); ch.end(); } });
+    } catch (err) {
+      fail((err as Error).message);
     }
-    const { host, port: dialPort, node } = decision;
-    const name = node ? `node "${node.name}"` : `host "${target}"`;
-    const sock = await dial(host, dialPort, dialTimeout).catch((err: Error & { code?: string }) => {
-      const why = err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ETIMEDOUT' ? `no answer within ${dialTimeout / 1000}s` : err.message;
-      throw new PosternError('ERR_POSTERN_NODE_UNREACHABLE', `cannot reach ${name} at ${formatHostPort(host, dialPort)}: ${why}`, { status: 502 });
-    });
-    log.info({ user: who.user, login: who.login, target, node: node?.name, via }, 'proxying to node');
-    void opts.auth.emitAudit({ type: 'session.proxy', user: who.user, addr: who.clientAddr, success: true, target, node: node?.name, login: who.login, via })
-      .catch((err: unknown) => log.warn({ err }, 'could not audit the proxied connection'));
-    return sock;
   };
 
   await new Promise<void>((resolve, reject) => {
@@ -196,16 +236,6 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
       });
     },
   };
-}
-
-/** Dials a node with TCP_NODELAY and a timeout. */
-function dial(host: string, port: number, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = netConnect({ host, port, noDelay: true });
-    const timer = setTimeout(() => { sock.destroy(); reject(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })); }, timeoutMs);
-    sock.once('connect', () => { clearTimeout(timer); sock.removeAllListeners('error'); resolve(sock); });
-    sock.once('error', (err) => { clearTimeout(timer); reject(err); });
-  });
 }
 
 /** Pipes both ways with backpressure; when either side ends, both are closed. */

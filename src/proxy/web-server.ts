@@ -101,6 +101,13 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
     return opts.auth.listNodes({ user: caller.user, ...parseNodesQuery(req.query) });
   });
 
+  // `postern sessions ls`: live sessions the caller may see (their own, and those their roles may join).
+  app.get('/webapi/sessions', async (req, reply) => {
+    const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
+    void reply.header('cache-control', 'no-store');
+    return opts.auth.listActiveSessions({ user: caller.user });
+  });
+
   // `postern recordings ls` and `postern play`: the caller's own recordings, or all for a user with the admin role.
   app.get('/webapi/recordings', async (req, reply) => {
     const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);

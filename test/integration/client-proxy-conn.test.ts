@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
+import { SessionHub } from '../../src/proxy/session-hub.ts';
 import { startSshListener } from '../../src/proxy/ssh-server.ts';
 import type { RunningSshListener } from '../../src/proxy/ssh-server.ts';
 import type { AuthClient, AccessRequest, AccessDecision } from '../../src/auth/auth-client.ts';
@@ -82,7 +83,9 @@ before(async () => {
   });
   await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
   nodePort = (node.address() as { port: number }).port;
-  listener = await startSshListener({ auth: fakeAuth(), hostKey: proxyHostKey, addr: { host: '127.0.0.1', port: 0 }, log: silentLogger, clock: systemClock });
+  const auth = fakeAuth();
+  const hub = new SessionHub({ auth, proxyName: 'test-proxy', log: silentLogger });
+  listener = await startSshListener({ auth, hostKey: proxyHostKey, addr: { host: '127.0.0.1', port: 0 }, log: silentLogger, clock: systemClock, hub });
 });
 
 after(async () => {

@@ -48,6 +48,6 @@ export function registerAudit(program: Command, deps: Deps, _state: RunState): v
     }))
     .addOption(formatOption(['text', 'json']))
     .addOption(dataDirOption())
-    .addHelpText('after', '\nEvents: user.login, user.login.failure, user.locked, cert.issued, user.signup, user.created, access.denied,\nsession.proxy, node.added, role.changed, token.created, proxy.joined, cluster.settings, and more.')
+    .addHelpText('after', '\nEvents: user.login, user.login.failure, user.locked, cert.issued, user.signup, user.created, access.denied,\nsession.proxy, session.start, session.end, session.exec, session.join, port.forward,\nrecording.start, recording.end, web.session.create, node.added, role.changed, token.created,\nproxy.joined, cluster.settings, and more.')
     .action((opts: AuditOptions) => runAudit(opts, deps));
 }

@@ -1,0 +1,58 @@
+/** `postern join ID`: joins a live session the proxy carries, as observer (watch) or peer (type too). */
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import type { Deps } from '../deps.ts';
+import type { RunState } from '../program.ts';
+import { tshHome } from '../../client/paths.ts';
+import { loadLogin, connectToProxy } from '../../client/proxy-conn.ts';
+import { joinSession } from '../../client/join.ts';
+import { exitCodeOf } from '../../client/ssh-session.ts';
+import { parseHostPort } from '../../core/text.ts';
+import { UsageError } from '../../core/errors.ts';
+import { DEFAULT_WEB_PORT } from '../../api/types.ts';
+import type { JoinMode } from '../../api/types.ts';
+
+/** Options of `postern join`. */
+export interface JoinOptions {
+  mode: JoinMode;
+  proxy?: string;
+}
+
+const ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
+
+/** Joins; returns the exit code: 0 when the session ended or we left, 1 when refused, 255 when the connection failed. */
+export async function runJoin(id: string, opts: JoinOptions, deps: Deps, state: RunState): Promise<void> {
+  if (!ID_RE.test(id)) throw new UsageError(`invalid session id "${id}"`, { hint: 'See the live sessions you may join with:  postern sessions ls' });
+  const home = tshHome(deps.env, deps.homeDir);
+  const proxyHost = opts.proxy ? parseHostPort(opts.proxy, DEFAULT_WEB_PORT).host : undefined;
+  const stored = loadLogin(home, proxyHost, deps.clock.now());
+  const client = await connectToProxy({
+    profile: stored.profile, keyPair: stored.keyPair, certificateText: stored.certificateText,
+    knownHostsPath: stored.paths.knownHosts, username: stored.profile.user,
+  });
+  try {
+    client.on('error', () => { /* ends the session below */ });
+    const exit = await joinSession(client, id, opts.mode, deps.io);
+    state.exitCode = exitCodeOf(exit);
+  } finally {
+    client.end();
+  }
+}
+
+/** Registers `postern join`. */
+export function registerJoin(program: Command, deps: Deps, state: RunState): void {
+  program.command('join').description('join a live session: watch it (observer) or type in it too (peer)')
+    .argument('<id>', 'the session, as `postern sessions ls` lists it')
+    .addOption(new Option('--mode <mode>', 'observer: see the screen; peer: share the keyboard').choices(['observer', 'peer']).default('observer'))
+    .option('--proxy <host[:port]>', 'the profile to use (default: the current one)')
+    .addHelpText('after', `
+Everyone in the session sees the same screen and who joins or leaves; joining is audited.
+You may join your own sessions; an admin's role decides whose others (join_sessions).
+Leave with ~. at the start of a line (an observer also with Ctrl-C). Exits 0 when the
+session ends or you leave, 1 when the proxy refuses, 255 when the connection fails.
+
+Examples:
+  postern sessions ls
+  postern join 3fJq8x0d2kLm --mode observer`)
+    .action((id: string, opts: JoinOptions) => runJoin(id, opts, deps, state));
+}

@@ -1,0 +1,254 @@
+/**
+ * Issue 5: recording proxy mode with the real OpenSSH client and real sshd nodes. With
+ * `session_recording: proxy`, `ssh -A` through `postern proxy ssh`, `ssh -A -J` and
+ * `postern ssh -A` run commands and shells with strict host key checking; each is recorded
+ * and `postern play` shows it (asciinema reads the cast); without agent forwarding a clear
+ * message and exit 255; a port forward through the node; `join` as observer and peer; a
+ * proxy killed with SIGKILL mid-session leaves the output sent before it; the audit log.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Server } from 'node:net';
+import { join } from 'node:path';
+import { TestCluster, userFiles } from '../helpers/cluster.ts';
+import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
+import { startServe } from '../helpers/serve.ts';
+import { LOCAL_USER, startAgent, freePort } from '../helpers/openssh.ts';
+import type { RecordingMeta } from '../../src/api/types.ts';
+
+const c = new TestCluster();
+let alice: string;
+let bob: string;
+let agentSock: string;
+let cfgA: string;
+let echo: Server;
+let echoPort: number;
+
+/** ssh_config for alice: her key and certificate, strict host keys, the agent to forward, ProxyCommand postern. */
+function sshConfig(name: string, lines: string[]): string {
+  const f = userFiles(alice, 'alice');
+  const path = join(c.work, `ssh_config_${name}`);
+  writeFileSync(path, [
+    'Host *',
+    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes',
+    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30',
+    ...lines, '',
+  ].join('\n'));
+  return path;
+}
+
+const proxyCommand = (): string => `  ProxyCommand env TSH_HOME=${alice} POSTERN_FROM_SOURCE=1 ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`;
+const sshEnv = (): NodeJS.ProcessEnv => ({ ...process.env, SSH_AUTH_SOCK: agentSock });
+
+function ssh(args: string[], input?: string) {
+  return spawnSync('ssh', args, { encoding: 'utf8', timeout: 120_000, env: sshEnv(), ...(input !== undefined ? { input } : {}) });
+}
+
+async function recordings(home: string): Promise<RecordingMeta[]> {
+  const r = await runPostern(['recordings', 'ls', '--format', 'json'], { env: { TSH_HOME: home } });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as RecordingMeta[];
+}
+
+/** The newest recording of alice whose text holds `needle`, waiting a little for the last chunk. */
+async function recordingWith(needle: string): Promise<{ meta: RecordingMeta; text: string }> {
+  for (let i = 0; i < 40; i++) {
+    for (const meta of (await recordings(alice)).slice(0, 5)) {
+      const play = await runPostern(['play', meta.id, '--format', 'text'], { env: { TSH_HOME: alice } });
+      if (play.code === 0 && play.stdout.includes(needle)) return { meta, text: play.stdout };
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`no recording holds ${needle}`);
+}
+
+/** Waits until `get()` holds `needle`. */
+async function until(get: () => string, needle: string | RegExp, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(typeof needle === 'string' ? get().includes(needle) : needle.test(get()))) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${needle}; got:\n${get().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A shell on web1 through -J that stays open; its output so far. */
+function longShell(cfg: string): { proc: ChildProcessWithoutNullStreams; out: () => string } {
+  const proc = spawn('ssh', ['-F', cfg, '-tt', '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`], { env: sshEnv() });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  return { proc, out: () => out };
+}
+
+before(async () => {
+  await c.start('session_recording: proxy');
+  const agent = await startAgent();
+  c.onStop(() => agent.stop());
+  agentSock = agent.socket;
+  alice = await c.user('alice', LOCAL_USER, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
+  bob = await c.user('bob', LOCAL_USER, 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ');
+  // alice's key and certificate in her agent, as `postern login` puts them there.
+  const f = userFiles(alice, 'alice');
+  const k = join(c.work, 'alice_id');
+  copyFileSync(f.key, k);
+  copyFileSync(f.cert, `${k}-cert.pub`);
+  execFileSync('ssh-add', [k], { env: sshEnv(), stdio: 'pipe' });
+  await c.node('web1', 'env=prod');
+  cfgA = sshConfig('agent', ['  ForwardAgent yes']);
+  echo = createServer((s) => s.pipe(s));
+  echoPort = await freePort();
+  await new Promise<void>((r) => echo.listen(echoPort, '127.0.0.1', () => r()));
+});
+
+after(async () => {
+  echo?.close();
+  await c.stop();
+});
+
+test('ssh -A through postern proxy ssh runs a command on the node, strict host keys pass, and the recording plays', async () => {
+  const cfg = sshConfig('pc', ['  ForwardAgent yes', proxyCommand()]);
+  const r = ssh(['-F', cfg, `${LOCAL_USER}@web1.test.example`, 'echo', 'rec-pc-$((6*7))']);
+  assert.equal(r.status, 0, r.stderr + c.serve.stderr().slice(-3000));
+  assert.equal(r.stdout.trim(), 'rec-pc-42');
+  const { meta, text } = await recordingWith('rec-pc-42');
+  assert.equal(meta.kind, 'exec');
+  assert.equal(meta.login, LOCAL_USER);
+  assert.match(text, /echo rec-pc/);
+  assert.equal(r.stderr.includes('WARNING'), false, r.stderr);
+});
+
+test('ssh -A -J through the listener: a command with its exit status, and an interactive shell with a PTY', async () => {
+  const cmd = ssh(['-F', cfgA, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo jump-ok; exit 3']);
+  assert.equal(cmd.status, 3, cmd.stderr);
+  assert.equal(cmd.stdout.trim(), 'jump-ok');
+  const shell = ssh(['-F', cfgA, '-tt', '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`], 'echo shell-$((40+2))-ok; tput cols; exit\n');
+  assert.equal(shell.status, 0, shell.stderr);
+  assert.match(shell.stdout, /shell-42-ok/);
+  const { meta } = await recordingWith('shell-42-ok');
+  assert.equal(meta.kind, 'shell');
+});
+
+test('postern ssh -A runs a command in recording mode; without -A it gets the message and 255', async () => {
+  const ok = await runPostern(['ssh', '-A', `${LOCAL_USER}@web1`, 'echo', 'pssh-rec-ok'], { env: { TSH_HOME: alice, SSH_AUTH_SOCK: agentSock } });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout.trim(), 'pssh-rec-ok');
+  await recordingWith('pssh-rec-ok');
+  const t0 = Date.now();
+  const no = await runPostern(['ssh', `${LOCAL_USER}@web1`, 'echo', 'never'], { env: { TSH_HOME: alice, SSH_AUTH_SOCK: agentSock } });
+  assert.equal(no.code, 255);
+  assert.match(no.stderr, /needs agent forwarding/);
+  assert.match(no.stderr, /postern ssh -A/);
+  assert.ok(Date.now() - t0 < 30_000, 'no hang');
+});
+
+test('without agent forwarding OpenSSH gets a clear message, exit 255, and no hang', () => {
+  const cfg = sshConfig('noagent', ['  ForwardAgent no']);
+  const t0 = Date.now();
+  const r = ssh(['-F', cfg, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo', 'never']);
+  assert.equal(r.status, 255);
+  assert.match(r.stderr, /needs agent forwarding/);
+  assert.match(r.stderr, /ssh -A/);
+  assert.equal(r.stdout, '');
+  assert.ok(Date.now() - t0 < 30_000, 'no hang');
+});
+
+test('a local port forward (-L) goes through the node; the cast of a recording plays in asciinema', async () => {
+  const local = await freePort();
+  const fwd = spawn('ssh', ['-F', cfgA, '-L', `${local}:127.0.0.1:${echoPort}`, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo fwd-ready; sleep 20'], { env: sshEnv() });
+  let out = '';
+  fwd.stdout.on('data', (d) => { out += d; });
+  fwd.stderr.on('data', (d) => { out += d; });
+  try {
+    await until(() => out, 'fwd-ready');
+    const reply = execFileSync(process.execPath, ['-e', `
+      const s = require('node:net').connect(${local}, '127.0.0.1', () => s.write('ping-through-node'));
+      s.on('data', (d) => { process.stdout.write(d); s.end(); });
+    `], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(reply, 'ping-through-node');
+  } finally {
+    fwd.kill();
+  }
+  const audit = JSON.parse((await c.admin(['audit', '--type', 'port.forward', '--format', 'json'])).stdout) as Array<{ user: string; port: number; success: boolean }>;
+  assert.ok(audit.some((e) => e.user === 'alice' && e.port === echoPort && e.success), JSON.stringify(audit));
+
+  const { meta } = await recordingWith('rec-pc-42');
+  const cast = await runPostern(['play', meta.id, '--format', 'cast'], { env: { TSH_HOME: alice } });
+  assert.equal(cast.code, 0, cast.stderr);
+  const file = join(c.work, 'rec.cast');
+  writeFileSync(file, cast.stdout);
+  const cat = spawnSync('asciinema', ['cat', file], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(cat.status, 0, cat.stderr);
+  assert.match(cat.stdout, /rec-pc-42/);
+});
+
+test('join: an observer sees live output and cannot type; a peer types into the shell; bob may not join', async () => {
+  const sh = longShell(cfgA);
+  try {
+    sh.proc.stdin.write('echo owner-$((1+1))-here\n');
+    await until(sh.out, 'owner-2-here');
+    const ls = await runPostern(['sessions', 'ls', '--format', 'json'], { env: { TSH_HOME: alice } });
+    assert.equal(ls.code, 0, ls.stderr);
+    const live = (JSON.parse(ls.stdout) as Array<{ id: string; user: string; node: string; kind: string }>).find((s) => s.user === 'alice' && s.kind === 'ssh');
+    assert.ok(live, ls.stdout);
+    assert.equal(live.node, 'web1');
+
+    const observer = spawn(process.execPath, [POSTERN_BIN, 'join', live.id, '--mode', 'observer'], { env: { ...process.env, TSH_HOME: alice, POSTERN_FROM_SOURCE: '1' } });
+    let seen = '';
+    let notes = '';
+    observer.stdout.on('data', (d) => { seen += d; });
+    observer.stderr.on('data', (d) => { notes += d; });
+    await until(() => notes, /joined session/);
+    observer.stdin.write('echo observer-typed-this\n');
+    sh.proc.stdin.write('echo live-$((2+3))-out\n');
+    await until(() => seen, 'live-5-out');
+    await until(sh.out, /alice joined as observer/);
+
+    const peer = spawn(process.execPath, [POSTERN_BIN, 'join', live.id, '--mode', 'peer'], { env: { ...process.env, TSH_HOME: alice, POSTERN_FROM_SOURCE: '1' } });
+    let peerNotes = '';
+    peer.stderr.on('data', (d) => { peerNotes += d; });
+    await until(() => peerNotes, /joined session/);
+    peer.stdin.write('echo peer-$((3+4))-typed\n');
+    await until(sh.out, 'peer-7-typed');
+    await until(() => seen, 'peer-7-typed');
+    assert.equal(sh.out().includes('observer-typed-this'), false, 'an observer\'s keys never reach the shell');
+
+    const denied = await runPostern(['join', live.id, '--mode', 'observer'], { env: { TSH_HOME: bob } });
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /may not join the session of alice/);
+
+    sh.proc.stdin.write('exit\n');
+    const [oc, pc] = await Promise.all([new Promise((r) => observer.once('exit', r)), new Promise((r) => peer.once('exit', r))]);
+    assert.equal(oc, 0);
+    assert.equal(pc, 0);
+    const audit = JSON.parse((await c.admin(['audit', '--type', 'session.join', '--format', 'json'])).stdout) as Array<{ user: string; success: boolean; mode: string; owner?: string }>;
+    assert.ok(audit.some((e) => e.user === 'alice' && e.success && e.mode === 'observer'));
+    assert.ok(audit.some((e) => e.user === 'alice' && e.success && e.mode === 'peer'));
+    assert.ok(audit.some((e) => e.user === 'bob' && !e.success));
+  } finally {
+    sh.proc.kill();
+  }
+});
+
+test('kill -9 of the proxy mid-session: the recording holds the output sent before; the audit log has the sessions', async () => {
+  const sh = longShell(cfgA);
+  sh.proc.stdin.write('echo before-kill-$((5*5))\n');
+  await until(sh.out, 'before-kill-25');
+  // More than the recorder's flush interval: the chunk with that output has gone to auth.
+  await new Promise((r) => setTimeout(r, 2500));
+  const args = ['--web-addr', c.serve.web, '--auth-addr', c.serve.auth, '--ssh-addr', `127.0.0.1:${c.sshPort}`, '--cluster-name', 'test.example', '--config', join(c.work, 'postern.yaml')];
+  await c.serve.kill();
+  sh.proc.kill();
+  c.serve = await startServe({ dataDir: c.serve.dataDir, args });
+  const { meta, text } = await recordingWith('before-kill-25');
+  assert.equal(meta.status, 'incomplete');
+  assert.match(text, /before-kill-25/);
+
+  const events = JSON.parse((await c.admin(['audit', '--user', 'alice', '--format', 'json'])).stdout) as Array<{ type: string; user: string; success: boolean }>;
+  const types = new Set(events.map((e) => e.type));
+  for (const t of ['session.start', 'session.end', 'session.exec', 'session.join', 'recording.start']) assert.ok(types.has(t), `${t} in ${[...types].join(', ')}`);
+  assert.ok(events.some((e) => e.type === 'session.start' && e.success === false), 'the refused start without agent forwarding');
+});
