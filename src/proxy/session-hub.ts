@@ -112,6 +112,8 @@ export class LiveSession {
   private size: { cols: number; rows: number };
   private ended = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Reports to auth go out one at a time, in order, so an end is never overtaken by an older upsert. */
+  private reports: Promise<void> = Promise.resolve();
 
   /** @internal: made by {@link SessionHub.start}. */
   constructor(hub: SessionHub, id: string, start: LiveSessionStart, recorder: Recorder, node: NodeSide, startedAt: string) {
@@ -199,7 +201,8 @@ export class LiveSession {
     }
     this.members.clear();
     this.hub.forget(this);
-    void this.hub.auth.endActiveSession({ id: this.id }).catch((err: unknown) => this.hub.log.warn({ err, session: this.id }, 'could not tell auth the session ended'));
+    this.reports = this.reports.then(() => this.hub.auth.endActiveSession({ id: this.id }))
+      .catch((err: unknown) => this.hub.log.warn({ err, session: this.id }, 'could not tell auth the session ended'));
     return this.recorder.finish(exitCode);
   }
 
@@ -243,7 +246,10 @@ export class LiveSession {
 
   private report(): void {
     if (this.ended) return;
-    void this.hub.auth.upsertActiveSession(this.describe()).catch((err: unknown) => this.hub.log.warn({ err, session: this.id }, 'could not report the live session to auth'));
+    this.reports = this.reports.then(async () => {
+      if (this.ended) return;
+      await this.hub.auth.upsertActiveSession(this.describe());
+    }).catch((err: unknown) => this.hub.log.warn({ err, session: this.id }, 'could not report the live session to auth'));
   }
 }
 

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { copyFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { TestCluster, userFiles } from '../helpers/cluster.ts';
@@ -117,7 +117,8 @@ test('ssh -A through postern proxy ssh runs a command on the node, strict host k
   const { meta, text } = await recordingWith('rec-pc-42');
   assert.equal(meta.kind, 'exec');
   assert.equal(meta.login, LOCAL_USER);
-  assert.match(text, /echo rec-pc/);
+  assert.match(meta.command ?? '', /echo rec-pc/);
+  assert.match(text, /rec-pc-42/);
   assert.equal(r.stderr.includes('WARNING'), false, r.stderr);
 });
 
@@ -164,25 +165,32 @@ test('a local port forward (-L) goes through the node; the cast of a recording p
   fwd.stderr.on('data', (d) => { out += d; });
   try {
     await until(() => out, 'fwd-ready');
-    const reply = execFileSync(process.execPath, ['-e', `
-      const s = require('node:net').connect(${local}, '127.0.0.1', () => s.write('ping-through-node'));
-      s.on('data', (d) => { process.stdout.write(d); s.end(); });
-    `], { encoding: 'utf8', timeout: 30_000 });
+    const reply = await new Promise<string>((resolve, reject) => {
+      const sock = connect(local, '127.0.0.1', () => sock.write('ping-through-node'));
+      sock.on('data', (d) => { resolve(d.toString()); sock.end(); });
+      sock.on('error', reject);
+      setTimeout(() => reject(new Error('no reply through the forward')), 30_000).unref();
+    });
     assert.equal(reply, 'ping-through-node');
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nssh: ${out}\nserve: ${c.serve.stderr().slice(-3000)}\nnode: ${c.nodes.get('web1')!.log().slice(-2000)}`);
   } finally {
     fwd.kill();
   }
   const audit = JSON.parse((await c.admin(['audit', '--type', 'port.forward', '--format', 'json'])).stdout) as Array<{ user: string; port: number; success: boolean }>;
   assert.ok(audit.some((e) => e.user === 'alice' && e.port === echoPort && e.success), JSON.stringify(audit));
 
-  const { meta } = await recordingWith('rec-pc-42');
+  const made = ssh(['-F', cfgA, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo cast-$((2*21))-ok']);
+  assert.equal(made.status, 0, made.stderr);
+  const { meta } = await recordingWith('cast-42-ok');
   const cast = await runPostern(['play', meta.id, '--format', 'cast'], { env: { TSH_HOME: alice } });
   assert.equal(cast.code, 0, cast.stderr);
   const file = join(c.work, 'rec.cast');
   writeFileSync(file, cast.stdout);
-  const cat = spawnSync('asciinema', ['cat', file], { encoding: 'utf8', timeout: 30_000 });
+  // asciinema cat reads /dev/tty: it runs on a pseudo-terminal from script(1).
+  const cat = spawnSync('script', ['-qfec', `asciinema cat ${file}`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8', TERM: 'xterm' }, timeout: 30_000 });
   assert.equal(cat.status, 0, cat.stderr);
-  assert.match(cat.stdout, /rec-pc-42/);
+  assert.match(cat.stdout, /cast-42-ok/);
 });
 
 test('join: an observer sees live output and cannot type; a peer types into the shell; bob may not join', async () => {
@@ -192,7 +200,7 @@ test('join: an observer sees live output and cannot type; a peer types into the 
     await until(sh.out, 'owner-2-here');
     const ls = await runPostern(['sessions', 'ls', '--format', 'json'], { env: { TSH_HOME: alice } });
     assert.equal(ls.code, 0, ls.stderr);
-    const live = (JSON.parse(ls.stdout) as Array<{ id: string; user: string; node: string; kind: string }>).find((s) => s.user === 'alice' && s.kind === 'ssh');
+    const live = (JSON.parse(ls.stdout) as Array<{ id: string; user: string; node: string; kind: string }>).filter((s) => s.user === 'alice' && s.kind === 'ssh').at(-1);
     assert.ok(live, ls.stdout);
     assert.equal(live.node, 'web1');
 
