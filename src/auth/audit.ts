@@ -54,6 +54,9 @@ export const AuditType = {
   /** A web session was created (a web login) or ended (logout or expiry). */
   webSessionCreate: 'web.session.create',
   webSessionEnd: 'web.session.end',
+  /** A user changed their password or enrolled a new TOTP secret (web UI). */
+  passwordChanged: 'user.password',
+  totpEnrolled: 'user.totp',
 } as const;
 
 /** Appends an event; keys sort by time so ranges read in order. */

@@ -3,6 +3,7 @@
  * call takes the caller's identity; LocalAuthClient and the Auth API both go through
  * `call()`, which enforces who may make which call.
  */
+import { randomBytes } from 'node:crypto';
 import type { Backend } from '../storage/backend.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
@@ -13,7 +14,7 @@ import {
 import { parseAuthorizedKey, formatAuthorizedKey } from '../ssh/keys.ts';
 import { formatCertificate } from '../ssh/certs.ts';
 import type { SshLoginRequest, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult } from '../api/types.ts';
-import type { ActiveSession, JoinMode, AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbeat, SshLoginResult, NodeInfo, RoleSpec, AccessRequest, AccessDecision, AddNodeResult } from './auth-client.ts';
+import type { ActiveSession, CreateWebSessionRequest, JoinMode, WebSessionInfo, AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbeat, SshLoginResult, NodeInfo, RoleSpec, AccessRequest, AccessDecision, AddNodeResult } from './auth-client.ts';
 import type {
   StartRecordingRequest, StartRecordingResult, AppendRecordingRequest, AppendRecordingResult, FinishRecordingRequest, RecordingReadRequest, RecordingChunk,
 } from './auth-client.ts';
@@ -22,6 +23,8 @@ import { castHeader } from '../api/asciicast.ts';
 import type { CastHeader } from '../api/asciicast.ts';
 import * as recordings from './recordings.ts';
 import * as active from './active-sessions.ts';
+import * as webSessions from './web-sessions.ts';
+import { answerAgentRequest } from '../ssh/agent-server.ts';
 import * as nodes from './node-registry.ts';
 import * as roleStore from './role-store.ts';
 import { authorizeSsh, listNodesFor } from './access-policy.ts';
@@ -167,20 +170,12 @@ export class AuthServer {
     return [await sshCaPublicKey(this.backend, req.type)];
   }
 
-  protected async do_loginSsh(_id: Identity, req: SshLoginRequest & { clientAddr: string }): Promise<SshLoginResult> {
-    const now = this.clock.now();
-    const name = str(req.user, 'user');
-    const password = str(req.password, 'password');
-    const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
-    let subject: Buffer;
-    try {
-      const parsed = parseAuthorizedKey(str(req.publicKey, 'publicKey'));
-      if (!/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa)$/.test(parsed.type)) throw new Error(parsed.type);
-      subject = parsed.wire;
-    } catch {
-      throw new ValidationError('publicKey must be an ed25519, ecdsa or rsa public key in authorized_keys format');
-    }
-    const settings = await getSettings(this.backend);
+  /**
+   * The checks of every login and of every account change: lockout, password, the TOTP
+   * code (once only). Failures count towards the lockout and are audited; the error never
+   * says which part was wrong.
+   */
+  private async checkCredentials(name: string, password: string, otp: unknown, addr: string | undefined, settings: ClusterSettings, now: Date): Promise<users.UserRecord> {
     const policy = { attempts: settings.lockout_attempts, window: settings.lockout_window, duration: settings.lockout_duration };
     const fail = async (reason: string, err: PosternError = new BadCredentialsError()): Promise<never> => {
       const locked = await users.recordFailure(this.backend, name, now, policy);
@@ -198,7 +193,7 @@ export class AuthServer {
     const passwordOk = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
     if (!user || !user.passwordHash || !passwordOk) return fail(!user ? 'unknown user' : !user.passwordHash ? 'user has not signed up' : 'wrong password');
     if (settings.second_factor === 'otp') {
-      const code = typeof req.otp === 'string' ? req.otp.trim() : '';
+      const code = typeof otp === 'string' ? otp.trim() : '';
       if (!user.totp) return fail('no second factor enrolled');
       const counter = code ? checkTotp(user.totp.secret, code, now) : undefined;
       if (counter === undefined) return fail(code ? 'wrong one-time code' : 'missing one-time code');
@@ -210,6 +205,24 @@ export class AuthServer {
       if (replayed) return fail('one-time code reused', new OtpReplayError());
     }
     await users.clearFailures(this.backend, name);
+    return user;
+  }
+
+  protected async do_loginSsh(_id: Identity, req: SshLoginRequest & { clientAddr: string }): Promise<SshLoginResult> {
+    const now = this.clock.now();
+    const name = str(req.user, 'user');
+    const password = str(req.password, 'password');
+    const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
+    let subject: Buffer;
+    try {
+      const parsed = parseAuthorizedKey(str(req.publicKey, 'publicKey'));
+      if (!/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa)$/.test(parsed.type)) throw new Error(parsed.type);
+      subject = parsed.wire;
+    } catch {
+      throw new ValidationError('publicKey must be an ed25519, ecdsa or rsa public key in authorized_keys format');
+    }
+    const settings = await getSettings(this.backend);
+    const user = await this.checkCredentials(name, password, req.otp, addr, settings, now);
 
     const requested = req.ttlMs === undefined ? DEFAULT_LOGIN_TTL : Number(req.ttlMs);
     if (!Number.isFinite(requested) || requested < 60_000) throw new ValidationError('ttl must be at least one minute');
@@ -525,6 +538,85 @@ export class AuthServer {
       await this.audit({ type: AuditType.recordingAccess, user: req.user, success: true, recording: rid, owner: rec.user, node: rec.node });
     }
     return rec;
+  }
+
+  // ---- web sessions (web-sessions.ts): the web UI's logins; their keys never leave auth ----
+
+  protected async do_createWebSession(_id: Identity, req: CreateWebSessionRequest): Promise<WebSessionInfo & { sessionId: string }> {
+    const now = this.clock.now();
+    const name = str(req?.user, 'user');
+    const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
+    const settings = await getSettings(this.backend);
+    const user = await this.checkCredentials(name, str(req.password, 'password'), req.otp, addr, settings, now);
+    const roles = await roleStore.existingRoles(this.backend, user.roles);
+    const principals = roleStore.allowedLogins(roles, user.logins);
+    if (principals.length === 0) {
+      await this.audit({ type: AuditType.loginFailure, user: name, addr, success: false, message: 'no role grants a login' });
+      throw new AccessDeniedError(`no role of ${name} grants any login`, { hint: `Ask an admin to give ${name} a role with logins` });
+    }
+    const ttlMs = Math.min(webSessions.WEB_SESSION_TTL_MS, settings.max_session_ttl);
+    const key = webSessions.newSessionKey();
+    const cert = await signWithCa(this.backend, 'user', { subjectPublicKey: key.publicWire, keyId: name, principals, ttlMs, now, extensions: USER_CERT_EXTENSIONS });
+    const rec: webSessions.WebSessionRecord = {
+      user: name, roles: user.roles, logins: principals, isAdmin: user.roles.includes('admin'), csrfToken: randomBytes(24).toString('base64url'),
+      createdAt: now.toISOString(), expiresAt: new Date(now.getTime() + ttlMs).toISOString(), privateKey: key.privateKey, certificate: cert.raw.toString('base64'),
+    };
+    const sessionId = await webSessions.createWebSession(this.backend, rec);
+    await this.audit({ type: AuditType.loginSuccess, user: name, addr, success: true, method: settings.second_factor === 'otp' ? 'password+otp' : 'password', via: 'web' });
+    await this.audit({ type: AuditType.webSessionCreate, user: name, addr, success: true, expiresAt: rec.expiresAt, serial: cert.serial.toString(), principals });
+    return { ...webSessions.sessionInfo(rec), sessionId };
+  }
+
+  protected async do_getWebSession(_id: Identity, req: { sessionId: string }): Promise<WebSessionInfo> {
+    return webSessions.sessionInfo(await webSessions.getWebSession(this.backend, req?.sessionId, this.clock.now()));
+  }
+
+  protected async do_deleteWebSession(_id: Identity, req: { sessionId: string; clientAddr?: string }): Promise<void> {
+    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, this.clock.now()).catch(() => undefined);
+    if (!(await webSessions.deleteWebSession(this.backend, req?.sessionId)) || !rec) return;
+    await this.audit({ type: AuditType.webSessionEnd, user: rec.user, addr: typeof req.clientAddr === 'string' ? req.clientAddr : undefined, success: true, reason: 'logout' });
+  }
+
+  protected async do_webSessionAgent(_id: Identity, req: { sessionId: string; message: string }): Promise<{ message: string }> {
+    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, this.clock.now());
+    const answer = answerAgentRequest(webSessions.sessionAgentKey(rec), webSessions.decodeAgentMessage(req.message));
+    return { message: answer.toString('base64') };
+  }
+
+  protected async do_changePassword(_id: Identity, req: { sessionId: string; currentPassword: string; otp?: string; newPassword: string; clientAddr: string }): Promise<void> {
+    const now = this.clock.now();
+    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, now);
+    const newPassword = str(req.newPassword, 'newPassword');
+    checkPasswordPolicy(newPassword);
+    const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
+    await this.checkCredentials(rec.user, str(req.currentPassword, 'currentPassword'), req.otp, addr, await getSettings(this.backend), now);
+    const passwordHash = await hashPassword(newPassword);
+    await users.modifyUser(this.backend, rec.user, (u) => ({ ...u, passwordHash }));
+    await this.audit({ type: AuditType.passwordChanged, user: rec.user, addr, success: true });
+  }
+
+  protected async do_beginTotpEnrol(_id: Identity, req: { sessionId: string; currentPassword: string; otp?: string; clientAddr: string }): Promise<{ enrolId: string; totpSecret: string; otpauthUri: string }> {
+    const now = this.clock.now();
+    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, now);
+    const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
+    await this.checkCredentials(rec.user, str(req.currentPassword, 'currentPassword'), req.otp, addr, await getSettings(this.backend), now);
+    const enrolId = randomBytes(16).toString('base64url');
+    const totpSecret = newTotpSecret();
+    await this.backend.put(`totp_enrol/${enrolId}`, JSON.stringify({ user: rec.user, secret: totpSecret }), { expires: new Date(now.getTime() + 10 * 60_000) });
+    return { enrolId, totpSecret, otpauthUri: totpUri(totpSecret, this.clusterName, rec.user) };
+  }
+
+  protected async do_finishTotpEnrol(_id: Identity, req: { sessionId: string; enrolId: string; otp: string; clientAddr: string }): Promise<void> {
+    const now = this.clock.now();
+    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, now);
+    const enrolId = str(req.enrolId, 'enrolId');
+    const pending = /^[A-Za-z0-9_-]{22}$/.test(enrolId) ? await getJson<{ user: string; secret: string }>(this.backend, `totp_enrol/${enrolId}`) : undefined;
+    if (!pending || pending.user !== rec.user) throw new ValidationError('this enrolment has expired', { hint: 'Start again: enrolments last 10 minutes' });
+    const counter = checkTotp(pending.secret, str(req.otp, 'otp').trim(), now);
+    if (counter === undefined) throw new ValidationError('the code does not match the new secret', { hint: 'Enter the current code your authenticator app shows for the new entry' });
+    await users.modifyUser(this.backend, rec.user, (u) => ({ ...u, totp: { secret: pending.secret, lastCounter: counter } }));
+    await this.backend.delete(`totp_enrol/${enrolId}`);
+    await this.audit({ type: AuditType.totpEnrolled, user: rec.user, addr: typeof req.clientAddr === 'string' ? req.clientAddr : undefined, success: true });
   }
 
   // ---- live sessions (active-sessions.ts) ----
