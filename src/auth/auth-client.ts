@@ -211,7 +211,8 @@ export interface AuthClient {
   createToken(req: { type: 'proxy'; ttlMs: number }): Promise<TokenResult>;
   getSettings(): Promise<ClusterSettings>;
   updateSettings(req: Partial<ClusterSettings>): Promise<ClusterSettings>;
-  searchAudit(req: Omit<AuditQuery, 'since'> & { since?: string }): Promise<AuditEvent[]>;
+  /** The audit log; a proxy must name the `requester`, who must hold the admin role. */
+  searchAudit(req: Omit<AuditQuery, 'since'> & { since?: string; requester?: string }): Promise<AuditEvent[]>;
   // Nodes and roles (issue 3).
   addNode(req: { name: string; addr: string; labels: Record<string, string>; hostPublicKey: string }): Promise<AddNodeResult>;
   listNodes(req: { user?: string; labels?: Record<string, string>; search?: string }): Promise<NodeInfo[]>;
@@ -275,7 +276,7 @@ export const AUTH_CALLS: Record<Exclude<keyof AuthClient, 'close'>, ReadonlyArra
   createToken: ['admin'],
   getSettings: ['admin'],
   updateSettings: ['admin'],
-  searchAudit: ['admin'],
+  searchAudit: ['admin', 'proxy'],
   addNode: ['admin'],
   listNodes: ['proxy', 'admin'],
   updateNode: ['admin'],

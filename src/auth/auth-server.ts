@@ -385,10 +385,20 @@ export class AuthServer {
     return next;
   }
 
-  protected async do_searchAudit(_id: Identity, req: Omit<AuditQuery, 'since'> & { since?: string }): Promise<AuditEvent[]> {
+  protected async do_searchAudit(id: Identity, req: Omit<AuditQuery, 'since'> & { since?: string; requester?: string }): Promise<AuditEvent[]> {
+    // A proxy reads the log only for a user who holds the admin role (the web UI's audit page).
+    if (id.role === 'proxy') {
+      const requester = str(req?.requester, 'requester');
+      const rec = await users.getUser(this.backend, requester);
+      if (!rec?.roles.includes('admin')) {
+        await this.audit({ type: AuditType.accessDenied, user: requester, success: false, reason: 'audit log without the admin role', message: 'only admins may read the audit log' });
+        throw new AccessDeniedError('only admins may read the audit log', { hint: 'Ask an admin for the admin role' });
+      }
+    }
     const since = req.since ? new Date(req.since) : undefined;
     if (since && Number.isNaN(since.getTime())) throw new ValidationError('since must be a time');
-    return searchAudit(this.backend, { ...req, since });
+    const { requester: _r, ...query } = req;
+    return searchAudit(this.backend, { ...query, since });
   }
 
   // ---- nodes, roles and the access decision (issue 3) ----

@@ -94,12 +94,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const hosts = [...new Set([publicHost, 'localhost', '127.0.0.1', '::1', ...(wildcard ? [] : [opts.webAddr.host])])];
   const tls = await webTls(opts, dir, hosts);
 
-  const webOpts: WebServerOptions = {
-    auth: opts.auth, tls, webPublicAddr: '', sshPublicAddr: '', sshHostKey: formatAuthorizedKey(hostKey.publicWire), log: opts.log,
-  };
   // Live sessions (recording mode, the web terminal, join); addresses filled in once listening.
   const hubOpts: SessionHubOptions = { auth: opts.auth, proxyName: opts.name, log: opts.log.child({ component: 'sessions' }), clock: opts.clock };
   const hub = new SessionHub(hubOpts);
+  const webOpts: WebServerOptions = {
+    auth: opts.auth, tls, webPublicAddr: '', sshPublicAddr: '', sshHostKey: formatAuthorizedKey(hostKey.publicWire), log: opts.log, hub, clock: opts.clock,
+  };
   const ssh = await startSshListener({ auth: opts.auth, hostKey, addr: opts.sshAddr, log: opts.log.child({ component: 'ssh' }), clock: opts.clock, hub });
   const app: FastifyInstance = buildWebServer(webOpts);
   let webPort: number;

@@ -104,6 +104,8 @@ export class LiveSession {
   readonly start: LiveSessionStart;
   readonly startedAt: string;
   readonly recorder: Recorder;
+  /** The shell's exit status once known (for participants' end message). */
+  exitCode: number | undefined;
   private readonly hub: SessionHub;
   private readonly node: NodeSide;
   private readonly members = new Map<string, Member>();
@@ -194,6 +196,7 @@ export class LiveSession {
   async end(exitCode?: number, reason?: string): Promise<RecorderSummary> {
     if (this.ended) return this.recorder.finish(exitCode);
     this.ended = true;
+    if (exitCode !== undefined) this.exitCode = exitCode;
     if (this.timer) clearInterval(this.timer);
     const why = reason ?? (exitCode === undefined ? 'the session ended' : `the session ended (exit status ${exitCode})`);
     for (const m of this.members.values()) {

@@ -7,13 +7,20 @@ import Fastify from 'fastify';
 import type { FastifyInstance, FastifyError } from 'fastify';
 import type { AuthClient } from '../auth/auth-client.ts';
 import type { PingResponse, SshLoginRequest, SshLoginResponse, AcceptInviteRequest } from '../api/types.ts';
-import { sshLoginSchema, acceptInviteSchema, inviteParamsSchema, recordingParamsSchema } from '../api/schemas.ts';
+import { sshLoginSchema, acceptInviteSchema, inviteParamsSchema } from '../api/schemas.ts';
 import { errorToBody } from '../api/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { VERSION } from '../core/version.ts';
-import { CertAuthenticator, parseNodesQuery } from './cert-auth.ts';
-import { openCastStream, CAST_CONTENT_TYPE } from './recording-cast.ts';
+import { CertAuthenticator } from './cert-auth.ts';
 import { installTunnel, TUNNEL_ALPN } from './tunnel.ts';
+import fastifyWebsocket from '@fastify/websocket';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
+import type { SessionHub } from './session-hub.ts';
+import { WebAuth } from './web-auth.ts';
+import { registerWebRoutes } from './web-routes.ts';
+import { registerWebTerminal } from './web-terminal.ts';
+import { findWebDir, registerUi } from './web-ui.ts';
 import type { Server as TlsServer } from 'node:tls';
 
 /** What the web server needs to know about its proxy. */
@@ -25,6 +32,11 @@ export interface WebServerOptions {
   /** The proxy's SSH host key, an authorized_keys line, for clients' known_hosts. */
   sshHostKey: string;
   log: Logger;
+  /** The proxy's live sessions (web terminals, join). */
+  hub: SessionHub;
+  clock?: Clock;
+  /** Where the built UI is (default: dist/web found from here, or $POSTERN_WEB_DIR). */
+  webDir?: string;
 }
 
 /** Builds the web server (not yet listening). */
@@ -93,42 +105,14 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
     async (req) => opts.auth.acceptInvite({ ...req.body, token: req.params.token, clientAddr: req.ip }),
   );
 
-  // `postern ls`: requests signed with the user's certificate key (cert-auth.ts); only the nodes the user may reach.
   const certAuth = new CertAuthenticator({ auth: opts.auth });
   installTunnel(app.server as unknown as TlsServer, { auth: opts.auth, certAuth, log: opts.log });
-  app.get('/webapi/nodes', async (req) => {
-    const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
-    return opts.auth.listNodes({ user: caller.user, ...parseNodesQuery(req.query) });
+  const webAuth = new WebAuth(opts.auth, certAuth);
+  registerWebRoutes(app, { auth: opts.auth, webAuth, log: opts.log });
+  void app.register(fastifyWebsocket, { options: { maxPayload: 1 << 20 } });
+  void app.register(async (scoped) => {
+    registerWebTerminal(scoped, { auth: opts.auth, hub: opts.hub, webAuth, log: opts.log, clock: opts.clock ?? systemClock });
   });
-
-  // `postern sessions ls`: live sessions the caller may see (their own, and those their roles may join).
-  app.get('/webapi/sessions', async (req, reply) => {
-    const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
-    void reply.header('cache-control', 'no-store');
-    return opts.auth.listActiveSessions({ user: caller.user });
-  });
-
-  // `postern recordings ls` and `postern play`: the caller's own recordings, or all for a user with the admin role.
-  app.get('/webapi/recordings', async (req, reply) => {
-    const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
-    void reply.header('cache-control', 'no-store');
-    return opts.auth.listRecordings({ user: caller.user });
-  });
-  app.get<{ Params: { id: string } }>('/webapi/recordings/:id', { schema: { params: recordingParamsSchema } }, async (req, reply) => {
-    const caller = await certAuth.authenticate(req.method, req.url, req.headers.authorization);
-    const { meta, stream } = await openCastStream(opts.auth, { id: req.params.id, user: caller.user });
-    stream.on('error', (err) => opts.log.error({ err, recording: meta.id }, 'reading a recording failed midway'));
-    return reply.type(CAST_CONTENT_TYPE).header('cache-control', 'no-store')
-      .header('content-disposition', `inline; filename="${meta.id}.cast"`).send(stream);
-  });
-
-  app.get('/', async (_req, reply) => reply.redirect('/web/'));
-  app.get('/web/*', async (_req, reply) => {
-    void reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(
-      '<!doctype html><meta charset="utf-8"><title>Postern</title>'
-      + '<p>The web UI is not built into this version yet. To accept an invite, run:</p>'
-      + '<pre>postern signup &lt;this page\'s address&gt;</pre>',
-    );
-  });
+  registerUi(app, opts.webDir ?? findWebDir());
   return app;
 }

@@ -61,7 +61,7 @@ test('roles add (flags and YAML), ls, and the refusals of bad and built-in roles
   assert.equal(ls.code, 0, ls.stderr);
   assert.deepEqual(JSON.parse(ls.stdout), [
     { name: 'access', logins: ['{{internal.logins}}'], node_labels: { '*': ['*'] }, builtin: true },
-    { name: 'admin', logins: ['{{internal.logins}}'], node_labels: { '*': ['*'] }, builtin: true },
+    { name: 'admin', logins: ['{{internal.logins}}'], node_labels: { '*': ['*'] }, join_sessions: [{ roles: ['*'], modes: ['observer', 'peer'] }], builtin: true },
     { name: 'prod-ro', logins: ['readonly'], node_labels: { env: ['prod'] } },
     { name: 'webdev', logins: ['{{internal.logins}}'], node_labels: { env: ['dev', 'staging'], team: ['*'] } },
   ]);

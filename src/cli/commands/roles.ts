@@ -47,8 +47,8 @@ export function readRoleFile(path: string): RoleSpec {
     throw new UsageError(`${path} must hold one role: name, logins and node_labels`, { hint: "e.g.\n  name: dev\n  logins: [ubuntu]\n  node_labels:\n    env: [dev, staging]" });
   }
   const d = doc as Record<string, unknown>;
-  const unknown = Object.keys(d).filter((k) => !['name', 'logins', 'node_labels'].includes(k));
-  if (unknown.length > 0) throw new UsageError(`${path}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`, { hint: 'A role file has name, logins and node_labels' });
+  const unknown = Object.keys(d).filter((k) => !['name', 'logins', 'node_labels', 'join_sessions'].includes(k));
+  if (unknown.length > 0) throw new UsageError(`${path}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`, { hint: 'A role file has name, logins, node_labels and optionally join_sessions' });
   const labels = d.node_labels;
   return {
     name: d.name as string,
@@ -56,6 +56,8 @@ export function readRoleFile(path: string): RoleSpec {
     node_labels: (typeof labels === 'object' && labels !== null && !Array.isArray(labels)
       ? Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, asList(v)]))
       : labels) as Record<string, string[]>,
+    // Whose live sessions holders may join, e.g. [{ roles: [access], modes: [observer] }]; auth checks it.
+    ...(d.join_sessions !== undefined ? { join_sessions: d.join_sessions as RoleSpec['join_sessions'] } : {}),
   };
 }
 

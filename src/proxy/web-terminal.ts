@@ -1,0 +1,188 @@
+/**
+ * The web terminal: xterm.js in the browser speaks to the proxy over a secure websocket,
+ * and the proxy opens SSH to the node itself, signing through the web session's agent at
+ * auth (auth-agent.ts). Every terminal is a live session of the SessionHub: recorded,
+ * listed, joinable (`/webapi/sessions/:id/join` over a websocket too, or `postern join`).
+ *
+ * Frames: binary both ways are terminal bytes (keys up, screen down); text frames are JSON
+ * control messages — up: {"type":"resize","cols","rows"}; down: {"type":"session",…} first,
+ * {"type":"notice","text","participants"}, {"type":"exit","code","reason"} then close 1000,
+ * {"type":"error","code","message"} then close 4401/4403/4404/4502/4000.
+ *
+ * Before any upgrade: the Origin must be this server's own (403) and the session cookie
+ * valid (401). A websocket that drops ends the owner's shell; a node that drops ends the
+ * session with its reason.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import type {} from '@fastify/websocket';
+import type { AuthClient, JoinMode } from '../auth/auth-client.ts';
+import type { Logger } from '../core/logger.ts';
+import type { Clock } from '../core/clock.ts';
+import { PosternError, ValidationError } from '../core/errors.ts';
+import { errorToBody } from '../api/errors.ts';
+import { connectNodeWithAgent } from './node-client.ts';
+import { dialNode } from './node-dialer.ts';
+import { AuthAgent } from './auth-agent.ts';
+import type { LiveSession, ParticipantIo, SessionHub } from './session-hub.ts';
+import type { CookieCaller, WebAuth } from './web-auth.ts';
+import { sameOrigin } from './web-auth.ts';
+import { caWires } from './recording-proxy.ts';
+
+/** What the terminal routes need. */
+export interface WebTerminalOptions {
+  auth: AuthClient;
+  hub: SessionHub;
+  webAuth: WebAuth;
+  log: Logger;
+  clock: Clock;
+}
+
+/** Past this many bytes waiting for the browser, the node's output is paused. */
+const HIGH_WATER = 1 << 20;
+
+const callers = new WeakMap<FastifyRequest, CookieCaller>();
+
+/** Origin and cookie, before the upgrade. */
+async function guard(opts: WebTerminalOptions, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (!sameOrigin(req)) {
+    await reply.code(403).send({ error: { code: 'ERR_POSTERN_ORIGIN', message: `websocket from another origin (${String(req.headers.origin ?? 'none')}) refused` } });
+    return;
+  }
+  callers.set(req, await opts.webAuth.session(req));
+}
+
+function closeCode(err: unknown): number {
+  const status = errorToBody(err).status;
+  return status === 401 ? 4401 : status === 403 ? 4403 : status === 404 ? 4404 : status === 502 ? 4502 : 4000;
+}
+
+function sendJson(ws: WebSocket, msg: unknown): void {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+}
+
+function fail(ws: WebSocket, err: unknown): void {
+  const { body } = errorToBody(err);
+  sendJson(ws, { type: 'error', code: body.error.code, message: body.error.message, ...(body.error.hint ? { hint: body.error.hint } : {}) });
+  ws.close(closeCode(err), body.error.code.slice(0, 100));
+}
+
+/** A participant whose screen is a websocket; `pause` is told when the browser falls behind. */
+function wsParticipant(ws: WebSocket, user: string, mode: ParticipantIo['mode'], live: LiveSession, flow?: { pause(): void; resume(): void }): ParticipantIo {
+  let pending = 0;
+  let paused = false;
+  return {
+    user, mode,
+    write: (d) => {
+      if (ws.readyState !== ws.OPEN) return;
+      pending += d.length;
+      if (flow && !paused && pending > HIGH_WATER) { paused = true; flow.pause(); }
+      ws.send(d, { binary: true }, () => {
+        pending -= d.length;
+        if (flow && paused && pending < HIGH_WATER / 4) { paused = false; flow.resume(); }
+      });
+    },
+    notice: (text) => sendJson(ws, { type: 'notice', text, participants: live.describe().participants }),
+    close: (reason) => {
+      sendJson(ws, { type: 'exit', code: live.exitCode ?? null, reason });
+      if (ws.readyState === ws.OPEN) ws.close(1000, 'session ended');
+    },
+  };
+}
+
+/** Registers the terminal and join websockets (inside a plugin after @fastify/websocket). */
+export function registerWebTerminal(app: FastifyInstance, opts: WebTerminalOptions): void {
+  app.get('/webapi/terminal', { websocket: true, preValidation: (req, reply) => guard(opts, req, reply) }, (socket, req) => {
+    void openTerminal(opts, socket as WebSocket, req).catch((err) => fail(socket as WebSocket, err));
+  });
+  app.get<{ Params: { id: string } }>('/webapi/sessions/:id/join', { websocket: true, preValidation: (req, reply) => guard(opts, req, reply) }, (socket, req) => {
+    void joinTerminal(opts, socket as WebSocket, req as FastifyRequest<{ Params: { id: string } }>).catch((err) => fail(socket as WebSocket, err));
+  });
+}
+
+function query(req: FastifyRequest): Record<string, string> {
+  return (req.query ?? {}) as Record<string, string>;
+}
+
+function size(v: string | undefined, dflt: number, what: string): number {
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 2 || n > 1000) throw new ValidationError(`${what} must be a whole number from 2 to 1000`);
+  return n;
+}
+
+async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: FastifyRequest): Promise<void> {
+  const caller = callers.get(req)!;
+  const q = query(req);
+  const target = q.node ?? '';
+  const login = q.login ?? '';
+  if (!/^[A-Za-z0-9._=,:-]{1,253}$/.test(target)) throw new ValidationError('node is required: a node name or label selector');
+  if (!caller.session.logins.includes(login)) throw new PosternError('ERR_POSTERN_LOGIN_NOT_ALLOWED', `login "${login.slice(0, 64)}" is not one of yours (${caller.session.logins.join(', ')})`, { status: 403 });
+  let cols = size(q.cols, 80, 'cols');
+  let rows = size(q.rows, 24, 'rows');
+  const log = opts.log.child({ user: caller.user, target, login, via: 'web' });
+  // Keys typed and sizes sent while the connection to the node is being made are kept.
+  const early: Buffer[] = [];
+  let onKey: ((d: Buffer) => void) | undefined;
+  let onResize: ((c: number, r: number) => void) | undefined;
+  let gone = false;
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) { if (onKey) onKey(data); else early.push(Buffer.from(data)); return; }
+    let msg: { type?: string; cols?: number; rows?: number };
+    try { msg = JSON.parse(data.toString('utf8')) as typeof msg; } catch { return; }
+    if (msg.type === 'resize' && Number.isInteger(msg.cols) && Number.isInteger(msg.rows) && msg.cols! > 1 && msg.rows! > 1 && msg.cols! <= 1000 && msg.rows! <= 1000) {
+      if (onResize) onResize(msg.cols!, msg.rows!); else { cols = msg.cols!; rows = msg.rows!; }
+    }
+  });
+  ws.on('close', () => { gone = true; });
+
+  const clientAddr = req.ip;
+  const who = { user: caller.user, principals: caller.session.logins, login, clientAddr };
+  const { sock, decision } = await dialNode(opts.auth, who, target, 22, 'web', log);
+  const info = await opts.auth.ping();
+  const nodeName = decision.node?.name ?? target;
+  const client = await connectNodeWithAgent({
+    sock, login, agent: new AuthAgent(opts.auth, caller.sessionId),
+    hostCaKeys: caWires(info.hostCaKeys), names: [target, `${target}.${info.clusterName}`, nodeName, `${nodeName}.${info.clusterName}`],
+    label: target, now: () => opts.clock.now(),
+  });
+  client.on('error', (err: Error) => log.info({ err }, 'node connection error'));
+  const stream = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => {
+    client.shell({ term: 'xterm-256color', cols, rows, width: 0, height: 0 }, { env: { LANG: 'C.UTF-8' } } as never, (err, s) => (err ? reject(err) : resolve(s)));
+  });
+  if (gone) { client.end(); return; }
+  const live = await opts.hub.start({ kind: 'web', user: caller.user, node: nodeName, login, width: cols, height: rows, term: 'xterm-256color', clientAddr }, {
+    toNode: (d) => stream.write(d),
+    resizeNode: (c, r) => stream.setWindow(r, c, 0, 0),
+  });
+  const owner = live.attach(wsParticipant(ws, caller.user, 'owner', live, { pause: () => stream.pause(), resume: () => stream.resume() }));
+  void opts.auth.emitAudit({ type: 'session.start', user: caller.user, addr: clientAddr, success: true, node: nodeName, login, sessionId: live.id, recording: live.recordingId, via: 'web' }).catch(() => {});
+  sendJson(ws, { type: 'session', id: live.id, recordingId: live.recordingId, node: nodeName, login, mode: 'owner', participants: live.describe().participants });
+  onKey = (d) => owner.input(d);
+  onResize = (c, r) => owner.resize(c, r);
+  for (const k of early.splice(0)) owner.input(k);
+  stream.on('data', (d: Buffer) => live.output(d));
+  stream.stderr.on('data', (d: Buffer) => live.output(d));
+  let code: number | undefined;
+  stream.on('exit', (c: number | null) => { if (typeof c === 'number') code = c; });
+  stream.on('close', () => {
+    live.exitCode = code;
+    client.end();
+    void live.end(code).then((summary) => opts.auth.emitAudit({ type: 'session.end', user: caller.user, addr: clientAddr, success: true, node: nodeName, login, sessionId: live.id, recording: summary.id, exitCode: code ?? null, via: 'web' })).catch(() => {});
+  });
+  client.on('close', () => { if (!live.isEnded) void live.end(code, 'the connection to the node was lost'); });
+  // The browser went away: the owner's shell ends with it.
+  ws.on('close', () => { if (!live.isEnded) stream.close(); });
+}
+
+async function joinTerminal(opts: WebTerminalOptions, ws: WebSocket, req: FastifyRequest<{ Params: { id: string } }>): Promise<void> {
+  const caller = callers.get(req)!;
+  const mode = (query(req).mode ?? 'observer') as JoinMode;
+  if (mode !== 'observer' && mode !== 'peer') throw new ValidationError('mode must be observer or peer');
+  await opts.auth.authorizeJoin({ user: caller.user, sessionId: req.params.id, mode, clientAddr: req.ip });
+  const live = opts.hub.get(req.params.id);
+  const me = live.attach(wsParticipant(ws, caller.user, mode, live));
+  sendJson(ws, { type: 'session', id: live.id, recordingId: live.recordingId, node: live.start.node, login: live.start.login, owner: live.start.user, mode, participants: live.describe().participants, cols: live.terminalSize.cols, rows: live.terminalSize.rows });
+  ws.on('message', (data: Buffer, isBinary: boolean) => { if (isBinary) me.input(data); });
+  ws.on('close', () => me.leave());
+}
