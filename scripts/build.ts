@@ -1,4 +1,4 @@
-/** Bundles the CLI into dist/postern.mjs (and lazily loaded chunks) with esbuild; bin/postern loads it. */
+/** Bundles the CLI into dist/postern.mjs (and lazily loaded chunks) with esbuild, and the web UI into dist/web with Vite. */
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 
@@ -40,3 +40,6 @@ await build({
   logLevel: 'warning',
 });
 console.log('built dist/postern.mjs');
+const { buildWeb } = await import('./build-web.ts');
+await buildWeb();
+console.log('built dist/web');

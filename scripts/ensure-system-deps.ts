@@ -12,6 +12,10 @@ const needs: Array<{ pkg: string; path: string }> = [
   { pkg: 'oathtool', path: '/usr/bin/oathtool' },
   // `asciinema cat` reads what `postern play --format cast` writes (test/integration/recordings.test.ts).
   { pkg: 'asciinema', path: '/usr/bin/asciinema' },
+  // The web UI's end-to-end tests drive Debian's Chromium with playwright-core (test/e2e).
+  { pkg: 'chromium', path: '/usr/bin/chromium' },
+  // The fonts Chromium draws the screenshots with.
+  { pkg: 'fonts-dejavu-core', path: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf' },
 ];
 const missing = needs.filter((n) => !existsSync(n.path)).map((n) => n.pkg);
 if (missing.length === 0) process.exit(0);

@@ -158,12 +158,13 @@ export class LiveSession {
     if (this.ended) throw new NotFoundError(`session ${this.id} has ended`);
     const id = randomBytes(6).toString('hex');
     const member: Member = { id, io, joinedAt: this.hub.now().toISOString() };
+    if (io.mode !== 'owner') for (const chunk of this.recent) io.write(chunk);
+    this.members.set(id, member);
     if (io.mode !== 'owner') {
-      for (const chunk of this.recent) io.write(chunk);
-      this.announce(`${io.user} joined as ${io.mode}`);
+      // Everyone already there hears of it, with the new list of who is present.
+      this.announce(`${io.user} joined as ${io.mode}`, id);
       this.recorder.marker(`${io.user} joined as ${io.mode}`);
     }
-    this.members.set(id, member);
     if (io.mode !== 'owner') io.notice(`joined session ${this.id} of ${this.start.user} on ${this.start.node} as ${io.mode}; present: ${this.presentUsers().join(', ')}`);
     this.report();
     const session = this;
@@ -234,8 +235,9 @@ export class LiveSession {
     return [...this.members.values()].map((m) => `${m.io.user} (${m.io.mode})`);
   }
 
-  private announce(text: string): void {
+  private announce(text: string, except?: string): void {
     for (const m of this.members.values()) {
+      if (m.id === except) continue;
       try { m.io.notice(text); } catch { /* gone */ }
     }
   }

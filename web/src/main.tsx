@@ -1,0 +1,68 @@
+// The Postern web UI: sign up, log in, nodes, terminal, live sessions, recordings, audit, account.
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import './styles.css';
+import { api, setCsrf } from './api.ts';
+import type { Me } from './api.ts';
+import { navigate, usePath } from './router.ts';
+import { Login } from './pages/login.tsx';
+import { Invite } from './pages/invite.tsx';
+import { Nodes } from './pages/nodes.tsx';
+import { TerminalPage } from './pages/terminal.tsx';
+import { Sessions } from './pages/sessions.tsx';
+import { Recordings, Player } from './pages/recordings.tsx';
+import { Audit } from './pages/audit.tsx';
+import { Account } from './pages/account.tsx';
+
+function App() {
+  const path = usePath();
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const [notice, setNotice] = useState('');
+
+  useEffect(() => {
+    api<Me>('GET', '/webapi/sessions/web').then((m) => { setCsrf(m.csrfToken); setMe(m); }, () => setMe(null));
+    const gone = (ev: Event): void => { setMe(null); setNotice(String((ev as CustomEvent).detail ?? 'Your session ended; log in again.')); };
+    window.addEventListener('postern:logged-out', gone);
+    return () => window.removeEventListener('postern:logged-out', gone);
+  }, []);
+
+  if (path.startsWith('invite/')) return <Invite token={path.slice('invite/'.length)} />;
+  if (me === undefined) return <main class="center"><p aria-live="polite">Loading…</p></main>;
+  if (me === null) return <Login notice={notice} onLogin={(m) => { setCsrf(m.csrfToken); setNotice(''); setMe(m); if (path === 'login') navigate('nodes'); }} />;
+
+  const logout = async (): Promise<void> => {
+    await api('DELETE', '/webapi/sessions/web').catch(() => {});
+    setMe(null);
+    setNotice('You are logged out.');
+    navigate('login');
+  };
+  const page = path.split('/')[0] || 'nodes';
+  const links: Array<[string, string]> = [['nodes', 'Nodes'], ['sessions', 'Sessions'], ['recordings', 'Recordings'], ...(me.isAdmin ? [['audit', 'Audit'] as [string, string]] : []), ['account', 'Account']];
+  return (
+    <div class="layout">
+      <header class="top">
+        <a class="brand" href="/web/nodes" onClick={(e) => { e.preventDefault(); navigate('nodes'); }}>Postern</a>
+        <nav aria-label="Main">
+          {links.map(([to, label]) => (
+            <a href={`/web/${to}`} aria-current={page === to ? 'page' : undefined} onClick={(e) => { e.preventDefault(); navigate(to); }}>{label}</a>
+          ))}
+        </nav>
+        <span class="who">{me.user}</span>
+        <button type="button" class="link" onClick={() => void logout()}>Log out</button>
+      </header>
+      <main>
+        {page === 'nodes' || page === 'login' ? <Nodes me={me} />
+          : page === 'terminal' ? <TerminalPage />
+          : page === 'join' ? <TerminalPage join={path.split('/')[1]} />
+          : page === 'sessions' ? <Sessions />
+          : page === 'recordings' && path.split('/')[1] ? <Player id={path.split('/')[1]} />
+          : page === 'recordings' ? <Recordings />
+          : page === 'audit' && me.isAdmin ? <Audit />
+          : page === 'account' ? <Account me={me} onLogout={() => void logout()} />
+          : <p>No such page. <a href="/web/nodes">Nodes</a></p>}
+      </main>
+    </div>
+  );
+}
+
+render(<App />, document.getElementById('app')!);
