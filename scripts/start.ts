@@ -1,7 +1,8 @@
 /**
  * `npm start`: a working cluster on this machine with the embedded defaults. Runs
  * `postern serve` on the default ports with SQLite in ./.postern/data, creates a first
- * admin (once) and prints their invite link and what to do next. Ctrl-C stops it.
+ * admin (once) and prints their invite link and what to do next; builds the web UI first
+ * when dist/web is missing or stale. Ctrl-C stops it.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { userInfo } from 'node:os';
@@ -12,6 +13,10 @@ const bin = resolve('bin/postern');
 const admin = process.env.POSTERN_ADMIN ?? 'admin';
 const login = userInfo().username;
 const extra = process.argv.slice(2);
+
+// The web UI is served from dist/web: build it first when it is missing or older than web/.
+const { ensureWebBuilt } = await import('./build-web.ts');
+if (await ensureWebBuilt()) console.log('built the web UI into dist/web');
 
 const serve = spawn(process.execPath, [bin, 'serve', '--data-dir', dataDir, '--cluster-name', process.env.POSTERN_CLUSTER ?? 'postern.local', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
 let buffered = '';
@@ -39,9 +44,14 @@ serve.stdout.on('data', (d: Buffer) => {
     console.log(`The first admin, "${admin}" (login ${login}), is invited. Accept the invite (password + authenticator app):`);
     console.log('');
     console.log(`  ./bin/postern signup ${inviteUrl} --ca-pin ${pin}`);
+    console.log('');
+    console.log(`or open it in a browser (the cluster's own CA signs the certificate; its pin is ${pin}):`);
+    console.log(`  ${inviteUrl}`);
   } else {
     console.log(`The admin "${admin}" has signed up already.`);
   }
+  console.log('');
+  console.log(`The web UI (nodes, a terminal, live sessions, recordings, audit):  https://${web}/web/`);
   console.log('');
   console.log('Then log in and check:');
   console.log(`  ./bin/postern login --proxy ${web} --user ${admin} --ca-pin ${pin}`);
