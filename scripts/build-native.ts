@@ -81,7 +81,10 @@ function main(): void {
     return;
   }
   const args = [gyp, 'rebuild', `--target=${process.versions.node}`, `--nodedir=${nodeDir}`, `--real_openssl_major=${/^\d+/.exec(process.versions.openssl)![0]}`];
-  const r = spawnSync(process.execPath, args, { cwd: cryptoDir, encoding: 'utf8' });
+  // npm passes its config (nodedir=/usr on some machines) as npm_config_* variables, which
+  // node-gyp would prefer to the flags: leave them out.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_/i.test(k)));
+  const r = spawnSync(process.execPath, args, { cwd: cryptoDir, encoding: 'utf8', env });
   if (r.status === 0 && bindingWorks(cryptoDir)) {
     console.log(`ssh2 native crypto: built for Node ${process.versions.node}`);
   } else {
