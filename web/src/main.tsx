@@ -8,9 +8,20 @@ import { navigate, usePath } from './router.ts';
 import { Login } from './pages/login.tsx';
 import { Invite } from './pages/invite.tsx';
 import { Nodes } from './pages/nodes.tsx';
-import { TerminalPage } from './pages/terminal.tsx';
 import { Sessions } from './pages/sessions.tsx';
-import { Recordings, Player } from './pages/recordings.tsx';
+import type { ComponentType } from 'preact';
+
+/** A page loaded when first shown: xterm.js (most of the UI's bytes) only comes with the terminal and the player. */
+function lazy<P extends object>(load: () => Promise<ComponentType<P>>): ComponentType<P> {
+  return (props: P) => {
+    const [Page, setPage] = useState<ComponentType<P> | undefined>(undefined);
+    useEffect(() => { void load().then((c) => setPage(() => c)); }, []);
+    return Page ? <Page {...props} /> : <p aria-live="polite">Loading…</p>;
+  };
+}
+const TerminalPage = lazy(() => import('./pages/terminal.tsx').then((m) => m.TerminalPage));
+const Recordings = lazy(() => import('./pages/recordings.tsx').then((m) => m.Recordings));
+const Player = lazy(() => import('./pages/recordings.tsx').then((m) => m.Player));
 import { Audit } from './pages/audit.tsx';
 import { Account } from './pages/account.tsx';
 
