@@ -194,3 +194,21 @@ export interface ActiveSession {
   width?: number;
   height?: number;
 }
+
+/**
+ * A web session: made by a login on the web UI. Auth keeps its SSH key pair and a
+ * short-lived user certificate for it; the private key never leaves auth. The secret
+ * `sessionId` (the cookie's value) is given out once, by `createWebSession`; auth stores
+ * only its hash.
+ */
+export interface WebSessionInfo {
+  user: string;
+  roles: string[];
+  logins: string[];
+  /** Whether the user holds the admin role (the audit page). */
+  isAdmin: boolean;
+  /** Sent back by the browser in `x-csrf-token` on every state-changing request. */
+  csrfToken: string;
+  createdAt: string;
+  expiresAt: string;
+}

@@ -6,8 +6,8 @@
 import type {
   SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult, SecondFactor,
 } from '../api/types.ts';
-import type { NodeInfo, RecordingMeta, RecordingKind, ActiveSession, JoinMode, JoinRule } from '../api/types.ts';
-export type { ActiveSession, JoinMode, JoinRule } from '../api/types.ts';
+import type { NodeInfo, RecordingMeta, RecordingKind, ActiveSession, JoinMode, JoinRule, WebSessionInfo } from '../api/types.ts';
+export type { ActiveSession, JoinMode, JoinRule, WebSessionInfo } from '../api/types.ts';
 import type { CastHeader } from '../api/asciicast.ts';
 import type { ClusterSettings } from './settings.ts';
 import type { AuditEvent, AuditQuery } from './audit.ts';
@@ -164,24 +164,6 @@ export interface RecordingChunk {
 export interface RecordingReadRequest {
   id: string;
   user?: string;
-}
-
-/**
- * A web session: made by a login on the web UI. Auth keeps its SSH key pair and a
- * short-lived user certificate for it; the private key never leaves auth. The secret
- * `sessionId` (the cookie's value) is given out once, by `createWebSession`; auth stores
- * only its hash.
- */
-export interface WebSessionInfo {
-  user: string;
-  roles: string[];
-  logins: string[];
-  /** Whether the user holds the admin role (the audit page). */
-  isAdmin: boolean;
-  /** Sent back by the browser in `x-csrf-token` on every state-changing request. */
-  csrfToken: string;
-  createdAt: string;
-  expiresAt: string;
 }
 
 /** What `createWebSession` takes: the same checks (password, TOTP, lockout, audit) as `loginSsh`. */

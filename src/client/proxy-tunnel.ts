@@ -14,7 +14,8 @@ import type { SshKeyPair } from '../ssh/keys.ts';
 import { signRequest } from './request-signing.ts';
 import { errorFromBody } from '../api/errors.ts';
 import { DEFAULT_WEB_PORT } from '../api/types.ts';
-import { TlsTrustError } from '../core/errors.ts';
+import { ConnectionError, TlsTrustError } from '../core/errors.ts';
+import { readLine } from '../core/line-reader.ts';
 import { checkPinnedPeer } from '../core/tls-verify.ts';
 import { parseHostPort } from '../core/text.ts';
 
@@ -81,7 +82,8 @@ export async function openTunnel(req: TunnelRequest): Promise<TLSSocket | Tunnel
   const path = `/tunnel?${new URLSearchParams({ target: req.host, port: String(req.port), login: req.login }).toString()}`;
   const authorization = signRequest({ keyPair: req.keyPair, certificate: req.certificate, method: 'CONNECT', pathAndQuery: path, ...(req.now ? { now: req.now() } : {}) });
   sock.write(JSON.stringify({ v: 1, path, authorization }) + '\n');
-  const { line, rest } = await readLine(sock, timeoutMs).catch((err: Error) => { sock.destroy(); throw err; });
+  const { line, rest } = await readLine(sock, { timeoutMs, maxBytes: 64 * 1024, what: 'answer of the proxy\'s tunnel' })
+    .catch((err: Error) => { sock.destroy(); throw new ConnectionError(err.message, { cause: err }); });
   let answer: { ok?: boolean; fallback?: string; reason?: string; error?: unknown };
   try { answer = JSON.parse(line) as typeof answer; } catch { answer = {}; }
   if (answer.ok === true) {
@@ -99,32 +101,6 @@ function statusOf(error: unknown): number {
   if (code === 'ERR_POSTERN_REQUEST_AUTH') return 401;
   if (code === 'ERR_POSTERN_UNKNOWN_HOST' || code === 'ERR_POSTERN_NOT_FOUND') return 404;
   return 403;
-}
-
-function readLine(sock: TLSSocket, timeoutMs: number): Promise<{ line: string; rest: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const finish = (err?: Error, v?: { line: string; rest: Buffer }): void => {
-      clearTimeout(timer);
-      sock.off('data', onData);
-      sock.off('end', onEnd);
-      sock.off('error', onErr);
-      sock.pause();
-      if (err) reject(err); else resolve(v!);
-    };
-    const onData = (d: Buffer): void => {
-      buf = Buffer.concat([buf, d]);
-      const nl = buf.indexOf(0x0a);
-      if (nl >= 0) finish(undefined, { line: buf.subarray(0, nl).toString('utf8'), rest: buf.subarray(nl + 1) });
-      else if (buf.length > 64 * 1024) finish(new Error('the proxy sent an over-long tunnel answer'));
-    };
-    const onEnd = (): void => finish(new Error('the proxy closed the tunnel without an answer'));
-    const onErr = (err: Error): void => finish(err);
-    const timer = setTimeout(() => finish(new Error(`no answer from the proxy within ${timeoutMs / 1000}s`)), timeoutMs);
-    sock.on('data', onData);
-    sock.once('end', onEnd);
-    sock.once('error', onErr);
-  });
 }
 
 function isIpLike(host: string): boolean {

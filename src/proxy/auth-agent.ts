@@ -7,9 +7,10 @@ import ssh2 from 'ssh2';
 import type { ParsedKey, SigningRequestOptions } from 'ssh2';
 import type { AuthClient } from '../auth/auth-client.ts';
 import { SshReader, SshWriter } from '../ssh/wire.ts';
+import { AGENT_MSG } from '../ssh/agent.ts';
 import { PosternError } from '../core/errors.ts';
 
-const MSG = { requestIdentities: 11, identitiesAnswer: 12, signRequest: 13, signResponse: 14 } as const;
+const MSG = AGENT_MSG;
 
 type SignCallback = (err?: Error | null, signature?: Buffer) => void;
 

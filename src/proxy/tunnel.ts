@@ -29,6 +29,7 @@ import { PosternError, ValidationError } from '../core/errors.ts';
 import { errorToBody } from '../api/errors.ts';
 import type { CertAuthenticator } from './cert-auth.ts';
 import { dialNode, DEFAULT_DIAL_TIMEOUT_MS } from './node-dialer.ts';
+import { readLine } from '../core/line-reader.ts';
 
 /** The ALPN protocol name of the tunnel. */
 export const TUNNEL_ALPN = 'postern-tunnel/1';
@@ -74,30 +75,13 @@ function recordingMode(auth: Pick<AuthClient, 'ping'>): () => Promise<'off' | 'p
   };
 }
 
-/** Reads the request line; resolves with it and whatever bytes came after it. */
-function readRequestLine(sock: TLSSocket, timeoutMs: number): Promise<{ line: string; rest: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const done = (err?: Error, value?: { line: string; rest: Buffer }): void => {
-      clearTimeout(timer);
-      sock.off('data', onData);
-      sock.off('end', onEnd);
-      sock.off('error', onEnd);
-      sock.pause();
-      if (err) reject(err); else resolve(value!);
-    };
-    const onData = (d: Buffer): void => {
-      buf = Buffer.concat([buf, d]);
-      const nl = buf.indexOf(0x0a);
-      if (nl >= 0) done(undefined, { line: buf.subarray(0, nl).toString('utf8'), rest: buf.subarray(nl + 1) });
-      else if (buf.length > MAX_REQUEST) done(new ValidationError(`the tunnel request is longer than ${MAX_REQUEST} bytes`));
-    };
-    const onEnd = (): void => done(new ValidationError('the connection closed before the tunnel request'));
-    const timer = setTimeout(() => done(new ValidationError(`no tunnel request within ${timeoutMs / 1000}s`)), timeoutMs);
-    sock.on('data', onData);
-    sock.once('end', onEnd);
-    sock.once('error', onEnd);
-  });
+/** Reads the request line; a malformed or missing one is a ValidationError (400). */
+async function readRequestLine(sock: TLSSocket, timeoutMs: number): Promise<{ line: string; rest: Buffer }> {
+  try {
+    return await readLine(sock, { timeoutMs, maxBytes: MAX_REQUEST, what: 'tunnel request' });
+  } catch (err) {
+    throw new ValidationError((err as Error).message);
+  }
 }
 
 /** Checks the request line's shape; returns what it asks for. */

@@ -9,14 +9,9 @@
 import type { KeyObject } from 'node:crypto';
 import { SshReader, SshWriter } from './wire.ts';
 import { signSsh } from './keys.ts';
+import { AGENT_MSG } from './agent.ts';
 
-const MSG = {
-  failure: 5,
-  requestIdentities: 11,
-  identitiesAnswer: 12,
-  signRequest: 13,
-  signResponse: 14,
-} as const;
+const MSG = AGENT_MSG;
 
 /** The one key an agent serves: its private key, its plain public blob, its certificate blob. */
 export interface AgentKey {

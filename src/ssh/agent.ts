@@ -11,7 +11,8 @@ import type { SshCertificate } from './certs.ts';
 import type { SshKeyPair } from './keys.ts';
 import { SshFormatError, SshReader, SshWriter } from './wire.ts';
 
-const MSG = {
+/** The PROTOCOL.agent message numbers Postern uses (draft-miller-ssh-agent). */
+export const AGENT_MSG = {
   failure: 5,
   success: 6,
   requestIdentities: 11,
@@ -24,6 +25,7 @@ const MSG = {
   addIdConstrained: 25,
   extensionFailure: 28,
 } as const;
+const MSG = AGENT_MSG;
 
 const CONSTRAIN_LIFETIME = 1;
 const CONSTRAIN_CONFIRM = 2;

@@ -16,18 +16,11 @@
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { Connection, ParsedKey, ServerChannel, SigningRequestOptions } from 'ssh2';
-import { AgentError, AgentSignFlags, decodeAgentMessage } from './agent.ts';
+import { AGENT_MSG, AgentError, AgentSignFlags, decodeAgentMessage } from './agent.ts';
 import type { AgentIdentity } from './agent.ts';
 import { SshReader, SshWriter } from './wire.ts';
 
-const MSG = {
-  failure: 5,
-  requestIdentities: 11,
-  identitiesAnswer: 12,
-  signRequest: 13,
-  signResponse: 14,
-  extensionFailure: 28,
-} as const;
+const MSG = AGENT_MSG;
 
 // OpenSSH's agent refuses messages above 256 KiB; a reply that long is not from an agent.
 const MAX_MESSAGE = 256 * 1024;

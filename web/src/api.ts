@@ -16,16 +16,8 @@ export class ApiError extends Error {
   }
 }
 
-/** The signed-in user, as GET /webapi/sessions/web returns it. */
-export interface Me {
-  user: string;
-  roles: string[];
-  logins: string[];
-  isAdmin: boolean;
-  csrfToken: string;
-  createdAt: string;
-  expiresAt: string;
-}
+/** The signed-in user, as GET /webapi/sessions/web returns it (the API contract's type). */
+export type { WebSessionInfo as Me } from '../../src/api/types.ts';
 
 let csrf = '';
 
