@@ -3,18 +3,17 @@
  * call takes the caller's identity; LocalAuthClient and the Auth API both go through
  * `call()`, which enforces who may make which call.
  */
-import { randomBytes } from 'node:crypto';
 import type { Backend } from '../storage/backend.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import {
-  AccessDeniedError, BadCredentialsError, ConfigError, ConflictError, OtpReplayError, UserLockedError, ValidationError, InviteInvalidError, NotFoundError, PosternError,
+  AccessDeniedError, BadCredentialsError, ConfigError, ConflictError, OtpReplayError, UserLockedError, ValidationError, InviteInvalidError, PosternError,
 } from '../core/errors.ts';
 import { parseAuthorizedKey, formatAuthorizedKey } from '../ssh/keys.ts';
 import { formatCertificate } from '../ssh/certs.ts';
 import type { SshLoginRequest, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult } from '../api/types.ts';
-import type { ActiveSession, CreateWebSessionRequest, JoinMode, WebSessionInfo, AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbeat, SshLoginResult, NodeInfo, RoleSpec, AccessRequest, AccessDecision, AddNodeResult } from './auth-client.ts';
+import type { AuthClient, ClusterInfo, CreateUserRequest, Identity, ProxyHeartbeat, SshLoginResult, NodeInfo, RoleSpec, AccessRequest, AccessDecision, AddNodeResult } from './auth-client.ts';
 import type {
   StartRecordingRequest, StartRecordingResult, AppendRecordingRequest, AppendRecordingResult, FinishRecordingRequest, RecordingReadRequest, RecordingChunk,
 } from './auth-client.ts';
@@ -22,9 +21,8 @@ import type { RecordingMeta } from '../api/types.ts';
 import { castHeader } from '../api/asciicast.ts';
 import type { CastHeader } from '../api/asciicast.ts';
 import * as recordings from './recordings.ts';
-import * as active from './active-sessions.ts';
-import * as webSessions from './web-sessions.ts';
-import { answerAgentRequest } from '../ssh/agent-server.ts';
+import { SessionCalls } from './session-calls.ts';
+import { str } from './args.ts';
 import * as nodes from './node-registry.ts';
 import * as roleStore from './role-store.ts';
 import { authorizeSsh, listNodesFor } from './access-policy.ts';
@@ -67,12 +65,18 @@ export class AuthServer {
   readonly clock: Clock;
   readonly log: Logger;
   readonly clusterName: string;
+  private readonly sessionCalls: SessionCalls;
 
   private constructor(opts: AuthServerOptions, clusterName: string) {
     this.backend = opts.backend;
     this.clock = opts.clock;
     this.log = opts.logger ?? silentLogger;
     this.clusterName = clusterName;
+    this.sessionCalls = new SessionCalls({
+      backend: this.backend, clock: this.clock, clusterName,
+      audit: (e) => this.audit(e),
+      checkCredentials: (name, password, otp, addr, settings, now) => this.checkCredentials(name, password, otp, addr, settings, now),
+    });
   }
 
   /** Opens auth on a backend: creates the cluster's CAs on first start, checks the name later. */
@@ -108,8 +112,12 @@ export class AuthServer {
     const allowed = Object.hasOwn(AUTH_CALLS, method) ? AUTH_CALLS[method as keyof typeof AUTH_CALLS] : undefined;
     if (!allowed) throw new ValidationError(`unknown auth call "${method}"`);
     if (!allowed.includes(identity.role)) throw new AccessDeniedError(`a ${identity.role} may not call ${method}`);
-    const fn = (this as unknown as Record<string, (id: Identity, a: unknown) => Promise<unknown>>)[`do_${method}`];
-    return fn.call(this, identity, arg ?? {});
+    type Calls = Record<string, ((id: Identity, a: unknown) => Promise<unknown>) | undefined>;
+    const own = (this as unknown as Calls)[`do_${method}`];
+    if (own) return own.call(this, identity, arg ?? {});
+    const web = (this.sessionCalls as unknown as Calls)[`do_${method}`];
+    if (!web) throw new ValidationError(`unknown auth call "${method}"`);
+    return web.call(this.sessionCalls, identity, arg ?? {});
   }
 
   /** The TLS CA, for the Auth API's server and for issuing identities. */
@@ -550,137 +558,6 @@ export class AuthServer {
     return rec;
   }
 
-  // ---- web sessions (web-sessions.ts): the web UI's logins; their keys never leave auth ----
-
-  protected async do_createWebSession(_id: Identity, req: CreateWebSessionRequest): Promise<WebSessionInfo & { sessionId: string }> {
-    const now = this.clock.now();
-    const name = str(req?.user, 'user');
-    const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
-    const settings = await getSettings(this.backend);
-    const user = await this.checkCredentials(name, str(req.password, 'password'), req.otp, addr, settings, now);
-    const roles = await roleStore.existingRoles(this.backend, user.roles);
-    const principals = roleStore.allowedLogins(roles, user.logins);
-    if (principals.length === 0) {
-      await this.audit({ type: AuditType.loginFailure, user: name, addr, success: false, message: 'no role grants a login' });
-      throw new AccessDeniedError(`no role of ${name} grants any login`, { hint: `Ask an admin to give ${name} a role with logins` });
-    }
-    const ttlMs = Math.min(webSessions.WEB_SESSION_TTL_MS, settings.max_session_ttl);
-    const key = webSessions.newSessionKey();
-    const cert = await signWithCa(this.backend, 'user', { subjectPublicKey: key.publicWire, keyId: name, principals, ttlMs, now, extensions: USER_CERT_EXTENSIONS });
-    const rec: webSessions.WebSessionRecord = {
-      user: name, roles: user.roles, logins: principals, isAdmin: user.roles.includes('admin'), csrfToken: randomBytes(24).toString('base64url'),
-      createdAt: now.toISOString(), expiresAt: new Date(now.getTime() + ttlMs).toISOString(), privateKey: key.privateKey, certificate: cert.raw.toString('base64'),
-    };
-    const sessionId = await webSessions.createWebSession(this.backend, rec);
-    await this.audit({ type: AuditType.loginSuccess, user: name, addr, success: true, method: settings.second_factor === 'otp' ? 'password+otp' : 'password', via: 'web' });
-    await this.audit({ type: AuditType.webSessionCreate, user: name, addr, success: true, expiresAt: rec.expiresAt, serial: cert.serial.toString(), principals });
-    return { ...webSessions.sessionInfo(rec), sessionId };
-  }
-
-  protected async do_getWebSession(_id: Identity, req: { sessionId: string }): Promise<WebSessionInfo> {
-    return webSessions.sessionInfo(await webSessions.getWebSession(this.backend, req?.sessionId, this.clock.now()));
-  }
-
-  protected async do_deleteWebSession(_id: Identity, req: { sessionId: string; clientAddr?: string }): Promise<void> {
-    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, this.clock.now()).catch(() => undefined);
-    if (!(await webSessions.deleteWebSession(this.backend, req?.sessionId)) || !rec) return;
-    await this.audit({ type: AuditType.webSessionEnd, user: rec.user, addr: typeof req.clientAddr === 'string' ? req.clientAddr : undefined, success: true, reason: 'logout' });
-  }
-
-  protected async do_webSessionAgent(_id: Identity, req: { sessionId: string; message: string }): Promise<{ message: string }> {
-    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, this.clock.now());
-    const answer = answerAgentRequest(webSessions.sessionAgentKey(rec), webSessions.decodeAgentMessage(req.message));
-    return { message: answer.toString('base64') };
-  }
-
-  protected async do_changePassword(_id: Identity, req: { sessionId: string; currentPassword: string; otp?: string; newPassword: string; clientAddr: string }): Promise<void> {
-    const now = this.clock.now();
-    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, now);
-    const newPassword = str(req.newPassword, 'newPassword');
-    checkPasswordPolicy(newPassword);
-    const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
-    await this.checkCredentials(rec.user, str(req.currentPassword, 'currentPassword'), req.otp, addr, await getSettings(this.backend), now);
-    const passwordHash = await hashPassword(newPassword);
-    await users.modifyUser(this.backend, rec.user, (u) => ({ ...u, passwordHash }));
-    await this.audit({ type: AuditType.passwordChanged, user: rec.user, addr, success: true });
-  }
-
-  protected async do_beginTotpEnrol(_id: Identity, req: { sessionId: string; currentPassword: string; otp?: string; clientAddr: string }): Promise<{ enrolId: string; totpSecret: string; otpauthUri: string }> {
-    const now = this.clock.now();
-    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, now);
-    const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
-    await this.checkCredentials(rec.user, str(req.currentPassword, 'currentPassword'), req.otp, addr, await getSettings(this.backend), now);
-    const enrolId = randomBytes(16).toString('base64url');
-    const totpSecret = newTotpSecret();
-    await this.backend.put(`totp_enrol/${enrolId}`, JSON.stringify({ user: rec.user, secret: totpSecret }), { expires: new Date(now.getTime() + 10 * 60_000) });
-    return { enrolId, totpSecret, otpauthUri: totpUri(totpSecret, this.clusterName, rec.user) };
-  }
-
-  protected async do_finishTotpEnrol(_id: Identity, req: { sessionId: string; enrolId: string; otp: string; clientAddr: string }): Promise<void> {
-    const now = this.clock.now();
-    const rec = await webSessions.getWebSession(this.backend, req?.sessionId, now);
-    const enrolId = str(req.enrolId, 'enrolId');
-    const pending = /^[A-Za-z0-9_-]{22}$/.test(enrolId) ? await getJson<{ user: string; secret: string }>(this.backend, `totp_enrol/${enrolId}`) : undefined;
-    if (!pending || pending.user !== rec.user) throw new ValidationError('this enrolment has expired', { hint: 'Start again: enrolments last 10 minutes' });
-    const counter = checkTotp(pending.secret, str(req.otp, 'otp').trim(), now);
-    if (counter === undefined) throw new ValidationError('the code does not match the new secret', { hint: 'Enter the current code your authenticator app shows for the new entry' });
-    await users.modifyUser(this.backend, rec.user, (u) => ({ ...u, totp: { secret: pending.secret, lastCounter: counter } }));
-    await this.backend.delete(`totp_enrol/${enrolId}`);
-    await this.audit({ type: AuditType.totpEnrolled, user: rec.user, addr: typeof req.clientAddr === 'string' ? req.clientAddr : undefined, success: true });
-  }
-
-  // ---- live sessions (active-sessions.ts) ----
-
-  protected async do_upsertActiveSession(id: Identity, req: ActiveSession): Promise<void> {
-    const s = active.checkActiveSession(req);
-    const before = await active.getActiveSession(this.backend, s.id);
-    if (before && before.proxy !== s.proxy) throw new AccessDeniedError(`session ${s.id} belongs to proxy ${before.proxy}`);
-    await active.upsertActiveSession(this.backend, { ...s, proxy: id.role === 'proxy' ? id.name : s.proxy }, this.clock.now());
-  }
-
-  protected async do_endActiveSession(_id: Identity, req: { id: string }): Promise<void> {
-    await active.endActiveSession(this.backend, active.checkSessionId(req?.id));
-  }
-
-  protected async do_listActiveSessions(id: Identity, req: { user?: string }): Promise<ActiveSession[]> {
-    const all = await active.listActiveSessions(this.backend);
-    if (req?.user === undefined && id.role === 'admin') return all;
-    const viewer = str(req?.user, 'user');
-    const rec = await users.getUser(this.backend, viewer);
-    if (!rec) return [];
-    const mine = await roleStore.existingRoles(this.backend, rec.roles);
-    const out: ActiveSession[] = [];
-    for (const s of all) {
-      if (s.user === viewer) { out.push(s); continue; }
-      const owner = await users.getUser(this.backend, s.user);
-      if (active.joinModes(mine, owner?.roles ?? []).size > 0) out.push(s);
-    }
-    return out;
-  }
-
-  protected async do_authorizeJoin(_id: Identity, req: { user: string; sessionId: string; mode: JoinMode; clientAddr: string }): Promise<ActiveSession> {
-    const user = str(req?.user, 'user');
-    const sessionId = active.checkSessionId(req.sessionId);
-    if (req.mode !== 'observer' && req.mode !== 'peer') throw new ValidationError('mode must be "observer" or "peer"');
-    const base = { type: AuditType.sessionJoin, user, addr: typeof req.clientAddr === 'string' ? req.clientAddr : undefined, sessionId, mode: req.mode };
-    const s = await active.getActiveSession(this.backend, sessionId);
-    if (!s) {
-      await this.audit({ ...base, success: false, reason: 'no such session' });
-      throw new NotFoundError(`no live session ${sessionId}`, { hint: 'List the live sessions you may join with:  postern sessions ls' });
-    }
-    const joiner = await users.getUser(this.backend, user);
-    const owner = await users.getUser(this.backend, s.user);
-    const allowed = s.user === user || (joiner !== undefined && active.joinModes(await roleStore.existingRoles(this.backend, joiner.roles), owner?.roles ?? []).has(req.mode));
-    const where = { owner: s.user, node: s.node, login: s.login };
-    if (!allowed) {
-      const message = `you may not join the session of ${s.user} as ${req.mode}`;
-      await this.audit({ ...base, ...where, success: false, reason: 'no join_sessions rule allows it', message });
-      throw new AccessDeniedError(message, { hint: 'An admin can allow it with a role\'s join_sessions: [{ roles: [...], modes: [observer, peer] }]' });
-    }
-    await this.audit({ ...base, ...where, success: true });
-    return s;
-  }
-
   protected async do_listRecordings(id: Identity, req: { user?: string; limit?: number }): Promise<RecordingMeta[]> {
     const only = await this.recordingViewer(id, req.user);
     if (req.limit !== undefined && (typeof req.limit !== 'number' || !Number.isInteger(req.limit) || req.limit < 1)) throw new ValidationError('limit must be a whole number above 0');
@@ -714,11 +591,6 @@ export class AuthServer {
   }
 }
 
-function str(v: unknown, field: string): string {
-  if (typeof v !== 'string' || v.length === 0) throw new ValidationError(`${field} is required`);
-  if (v.length > 16_384) throw new ValidationError(`${field} is too long`);
-  return v;
-}
 
 /**
  * An AuthClient that calls an AuthServer in the same process as a fixed identity. Arguments
