@@ -197,3 +197,14 @@ export function toPosternError(err: unknown): PosternError {
   const message = err instanceof Error ? err.message : String(err);
   return new PosternError('ERR_POSTERN_INTERNAL', message.toLowerCase().replace(/\.$/, ''), { cause: err });
 }
+
+/**
+ * The same error ending with exit status 255, as OpenSSH's `ssh` and a ProxyCommand end when
+ * the connection fails (a cancel keeps its own status); anything else is returned as it is.
+ */
+export function asConnectionFailure(err: unknown): unknown {
+  if (err instanceof PosternError && err.exitCode !== ExitCode.connection && err.exitCode !== ExitCode.cancelled) {
+    return new PosternError(err.code, err.message, { exitCode: ExitCode.connection, status: err.status, cause: err, ...(err.hint ? { hint: err.hint } : {}) });
+  }
+  return err;
+}

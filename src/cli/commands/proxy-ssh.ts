@@ -19,7 +19,7 @@ import { tshHome } from '../../client/paths.ts';
 import { loadProfile } from '../../client/profile.ts';
 import { loadLogin, connectToProxy, openProxySubsystem } from '../../client/proxy-conn.ts';
 import type { StoredLogin } from '../../client/proxy-conn.ts';
-import { ConnectionError, ExitCode, PosternError, UsageError } from '../../core/errors.ts';
+import { asConnectionFailure, ConnectionError, ExitCode, PosternError, UsageError } from '../../core/errors.ts';
 import { escapeControl, parseHostPort } from '../../core/text.ts';
 import { DEFAULT_WEB_PORT } from '../../api/types.ts';
 import { info } from '../output.ts';
@@ -40,14 +40,6 @@ export function parseProxyTarget(text: string): { login: string; host: string; p
   const port = m ? Number(m[2]) : 22;
   if (!host || port < 1 || port > 65535) throw new UsageError(`invalid target "${text}": expected USER@HOST:PORT`);
   return { login, host, port };
-}
-
-/** The same error with the exit code a ProxyCommand must end with. */
-function as255(err: unknown): unknown {
-  if (err instanceof PosternError && err.exitCode !== ExitCode.connection && err.exitCode !== ExitCode.cancelled) {
-    return new PosternError(err.code, err.message, { exitCode: ExitCode.connection, status: err.status, cause: err, ...(err.hint ? { hint: err.hint } : {}) });
-  }
-  return err;
 }
 
 /** The terminal, when there is one, as streams a prompt can use (stdin and stdout belong to ssh). */
@@ -149,7 +141,7 @@ export async function runProxySsh(target: string, opts: ProxySshOptions, deps: D
     ch.stderr.on('data', (d: Buffer) => deps.io.stderr.write(escapeControl(d.toString('utf8'))));
     await splice(ch, deps);
   } catch (err) {
-    throw as255(err);
+    throw asConnectionFailure(err);
   } finally {
     client?.end();
   }

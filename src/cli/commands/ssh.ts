@@ -9,6 +9,7 @@
  * when the connection fails (for a selector, the first non-zero status in node order).
  */
 import type { Command } from 'commander';
+import type { Duplex } from 'node:stream';
 import { Option } from 'commander';
 import type { Client } from 'ssh2';
 import type { Deps } from '../deps.ts';
@@ -27,7 +28,7 @@ import { WebClient } from '../../client/web-client.ts';
 import type { NodeListing } from '../../client/web-client.ts';
 import { requestSigner } from '../../client/request-signing.ts';
 import { DEFAULT_WEB_PORT } from '../../api/types.ts';
-import { ExitCode, NotFoundError, PosternError, UsageError, toPosternError } from '../../core/errors.ts';
+import { asConnectionFailure, ExitCode, NotFoundError, PosternError, UsageError, toPosternError } from '../../core/errors.ts';
 import { escapeControl, formatHostPort, parseHostPort } from '../../core/text.ts';
 import { info } from '../output.ts';
 
@@ -147,13 +148,35 @@ function proxyConnection(ctx: RunContext): Promise<Client> {
   return connectToProxy({ profile, keyPair, certificateText, knownHostsPath: paths.knownHosts, username: ctx.login });
 }
 
-/** Opens `proxy:TARGET:PORT` and runs SSH to the node over it. */
-async function nodeConnection(proxy: Client, ctx: RunContext, target: string, port: number, names: string[]): Promise<Client> {
-  const stream = await openProxySubsystem(proxy, target, port);
+/** A stream to the node's sshd through the proxy, and how to let go of it. */
+interface NodeLink {
+  stream: Duplex;
+  close(): void;
+}
+
+/**
+ * The TLS tunnel on the web port when the proxy offers it (one encryption layer less,
+ * src/client/proxy-tunnel.ts), else the subsystem `proxy:TARGET:PORT` on `proxy` (opened
+ * first when not given). The proxy answers "use the SSH listener" when it records sessions.
+ */
+async function nodeLink(ctx: RunContext, target: string, port: number, proxy?: Client): Promise<NodeLink> {
+  if (!proxy && (ctx.deps.env.POSTERN_PROXY_TRANSPORT || 'auto') !== 'ssh') {
+    const { openTunnel } = await import('../../client/proxy-tunnel.ts');
+    const { profile, keyPair, certificate } = ctx.stored;
+    const tunnel = await openTunnel({ profile, keyPair, certificate: certificate.raw, login: ctx.login, host: target, port }).catch((err: unknown) => { throw asConnectionFailure(err); });
+    if (!('fallback' in tunnel)) return { stream: tunnel, close: () => tunnel.destroy() };
+  }
+  const via = proxy ?? await proxyConnection(ctx);
+  const stream = await openProxySubsystem(via, target, port);
   // The proxy's messages about this channel, if any, are not the node's output.
   stream.stderr.resume();
+  return { stream, close: () => { if (!proxy) via.end(); } };
+}
+
+/** Runs SSH to the node over a link. */
+function nodeConnection(link: NodeLink, ctx: RunContext, target: string, names: string[]): Promise<Client> {
   return connectToNode({
-    stream,
+    stream: link.stream,
     label: target,
     login: ctx.login,
     keyPair: ctx.stored.keyPair,
@@ -172,7 +195,7 @@ function onStopSignals(onStop: (signal: NodeJS.Signals) => void): () => void {
 
 async function runOnNode(plan: Plan, ctx: RunContext): Promise<number> {
   const { deps } = ctx;
-  const proxy = await proxyConnection(ctx);
+  const link = await nodeLink(ctx, plan.target, plan.port);
   let node: Client | undefined;
   const forwards: ActiveForward[] = [];
   let remote: RemoteForwards | undefined;
@@ -180,10 +203,10 @@ async function runOnNode(plan: Plan, ctx: RunContext): Promise<number> {
   const stopSignals = onStopSignals((signal) => {
     stopped = signal;
     node?.end();
-    proxy.end();
+    link.close();
   });
   try {
-    node = await nodeConnection(proxy, ctx, plan.target, plan.port, acceptedHostNames(plan.target, ctx.stored.profile.cluster));
+    node = await nodeConnection(link, ctx, plan.target, acceptedHostNames(plan.target, ctx.stored.profile.cluster));
     const nodeClosed = new Promise<void>((resolve) => node!.once('close', () => resolve()));
     const log = (message: string): void => info(deps, `warning: ${message}`);
     for (const spec of plan.locals) {
@@ -222,7 +245,7 @@ async function runOnNode(plan: Plan, ctx: RunContext): Promise<number> {
     remote?.closeAll();
     await Promise.all(forwards.map((f) => f.close().catch(() => undefined)));
     node?.end();
-    proxy.end();
+    link.close();
   }
 }
 
@@ -268,7 +291,7 @@ async function runOnSelector(plan: Plan, selector: Record<string, string>, ctx: 
 async function runOneOf(proxy: Client, plan: Plan, ctx: RunContext, name: string): Promise<number> {
   let node: Client | undefined;
   try {
-    node = await nodeConnection(proxy, ctx, name, plan.port, acceptedHostNames(name, ctx.stored.profile.cluster));
+    node = await nodeConnection(await nodeLink(ctx, name, plan.port, proxy), ctx, name, acceptedHostNames(name, ctx.stored.profile.cluster));
     return exitCodeOf(await runPrefixed(node, plan.command!, name, ctx.deps.io));
   } catch (err) {
     const e = toPosternError(err);
