@@ -120,6 +120,11 @@ test('ssh -A through postern proxy ssh runs a command on the node, strict host k
   assert.match(meta.command ?? '', /echo rec-pc/);
   assert.match(text, /rec-pc-42/);
   assert.equal(r.stderr.includes('WARNING'), false, r.stderr);
+
+  const shell = ssh(['-F', cfg, '-tt', `${LOCAL_USER}@web1.test.example`], 'echo pc-shell-$((50+5))-ok; exit 4\n');
+  assert.equal(shell.status, 4, shell.stderr);
+  assert.match(shell.stdout, /pc-shell-55-ok/);
+  assert.equal((await recordingWith('pc-shell-55-ok')).meta.kind, 'shell');
 });
 
 test('ssh -A -J through the listener: a command with its exit status, and an interactive shell with a PTY', async () => {
@@ -138,6 +143,10 @@ test('postern ssh -A runs a command in recording mode; without -A it gets the me
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stdout.trim(), 'pssh-rec-ok');
   await recordingWith('pssh-rec-ok');
+  const shell = await runPostern(['ssh', '-A', '-t', `${LOCAL_USER}@web1`], { env: { TSH_HOME: alice, SSH_AUTH_SOCK: agentSock }, input: 'echo pssh-shell-$((60+6))-ok; exit\n' });
+  assert.equal(shell.code, 0, shell.stderr);
+  assert.match(shell.stdout, /pssh-shell-66-ok/);
+  assert.equal((await recordingWith('pssh-shell-66-ok')).meta.kind, 'shell');
   const t0 = Date.now();
   const no = await runPostern(['ssh', `${LOCAL_USER}@web1`, 'echo', 'never'], { env: { TSH_HOME: alice, SSH_AUTH_SOCK: agentSock } });
   assert.equal(no.code, 255);
@@ -224,14 +233,28 @@ test('join: an observer sees live output and cannot type; a peer types into the 
     await until(() => seen, 'peer-7-typed');
     assert.equal(sh.out().includes('observer-typed-this'), false, 'an observer\'s keys never reach the shell');
 
+    // The exec the CLI sends, from plain OpenSSH with alice's certificate: the same stream.
+    const plain = spawn('ssh', ['-F', cfgA, '-T', '-p', String(c.sshPort), 'alice@127.0.0.1', `join ${live.id} observer`], { env: sshEnv() });
+    let plainOut = '';
+    let plainErr = '';
+    plain.stdout.on('data', (d) => { plainOut += d; });
+    plain.stderr.on('data', (d) => { plainErr += d; });
+    await until(() => plainErr, /joined session/);
+    sh.proc.stdin.write('echo plain-$((4+4))-seen\n');
+    await until(() => plainOut, 'plain-8-seen');
+    const unknown = ssh(['-F', cfgA, '-T', '-p', String(c.sshPort), 'alice@127.0.0.1', 'join NoSuchSession0 observer']);
+    assert.equal(unknown.status, 1, unknown.stderr);
+    assert.match(unknown.stderr, /error: /);
+
     const denied = await runPostern(['join', live.id, '--mode', 'observer'], { env: { TSH_HOME: bob } });
     assert.equal(denied.code, 1);
     assert.match(denied.stderr, /may not join the session of alice/);
 
     sh.proc.stdin.write('exit\n');
-    const [oc, pc] = await Promise.all([new Promise((r) => observer.once('exit', r)), new Promise((r) => peer.once('exit', r))]);
+    const [oc, pc, sc] = await Promise.all([observer, peer, plain].map((p) => new Promise((r) => p.once('exit', r))));
     assert.equal(oc, 0);
     assert.equal(pc, 0);
+    assert.equal(sc, 0, plainErr);
     const audit = JSON.parse((await c.admin(['audit', '--type', 'session.join', '--format', 'json'])).stdout) as Array<{ user: string; success: boolean; mode: string; owner?: string }>;
     assert.ok(audit.some((e) => e.user === 'alice' && e.success && e.mode === 'observer'));
     assert.ok(audit.some((e) => e.user === 'alice' && e.success && e.mode === 'peer'));
