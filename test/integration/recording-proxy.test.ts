@@ -75,6 +75,16 @@ async function until(get: () => string, needle: string | RegExp, ms = 60_000): P
   }
 }
 
+/** Sends `text` to 127.0.0.1:port and resolves with the first reply. */
+function echoThrough(port: number, text: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1', () => sock.write(text));
+    sock.on('data', (d) => { resolve(d.toString()); sock.end(); });
+    sock.on('error', reject);
+    setTimeout(() => reject(new Error(`no reply through the forward on port ${port}`)), 30_000).unref();
+  });
+}
+
 /** A shell on web1 through -J that stays open; its output so far. */
 function longShell(cfg: string): { proc: ChildProcessWithoutNullStreams; out: () => string } {
   const proc = spawn('ssh', ['-F', cfg, '-tt', '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`], { env: sshEnv() });
@@ -131,6 +141,10 @@ test('ssh -A -J through the listener: a command with its exit status, and an int
   const cmd = ssh(['-F', cfgA, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo jump-ok; exit 3']);
   assert.equal(cmd.status, 3, cmd.stderr);
   assert.equal(cmd.stdout.trim(), 'jump-ok');
+  // The node's agent requests travel back through the proxy to the client's agent.
+  const agentOnNode = ssh(['-F', cfgA, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'ssh-add -L']);
+  assert.equal(agentOnNode.status, 0, agentOnNode.stderr);
+  assert.match(agentOnNode.stdout, /-cert-v01@openssh\.com /);
   const shell = ssh(['-F', cfgA, '-tt', '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`], 'echo shell-$((40+2))-ok; tput cols; exit\n');
   assert.equal(shell.status, 0, shell.stderr);
   assert.match(shell.stdout, /shell-42-ok/);
@@ -174,20 +188,29 @@ test('a local port forward (-L) goes through the node; the cast of a recording p
   fwd.stderr.on('data', (d) => { out += d; });
   try {
     await until(() => out, 'fwd-ready');
-    const reply = await new Promise<string>((resolve, reject) => {
-      const sock = connect(local, '127.0.0.1', () => sock.write('ping-through-node'));
-      sock.on('data', (d) => { resolve(d.toString()); sock.end(); });
-      sock.on('error', reject);
-      setTimeout(() => reject(new Error('no reply through the forward')), 30_000).unref();
-    });
-    assert.equal(reply, 'ping-through-node');
+    assert.equal(await echoThrough(local, 'ping-through-node'), 'ping-through-node');
   } catch (err) {
     throw new Error(`${(err as Error).message}\nssh: ${out}\nserve: ${c.serve.stderr().slice(-3000)}\nnode: ${c.nodes.get('web1')!.log().slice(-2000)}`);
   } finally {
     fwd.kill();
   }
-  const audit = JSON.parse((await c.admin(['audit', '--type', 'port.forward', '--format', 'json'])).stdout) as Array<{ user: string; port: number; success: boolean }>;
+  // -R: the node listens (its sshd runs on this machine), each connection comes back to the client.
+  const remote = await freePort();
+  const rfwd = spawn('ssh', ['-F', cfgA, '-o', 'ExitOnForwardFailure yes', '-R', `${remote}:127.0.0.1:${echoPort}`, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo rfwd-ready; sleep 20'], { env: sshEnv() });
+  let rout = '';
+  rfwd.stdout.on('data', (d) => { rout += d; });
+  rfwd.stderr.on('data', (d) => { rout += d; });
+  try {
+    await until(() => rout, 'rfwd-ready');
+    assert.equal(await echoThrough(remote, 'pong-from-the-node-side'), 'pong-from-the-node-side');
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nssh: ${rout}\nserve: ${c.serve.stderr().slice(-3000)}`);
+  } finally {
+    rfwd.kill();
+  }
+  const audit = JSON.parse((await c.admin(['audit', '--type', 'port.forward', '--format', 'json'])).stdout) as Array<{ user: string; port: number; success: boolean; direction?: string }>;
   assert.ok(audit.some((e) => e.user === 'alice' && e.port === echoPort && e.success), JSON.stringify(audit));
+  assert.ok(audit.some((e) => e.user === 'alice' && e.port === remote && e.direction === 'remote' && e.success), JSON.stringify(audit));
 
   const made = ssh(['-F', cfgA, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo cast-$((2*21))-ok']);
   assert.equal(made.status, 0, made.stderr);
