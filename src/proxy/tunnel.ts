@@ -133,10 +133,31 @@ async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () =
   }
 }
 
+/**
+ * Copies `src` to `dst` with backpressure, corking `dst` for the rest of the tick: the
+ * chunks one read produces (a TLS read yields one per 16 KiB record) leave in one writev
+ * instead of one write() each.
+ */
+function corkedPipe(src: Socket, dst: Socket): void {
+  let corked = false;
+  src.on('data', (d: Buffer) => {
+    if (!corked) {
+      corked = true;
+      dst.cork();
+      process.nextTick(() => { corked = false; dst.uncork(); });
+    }
+    if (!dst.write(d)) {
+      src.pause();
+      dst.once('drain', () => src.resume());
+    }
+  });
+  src.once('end', () => dst.end());
+}
+
 /** Pipes both ways with backpressure; when either side ends or fails, both close. */
 function splice(a: Socket, b: Socket): void {
-  a.pipe(b);
-  b.pipe(a);
+  corkedPipe(a, b);
+  corkedPipe(b, a);
   a.resume();
   let closed = false;
   const close = (): void => {
