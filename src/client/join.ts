@@ -4,13 +4,17 @@
  * session), shows the session's screen on stdout and the proxy's notices on stderr, and
  * sends keystrokes (the proxy drops an observer's). Leaving: `~.` at the start of a line,
  * as in ssh, and for an observer also Ctrl-C (an observer's keys go nowhere anyway);
- * without a terminal, the end of stdin leaves.
+ * without a terminal, the end of stdin leaves, once the proxy has attached us (so piped
+ * keystrokes reach the session first).
+ *
+ * Leaving sends EOF and then closes the channel: the proxy drops a participant whose
+ * channel closes, whatever it makes of the EOF.
  */
-import { PassThrough } from 'node:stream';
-import type { Client } from 'ssh2';
+import type { Client, ClientChannel, PseudoTtyOptions } from 'ssh2';
 import type { JoinMode } from '../api/types.ts';
-import { runSession } from './ssh-session.ts';
-import type { SessionExit, SessionIo } from './ssh-session.ts';
+import { ConnectionError } from '../core/errors.ts';
+import { escapeControl } from '../core/text.ts';
+import type { SessionExit, SessionIo, TermOut } from './ssh-session.ts';
 
 /** Cuts `~.` (after a newline or at the start) and, for observers on a terminal, Ctrl-C out of the keystrokes; calls `leave` on them. */
 export class EscapeFilter {
@@ -45,31 +49,91 @@ export class EscapeFilter {
   }
 }
 
-/** Joins session `id` through a connected proxy client; resolves when the session ends or we leave. */
-export async function joinSession(client: Client, id: string, mode: JoinMode, io: SessionIo): Promise<SessionExit> {
-  const keys = new PassThrough();
-  const stdin = io.stdin;
+/** The proxy's notices (`[postern] TEXT`, contract of the SSH listener) mean we are attached; its refusals start with `error: `. */
+const NOTICE = '[postern] ';
+
+function windowOf(out: TermOut): { rows: number; cols: number } {
+  return { rows: out.rows && out.rows > 0 ? out.rows : 24, cols: out.columns && out.columns > 0 ? out.columns : 80 };
+}
+
+/**
+ * Joins session `id` through a connected proxy client; resolves when the session ends or
+ * we leave. The exit: the proxy's status (0 when the session ended, 1 when it refused us),
+ * 0 when we left, none when the connection broke.
+ */
+export function joinSession(client: Client, id: string, mode: JoinMode, io: SessionIo): Promise<SessionExit> {
+  const { stdin, stdout, stderr } = io;
   const tty = stdin.isTTY === true && typeof stdin.setRawMode === 'function';
-  if (tty) stdin.setRawMode!(true);
-  let left = false;
-  const leave = (): void => {
-    if (left) return;
-    left = true;
-    keys.end();
-  };
-  const esc = new EscapeFilter(mode, leave);
-  const onData = (d: Buffer): void => {
-    if (left) return;
-    const rest = tty ? esc.filter(d) : d;
-    if (rest.length > 0) keys.write(rest);
-  };
-  stdin.on('data', onData);
-  stdin.once('end', leave);
-  try {
-    return await runSession(client, { command: `join ${id} ${mode}`, ...(tty ? { pty: { term: process.env.TERM || 'xterm-256color' } } : {}), io: { ...io, stdin: keys } });
-  } finally {
-    stdin.off('data', onData);
-    stdin.pause();
-    if (tty) stdin.setRawMode!(false);
-  }
+  const pty: PseudoTtyOptions | undefined = tty ? { term: process.env.TERM || 'xterm-256color', ...windowOf(stdout), width: 0, height: 0 } : undefined;
+  return new Promise((resolve, reject) => {
+    client.exec(`join ${id} ${mode}`, pty ? { pty } : {}, (err: Error | undefined, ch: ClientChannel) => {
+      if (err) {
+        reject(new ConnectionError(`the proxy refused the join: ${escapeControl(err.message)}`, { cause: err }));
+        return;
+      }
+      const exit: SessionExit = {};
+      ch.on('exit', (code: number | null, signal?: string) => {
+        if (typeof code === 'number') exit.code = code;
+        else if (signal) exit.signal = signal;
+      });
+      let attached = false;
+      let leaving = false;
+      let left = false;
+      const goNow = (): void => {
+        if (left) return;
+        left = true;
+        try { ch.end(); } catch { /* already closed */ }
+        ch.close();
+      };
+      // On a terminal the user wants out now; piped keystrokes first have to reach the session.
+      const leave = (): void => {
+        leaving = true;
+        if (attached || tty) goNow();
+      };
+      const onAttach = (): void => {
+        if (attached) return;
+        attached = true;
+        if (leaving) goNow();
+      };
+      ch.on('data', (d: Buffer) => { onAttach(); stdout.write(d); });
+      ch.stderr.on('data', (d: Buffer) => {
+        if (d.includes(NOTICE)) onAttach();
+        stderr.write(d);
+      });
+
+      const esc = new EscapeFilter(mode, leave);
+      const onData = (d: Buffer): void => {
+        if (leaving) return;
+        const rest = tty ? esc.filter(d) : d;
+        if (rest.length > 0) ch.write(rest);
+      };
+      if (tty) stdin.setRawMode!(true);
+      stdin.on('data', onData);
+      stdin.once('end', leave);
+      stdin.resume();
+      const onResize = (): void => {
+        const w = windowOf(stdout);
+        ch.setWindow(w.rows, w.cols, 0, 0);
+      };
+      if (tty && stdout.isTTY) stdout.on('resize', onResize);
+
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        stdout.off('resize', onResize);
+        stdin.off('data', onData);
+        stdin.off('end', leave);
+        // Let the process exit: nothing reads stdin any more.
+        stdin.pause();
+        if (tty) stdin.setRawMode!(false);
+        client.off('close', finish);
+        if (exit.code === undefined && exit.signal === undefined && left) exit.code = 0;
+        resolve(exit);
+      };
+      ch.once('close', finish);
+      // A connection that dies takes its channels along; do not wait for a close that never comes.
+      client.once('close', finish);
+    });
+  });
 }

@@ -1,0 +1,195 @@
+/**
+ * Issue 5, live sessions from the CLI: with `session_recording: proxy`, alice runs a long
+ * shell with the real OpenSSH client (`ssh -A -tt`, ProxyCommand `postern proxy ssh`) on a
+ * real sshd node. `postern sessions ls` lists it to those who may see it; carol (a role that
+ * may observe alice's role) watches it live with `postern join --mode observer` without a
+ * terminal; alice's `join --mode peer` with piped stdin types into the shell and leaves at
+ * EOF; carol as peer, bob (no join rule) and an unknown id are refused with exit 1 and the
+ * proxy's message; `postern audit --format json` holds session.start, every session.join
+ * (successes and failures) and session.end with the right users and outcomes.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
+import { TestCluster, userFiles } from '../helpers/cluster.ts';
+import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
+import { LOCAL_USER, startAgent } from '../helpers/openssh.ts';
+import type { ActiveSession } from '../../src/api/types.ts';
+
+const c = new TestCluster();
+let alice: string;
+let bob: string;
+let carol: string;
+let agentSock: string;
+
+interface Event { type: string; user?: string; success: boolean; sessionId?: string; mode?: string; reason?: string }
+
+/** Waits until `get()` holds `needle`. */
+async function until(get: () => string, needle: string | RegExp, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(typeof needle === 'string' ? get().includes(needle) : needle.test(get()))) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${needle}; got:\n${get().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Retries `fn` until it returns something, for state that auth learns a moment later. */
+async function eventually<T>(fn: () => Promise<T | undefined>, what: string, ms = 30_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function sessionsOf(home: string): Promise<ActiveSession[]> {
+  const r = await runPostern(['sessions', 'ls', '--format', 'json'], { env: { TSH_HOME: home } });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as ActiveSession[];
+}
+
+/** A running `postern join` with its output so far. */
+function joiner(home: string, id: string, mode: string): { proc: ChildProcessWithoutNullStreams; out: () => string; err: () => string; exit: Promise<number | null> } {
+  const proc = spawn(process.execPath, [POSTERN_BIN, 'join', id, '--mode', mode], { env: { ...process.env, TSH_HOME: home, POSTERN_FROM_SOURCE: '1', NO_COLOR: '1' } });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { err += d; });
+  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  return { proc, out: () => out, err: () => err, exit };
+}
+
+before(async () => {
+  await c.start('session_recording: proxy');
+  const agent = await startAgent();
+  c.onStop(() => agent.stop());
+  agentSock = agent.socket;
+  // carol's role may watch sessions of users with the access role, but not type in them.
+  const roleFile = join(c.work, 'watcher.yaml');
+  writeFileSync(roleFile, [
+    'name: watcher', `logins: [${LOCAL_USER}]`, 'node_labels: { env: [prod] }',
+    'join_sessions:', '  - roles: [access]', '    modes: [observer]', '',
+  ].join('\n'));
+  const role = await c.admin(['roles', 'add', '--file', roleFile]);
+  assert.equal(role.code, 0, role.stderr);
+  alice = await c.user('alice', LOCAL_USER, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
+  bob = await c.user('bob', LOCAL_USER, 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ');
+  carol = await c.user('carol', LOCAL_USER, 'MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U', 'watcher');
+  // alice's key and certificate in her agent, as `postern login` puts them there; ssh -A forwards it.
+  const f = userFiles(alice, 'alice');
+  const k = join(c.work, 'alice_id');
+  copyFileSync(f.key, k);
+  copyFileSync(f.cert, `${k}-cert.pub`);
+  execFileSync('ssh-add', [k], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: 'pipe' });
+  await c.node('web1', 'env=prod');
+});
+
+after(async () => {
+  await c.stop();
+});
+
+test('sessions ls lists a recording-mode shell; an observer sees it live; a peer types into it; refusals exit 1; all audited', async () => {
+  const f = userFiles(alice, 'alice');
+  const cfg = join(c.work, 'ssh_config');
+  writeFileSync(cfg, [
+    'Host *',
+    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes',
+    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '  ForwardAgent yes',
+    `  ProxyCommand env TSH_HOME=${alice} POSTERN_FROM_SOURCE=1 ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`, '',
+  ].join('\n'));
+  const sh = spawn('ssh', ['-F', cfg, '-tt', `${LOCAL_USER}@web1.test.example`], { env: { ...process.env, SSH_AUTH_SOCK: agentSock } });
+  let shOut = '';
+  sh.stdout.on('data', (d) => { shOut += d; });
+  sh.stderr.on('data', (d) => { shOut += d; });
+  const shExit = new Promise<number | null>((r) => sh.once('exit', (code) => r(code)));
+  const out = (): string => shOut;
+  let observer: ReturnType<typeof joiner> | undefined;
+  try {
+    sh.stdin.write('echo owner-$((1+1))-ready\n');
+    await until(out, 'owner-2-ready');
+
+    // Listed to the owner and to carol (her role may observe alice's); not to bob.
+    const live = (await sessionsOf(alice)).find((s) => s.user === 'alice' && s.kind === 'ssh');
+    assert.ok(live, 'alice sees her session');
+    assert.equal(live.node, 'web1');
+    assert.equal(live.login, LOCAL_USER);
+    assert.ok(Math.abs(Date.now() - Date.parse(live.startedAt)) < 10 * 60_000, live.startedAt);
+    assert.deepEqual(live.participants.map((p) => `${p.user}:${p.mode}`), ['alice:owner']);
+    assert.ok((await sessionsOf(carol)).some((s) => s.id === live.id), 'carol may see it');
+    assert.equal((await sessionsOf(bob)).some((s) => s.id === live.id), false, 'bob may not see it');
+    const text = await runPostern(['sessions', 'ls'], { env: { TSH_HOME: alice } });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /ID\s+Kind\s+User\s+Node\s+Login\s+Started\s+Participants/);
+    assert.ok(text.stdout.includes(live.id) && text.stdout.includes('alice (owner)'), text.stdout);
+
+    // carol observes without a terminal: she sees what the shell prints from now on, and the screen so far.
+    observer = joiner(carol, live.id, 'observer');
+    await until(observer.err, /joined session/);
+    await until(out, /carol joined as observer/);
+    sh.stdin.write('echo live-$((2+3))-out\n');
+    await until(observer.out, 'live-5-out');
+    observer.proc.stdin.write('echo carol-typed-this\n');
+    const withCarol = await eventually(async () => (await sessionsOf(alice)).find((s) => s.id === live.id && s.participants.some((p) => p.user === 'carol')), 'carol among the participants');
+    assert.deepEqual(withCarol.participants.map((p) => `${p.user}:${p.mode}`), ['alice:owner', 'carol:observer']);
+
+    // alice joins her own session as peer with piped stdin: the line runs in the shell, EOF leaves (exit 0).
+    const n = randomInt(1000, 1_000_000);
+    const peer = await runPostern(['join', live.id, '--mode', 'peer'], { env: { TSH_HOME: alice }, input: `echo peer-$((${n}+1))\n` });
+    assert.equal(peer.code, 0, peer.stderr);
+    assert.match(peer.stderr, /joined session/);
+    await until(out, `peer-${n + 1}`);
+    await until(observer.out, `peer-${n + 1}`);
+    await until(out, 'alice left');
+    assert.equal(out().includes('carol-typed-this'), false, 'an observer\'s keys never reach the shell');
+
+    // Refusals: exit 1 with the proxy's message, nothing on stdout.
+    const carolPeer = await runPostern(['join', live.id, '--mode', 'peer'], { env: { TSH_HOME: carol } });
+    assert.equal(carolPeer.code, 1, carolPeer.stderr);
+    assert.match(carolPeer.stderr, /may not join the session of alice/);
+    assert.equal(carolPeer.stdout, '');
+    const denied = await runPostern(['join', live.id, '--mode', 'observer'], { env: { TSH_HOME: bob } });
+    assert.equal(denied.code, 1, denied.stderr);
+    assert.match(denied.stderr, /error: .*may not join the session of alice/);
+    assert.equal(denied.stdout, '');
+    const unknown = await runPostern(['join', 'NoSuchSession42', '--mode', 'observer'], { env: { TSH_HOME: alice } });
+    assert.equal(unknown.code, 1, unknown.stderr);
+    assert.match(unknown.stderr, /no live session NoSuchSession42/);
+
+    // The owner ends the shell: the observer is told and exits 0; the session leaves the list.
+    sh.stdin.write('exit\n');
+    assert.equal(await shExit, 0, out());
+    assert.equal(await observer.exit, 0, observer.err());
+    assert.match(observer.err(), /session ended/);
+    await eventually(async () => ((await sessionsOf(alice)).some((s) => s.id === live.id) ? undefined : true), 'the session to leave the list');
+
+    const audit = await eventually(async () => {
+      const r = await c.admin(['audit', '--since', '1h', '--format', 'json']);
+      assert.equal(r.code, 0, r.stderr);
+      const events = (JSON.parse(r.stdout) as Event[]).filter((e) => e.sessionId === live.id || (e.type === 'session.join' && e.sessionId === 'NoSuchSession42'));
+      return events.some((e) => e.type === 'session.end') ? events : undefined;
+    }, 'session.end in the audit log');
+    const has = (type: string, user: string, success: boolean, mode?: string): boolean =>
+      audit.some((e) => e.type === type && e.user === user && e.success === success && (mode === undefined || e.mode === mode));
+    const shown = JSON.stringify(audit);
+    assert.ok(has('session.start', 'alice', true), shown);
+    assert.ok(has('session.end', 'alice', true), shown);
+    assert.ok(has('session.join', 'carol', true, 'observer'), shown);
+    assert.ok(has('session.join', 'alice', true, 'peer'), shown);
+    assert.ok(has('session.join', 'carol', false, 'peer'), shown);
+    assert.ok(has('session.join', 'bob', false, 'observer'), shown);
+    assert.ok(has('session.join', 'alice', false, 'observer'), shown);
+    assert.equal(audit.filter((e) => e.type === 'session.join' && e.success).length, 2, shown);
+    // --type and --user narrow it down.
+    const bobs = JSON.parse((await c.admin(['audit', '--type', 'session.join', '--user', 'bob', '--format', 'json'])).stdout) as Event[];
+    assert.ok(bobs.length >= 1 && bobs.every((e) => e.user === 'bob' && e.type === 'session.join' && !e.success), JSON.stringify(bobs));
+  } finally {
+    observer?.proc.kill();
+    sh.kill();
+  }
+});
