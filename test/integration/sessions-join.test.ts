@@ -65,6 +65,35 @@ function joiner(home: string, id: string, mode: string): { proc: ChildProcessWit
   return { proc, out: () => out, err: () => err, exit };
 }
 
+/** alice's interactive shell on web1: the real ssh -A -tt with ProxyCommand `postern proxy ssh`. */
+function ownerShell(): { sh: ChildProcessWithoutNullStreams; out: () => string; exit: Promise<number | null> } {
+  const f = userFiles(alice, 'alice');
+  const cfg = join(c.work, 'ssh_config');
+  writeFileSync(cfg, [
+    'Host *',
+    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes',
+    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '  ForwardAgent yes',
+    `  ProxyCommand env TSH_HOME=${alice} POSTERN_FROM_SOURCE=1 ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`, '',
+  ].join('\n'));
+  const sh = spawn('ssh', ['-F', cfg, '-tt', `${LOCAL_USER}@web1.test.example`], { env: { ...process.env, SSH_AUTH_SOCK: agentSock } });
+  let shOut = '';
+  sh.stdout.on('data', (d) => { shOut += d; });
+  sh.stderr.on('data', (d) => { shOut += d; });
+  const exit = new Promise<number | null>((r) => sh.once('exit', (code) => r(code)));
+  return { sh, out: () => shOut, exit };
+}
+
+/** A `postern join` on a terminal: util-linux `script` gives it a PTY; what we write is typed on it. */
+function joinOnTty(home: string, id: string, mode: string): { proc: ChildProcessWithoutNullStreams; out: () => string; exit: Promise<number | null> } {
+  const cmd = `env TSH_HOME=${home} POSTERN_FROM_SOURCE=1 NO_COLOR=1 ${process.execPath} ${POSTERN_BIN} join ${id} --mode ${mode}`;
+  const proc = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'xterm' } });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  return { proc, out: () => out, exit };
+}
+
 before(async () => {
   await c.start('session_recording: proxy');
   const agent = await startAgent();
@@ -95,20 +124,7 @@ after(async () => {
 });
 
 test('sessions ls lists a recording-mode shell; an observer sees it live; a peer types into it; refusals exit 1; all audited', async () => {
-  const f = userFiles(alice, 'alice');
-  const cfg = join(c.work, 'ssh_config');
-  writeFileSync(cfg, [
-    'Host *',
-    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '  ForwardAgent yes',
-    `  ProxyCommand env TSH_HOME=${alice} POSTERN_FROM_SOURCE=1 ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`, '',
-  ].join('\n'));
-  const sh = spawn('ssh', ['-F', cfg, '-tt', `${LOCAL_USER}@web1.test.example`], { env: { ...process.env, SSH_AUTH_SOCK: agentSock } });
-  let shOut = '';
-  sh.stdout.on('data', (d) => { shOut += d; });
-  sh.stderr.on('data', (d) => { shOut += d; });
-  const shExit = new Promise<number | null>((r) => sh.once('exit', (code) => r(code)));
-  const out = (): string => shOut;
+  const { sh, out, exit: shExit } = ownerShell();
   let observer: ReturnType<typeof joiner> | undefined;
   try {
     sh.stdin.write('echo owner-$((1+1))-ready\n');
@@ -190,6 +206,49 @@ test('sessions ls lists a recording-mode shell; an observer sees it live; a peer
     assert.ok(bobs.length >= 1 && bobs.every((e) => e.user === 'bob' && e.type === 'session.join' && !e.success), JSON.stringify(bobs));
   } finally {
     observer?.proc.kill();
+    sh.kill();
+  }
+});
+
+test('on a terminal: a peer types with a PTY and leaves with ~. at a line start; an observer leaves with Ctrl-C', async () => {
+  const { sh, out, exit: shExit } = ownerShell();
+  const ttys: Array<ReturnType<typeof joinOnTty>> = [];
+  try {
+    sh.stdin.write('echo tty-owner-$((2*3))\n');
+    await until(out, 'tty-owner-6');
+    const live = await eventually(async () => (await sessionsOf(alice)).find((s) => s.user === 'alice' && s.kind === 'ssh'), 'the live session');
+
+    const peer = joinOnTty(alice, live.id, 'peer');
+    ttys.push(peer);
+    await until(peer.out, /joined session/);
+    await until(out, /alice joined as peer/);
+    // Raw mode: the line goes out as typed, Enter as \r, and the shell runs it.
+    peer.proc.stdin.write('echo tty-peer-$((40+2))\r');
+    await until(out, 'tty-peer-42');
+    await until(peer.out, 'tty-peer-42');
+    // ~ in the middle of a line is sent; ~. after Enter leaves without reaching the shell.
+    peer.proc.stdin.write('echo a~b\r');
+    await until(out, /a~b\r?\n/);
+    peer.proc.stdin.write('~.');
+    assert.equal(await peer.exit, 0, peer.out());
+    await until(out, 'alice left');
+
+    const observer = joinOnTty(carol, live.id, 'observer');
+    ttys.push(observer);
+    await until(observer.out, /joined session/);
+    sh.stdin.write('echo tty-watch-$((9*9))\n');
+    await until(observer.out, 'tty-watch-81');
+    observer.proc.stdin.write('\x03');
+    assert.equal(await observer.exit, 0, observer.out());
+    await until(out, 'carol left');
+
+    // The session lives on after both left.
+    sh.stdin.write('echo still-$((1+6))-here\n');
+    await until(out, 'still-7-here');
+    sh.stdin.write('exit\n');
+    assert.equal(await shExit, 0, out());
+  } finally {
+    for (const t of ttys) t.proc.kill();
     sh.kill();
   }
 });
