@@ -48,11 +48,13 @@ export function registerJoin(program: Command, deps: Deps, state: RunState): voi
     .addHelpText('after', `
 Everyone in the session sees the same screen and who joins or leaves; joining is audited.
 You may join your own sessions; an admin's role decides whose others (join_sessions).
-Leave with ~. at the start of a line (an observer also with Ctrl-C). Exits 0 when the
-session ends or you leave, 1 when the proxy refuses, 255 when the connection fails.
+Leave with ~. at the start of a line (an observer also with Ctrl-C). Without a terminal,
+stdin is sent as is and its end leaves. Exits 0 when the session ends or you leave, 1 when
+the proxy refuses (unknown id, or your roles do not allow it), 255 when the connection fails.
 
 Examples:
   postern sessions ls
-  postern join 3fJq8x0d2kLm --mode observer`)
+  postern join 3fJq8x0d2kLm --mode observer
+  echo uptime | postern join 3fJq8x0d2kLm --mode peer`)
     .action((id: string, opts: JoinOptions) => runJoin(id, opts, deps, state));
 }
