@@ -101,11 +101,14 @@ export function joinSession(client: Client, id: string, mode: JoinMode, io: Sess
         stderr.write(d);
       });
 
-      const esc = new EscapeFilter(mode, leave);
+      // An escape leaves after the keys typed before it in the same chunk were sent.
+      let escaped = false;
+      const esc = new EscapeFilter(mode, () => { escaped = true; });
       const onData = (d: Buffer): void => {
         if (leaving) return;
         const rest = tty ? esc.filter(d) : d;
         if (rest.length > 0) ch.write(rest);
+        if (escaped) leave();
       };
       if (tty) stdin.setRawMode!(true);
       stdin.on('data', onData);

@@ -227,9 +227,9 @@ test('on a terminal: a peer types with a PTY and leaves with ~. at a line start;
     await until(out, 'tty-peer-42');
     await until(peer.out, 'tty-peer-42');
     // ~ in the middle of a line is sent; ~. after Enter leaves without reaching the shell.
-    peer.proc.stdin.write('echo a~b\r');
-    await until(out, /a~b\r?\n/);
-    peer.proc.stdin.write('~.');
+    // One chunk: the line runs, then ~. leaves.
+    peer.proc.stdin.write('echo a~b-$((5+5))\r~.');
+    await until(out, 'a~b-10');
     assert.equal(await peer.exit, 0, peer.out());
     await until(out, 'alice left');
 
