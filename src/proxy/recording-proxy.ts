@@ -289,7 +289,8 @@ class InnerConnection {
     stream.on('data', (d: Buffer) => { live.output(d); ch.write(d); });
     stream.stderr.on('data', (d: Buffer) => { live.output(d); ch.stderr.write(d); });
     ch.on('data', (d: Buffer) => owner.input(d));
-    ch.on('eof', () => stream.end());
+    // ssh2 signals the client's EOF on a server channel as 'end'.
+    ch.on('end', () => stream.end());
     let exitCode: number | undefined;
     stream.on('exit', (code: number | null, signal?: string, dumped?: boolean, desc?: string) => {
       if (typeof code === 'number') { exitCode = code; ch.exit(code); } else if (signal) ch.exit(signal, Boolean(dumped), desc ?? '');

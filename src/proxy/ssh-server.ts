@@ -214,7 +214,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
       log.info({ user: who.user, session: id, mode }, 'joined a live session');
       ch.on('data', (d: Buffer) => me.input(d));
       ch.on('close', () => { if (!ended) me.leave(); });
-      ch.on('eof', () => { if (!ended) { me.leave(); ch.exit(0); ch.end(); } });
+      ch.on('end', () => { if (!ended) { me.leave(); ch.exit(0); ch.end(); } });
     } catch (err) {
       fail((err as Error).message);
     }
