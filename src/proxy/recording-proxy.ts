@@ -258,6 +258,8 @@ class InnerConnection {
       else node.shell(ptyOpts ?? false, opts as never, cb);
     });
     started.stream = stream;
+    stream.on('error', (err: Error) => this.log.debug({ err }, 'node channel error'));
+    ch.on('error', (err: Error) => this.log.debug({ err }, 'client channel error'));
     if (what.subsystem !== undefined) {
       // A file transfer (sftp) is not a terminal: carried and audited, not recorded.
       this.audit('session.exec', { command: `subsystem ${what.subsystem}` });
@@ -272,7 +274,8 @@ class InnerConnection {
       width: pty?.cols || 80, height: pty?.rows || 24, ...(pty?.term ? { term: pty.term } : {}), clientAddr: this.conn.clientAddr,
       ...(what.command !== undefined ? { command: what.command } : {}),
     }, {
-      toNode: (d) => stream.write(d),
+      // A peer may type after the owner's EOF ended the node's input: dropped, never a write after end.
+      toNode: (d) => { if (!stream.writableEnded && !stream.destroyed) stream.write(d); },
       resizeNode: (cols, rows) => stream.setWindow(rows, cols, 0, 0),
     });
     started.live = live;
@@ -318,6 +321,8 @@ class InnerConnection {
       const out = await new Promise<ClientChannel>((resolve, rej) => node.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, s) => (err ? rej(err) : resolve(s))));
       const ch = accept();
       this.audit('port.forward', { direction: 'local', host: info.destIP, port: info.destPort });
+      out.on('error', (err: Error) => this.log.debug({ err }, 'forwarded channel error (node)'));
+      ch.on('error', (err: Error) => this.log.debug({ err }, 'forwarded channel error (client)'));
       out.pipe(ch).pipe(out);
       out.on('close', () => { try { ch.end(); } catch { /* closed */ } });
       ch.on('close', () => out.close());
@@ -344,6 +349,8 @@ class InnerConnection {
           this.inner.forwardOut(details.destIP, details.destPort, details.srcIP, details.srcPort, (err, ch) => {
             if (err) return rejectIn();
             const up = acceptIn();
+            up.on('error', (e: Error) => this.log.debug({ err: e }, 'remote forward channel error (node)'));
+            ch.on('error', (e: Error) => this.log.debug({ err: e }, 'remote forward channel error (client)'));
             up.pipe(ch).pipe(up);
           });
         });

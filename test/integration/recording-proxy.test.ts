@@ -287,6 +287,36 @@ test('join: an observer sees live output and cannot type; a peer types into the 
   }
 });
 
+test('a peer typing after the owner\'s input ended (EOF) does not break the proxy', async () => {
+  const sh = longShell(cfgA);
+  try {
+    sh.proc.stdin.end('echo eof-owner-ready; sleep 6; echo eof-owner-$((9*9)); exit\n');
+    await until(sh.out, 'eof-owner-ready');
+    const ls = await runPostern(['sessions', 'ls', '--format', 'json'], { env: { TSH_HOME: alice } });
+    const live = (JSON.parse(ls.stdout) as Array<{ id: string; user: string; kind: string }>).filter((s) => s.user === 'alice' && s.kind === 'ssh').at(-1);
+    assert.ok(live, ls.stdout);
+    const peer = spawn('ssh', ['-F', cfgA, '-T', '-p', String(c.sshPort), 'alice@127.0.0.1', `join ${live.id} peer`], { env: sshEnv() });
+    let peerErr = '';
+    peer.stderr.on('data', (d) => { peerErr += d; });
+    await until(() => peerErr, /joined session/);
+    peer.stdin.write('echo too-late\n');
+    await until(sh.out, 'eof-owner-81');
+    const exited = (p: ChildProcessWithoutNullStreams): Promise<number | null> => new Promise((r, j) => {
+      if (p.exitCode !== null) return r(p.exitCode);
+      p.once('exit', r);
+      setTimeout(() => j(new Error(`no exit in time; owner: ${sh.out().slice(-500)} peer: ${peerErr}`)), 30_000).unref();
+    });
+    assert.equal(await exited(sh.proc), 0, sh.out());
+    await exited(peer);
+    // The proxy still serves.
+    const again = ssh(['-F', cfgA, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo still-serving']);
+    assert.equal(again.status, 0, again.stderr + c.serve.stderr().slice(-3000));
+    assert.equal(again.stdout.trim(), 'still-serving');
+  } finally {
+    sh.proc.kill();
+  }
+});
+
 test('kill -9 of the proxy mid-session: the recording holds the output sent before; the audit log has the sessions', async () => {
   const sh = longShell(cfgA);
   sh.proc.stdin.write('echo before-kill-$((5*5))\n');
