@@ -25,6 +25,9 @@ import { checkPasswordPolicy, hashPassword } from './passwords.ts';
 import { checkTotp, newTotpSecret, totpUri } from './totp.ts';
 import { str } from './args.ts';
 
+/** How long a TOTP enrolment begun with beginTotpEnrol may be finished. */
+export const TOTP_ENROL_TTL_MS = 10 * 60_000;
+
 /** What the calls need of AuthServer. */
 export interface SessionCallsContext {
   backend: Backend;
@@ -119,7 +122,8 @@ export class SessionCalls {
     await this.checkCredentials(rec.user, str(req.currentPassword, 'currentPassword'), req.otp, addr, await getSettings(this.backend), now);
     const enrolId = randomBytes(16).toString('base64url');
     const totpSecret = newTotpSecret();
-    await this.backend.put(`totp_enrol/${enrolId}`, JSON.stringify({ user: rec.user, secret: totpSecret }), { expires: new Date(now.getTime() + 10 * 60_000) });
+    const expires = new Date(now.getTime() + TOTP_ENROL_TTL_MS);
+    await this.backend.put(`totp_enrol/${enrolId}`, JSON.stringify({ user: rec.user, secret: totpSecret, expiresAt: expires.getTime() }), { expires });
     return { enrolId, totpSecret, otpauthUri: totpUri(totpSecret, this.clusterName, rec.user) };
   }
 
@@ -127,8 +131,9 @@ export class SessionCalls {
     const now = this.clock.now();
     const rec = await webSessions.getWebSession(this.backend, req?.sessionId, now);
     const enrolId = str(req.enrolId, 'enrolId');
-    const pending = /^[A-Za-z0-9_-]{22}$/.test(enrolId) ? await getJson<{ user: string; secret: string }>(this.backend, `totp_enrol/${enrolId}`) : undefined;
-    if (!pending || pending.user !== rec.user) throw new ValidationError('this enrolment has expired', { hint: 'Start again: enrolments last 10 minutes' });
+    const pending = /^[A-Za-z0-9_-]{22}$/.test(enrolId) ? await getJson<{ user: string; secret: string; expiresAt?: number }>(this.backend, `totp_enrol/${enrolId}`) : undefined;
+    // The record's own expiry is checked against auth's clock as well as storage's.
+    if (!pending || pending.user !== rec.user || (pending.expiresAt !== undefined && pending.expiresAt <= now.getTime())) throw new ValidationError('this enrolment has expired', { hint: 'Start again: enrolments last 10 minutes' });
     const counter = checkTotp(pending.secret, str(req.otp, 'otp').trim(), now);
     if (counter === undefined) throw new ValidationError('the code does not match the new secret', { hint: 'Enter the current code your authenticator app shows for the new entry' });
     await users.modifyUser(this.backend, rec.user, (u) => ({ ...u, totp: { secret: pending.secret, lastCounter: counter } }));
