@@ -212,6 +212,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
         },
       });
       log.info({ user: who.user, session: id, mode }, 'joined a live session');
+      ch.on('error', (err: Error) => log.debug({ err, session: id }, 'join channel error'));
       ch.on('data', (d: Buffer) => me.input(d));
       ch.on('close', () => { if (!ended) me.leave(); });
       ch.on('end', () => { if (!ended) { me.leave(); ch.exit(0); ch.end(); } });
