@@ -161,6 +161,9 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   onKey = (d) => owner.input(d);
   onResize = (c, r) => owner.resize(c, r);
   for (const k of early.splice(0)) owner.input(k);
+  // A write after the node closed its side must not take the proxy down with it.
+  stream.on('error', (err: Error) => log.info({ err }, 'node channel error'));
+  ws.on('error', (err: Error) => log.info({ err }, 'websocket error'));
   stream.on('data', (d: Buffer) => live.output(d));
   stream.stderr.on('data', (d: Buffer) => live.output(d));
   let code: number | undefined;
@@ -181,6 +184,7 @@ async function joinTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   if (mode !== 'observer' && mode !== 'peer') throw new ValidationError('mode must be observer or peer');
   await opts.auth.authorizeJoin({ user: caller.user, sessionId: req.params.id, mode, clientAddr: req.ip });
   const live = opts.hub.get(req.params.id);
+  ws.on('error', (err: Error) => opts.log.info({ err, session: live.id }, 'websocket error'));
   const me = live.attach(wsParticipant(ws, caller.user, mode, live));
   sendJson(ws, { type: 'session', id: live.id, recordingId: live.recordingId, node: live.start.node, login: live.start.login, owner: live.start.user, mode, participants: live.describe().participants, cols: live.terminalSize.cols, rows: live.terminalSize.rows });
   ws.on('message', (data: Buffer, isBinary: boolean) => { if (isBinary) me.input(data); });
