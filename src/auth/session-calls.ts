@@ -145,13 +145,18 @@ export class SessionCalls {
 
   protected async do_upsertActiveSession(id: Identity, req: ActiveSession): Promise<void> {
     const s = active.checkActiveSession(req);
+    // A proxy reports under its own name, whatever the report says, and only its own sessions.
+    const proxy = id.role === 'proxy' ? id.name : s.proxy;
     const before = await active.getActiveSession(this.backend, s.id);
-    if (before && before.proxy !== s.proxy) throw new AccessDeniedError(`session ${s.id} belongs to proxy ${before.proxy}`);
-    await active.upsertActiveSession(this.backend, { ...s, proxy: id.role === 'proxy' ? id.name : s.proxy }, this.clock.now());
+    if (before && before.proxy !== proxy) throw new AccessDeniedError(`session ${s.id} belongs to proxy ${before.proxy}`, { hint: 'Session ids are unique per proxy; report only the sessions this proxy carries' });
+    await active.upsertActiveSession(this.backend, { ...s, proxy }, this.clock.now());
   }
 
-  protected async do_endActiveSession(_id: Identity, req: { id: string }): Promise<void> {
-    await active.endActiveSession(this.backend, active.checkSessionId(req?.id));
+  protected async do_endActiveSession(id: Identity, req: { id: string }): Promise<void> {
+    const sessionId = active.checkSessionId(req?.id);
+    const before = await active.getActiveSession(this.backend, sessionId);
+    if (before && id.role === 'proxy' && before.proxy !== id.name) throw new AccessDeniedError(`session ${sessionId} belongs to proxy ${before.proxy}`, { hint: 'A proxy ends only the sessions it carries' });
+    await active.endActiveSession(this.backend, sessionId);
   }
 
   protected async do_listActiveSessions(id: Identity, req: { user?: string }): Promise<ActiveSession[]> {
