@@ -67,7 +67,8 @@ export class SessionCalls {
     const name = str(req?.user, 'user');
     const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
     const settings = await getSettings(this.backend);
-    const user = await this.checkCredentials(name, str(req.password, 'password'), req.otp, addr, settings, now);
+    // The same checks as loginSsh; only the error differs, as the web API promises one for every mistake.
+    const user = await this.checkCredentials(name, str(req.password, 'password'), req.otp, addr, settings, now).catch((err: unknown) => { throw webSessions.webLoginError(err); });
     const roles = await roleStore.existingRoles(this.backend, user.roles);
     const principals = roleStore.allowedLogins(roles, user.logins);
     if (principals.length === 0) {

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Backend } from '../storage/backend.ts';
 import { encodePrivateKeyOpenSSH, generateKeyPair, parsePrivateKeyOpenSSH } from '../ssh/keys.ts';
 import type { AgentKey } from '../ssh/agent-server.ts';
-import { PosternError, ValidationError } from '../core/errors.ts';
+import { BadCredentialsError, OtpReplayError, PosternError, UserLockedError, ValidationError } from '../core/errors.ts';
 import type { WebSessionInfo } from './auth-client.ts';
 
 /** A web session lasts this long unless max_session_ttl is shorter. */
@@ -28,6 +28,23 @@ export class SessionExpiredError extends PosternError {
   constructor(message = 'your web session has expired or was ended') {
     super('ERR_POSTERN_SESSION_EXPIRED', message, { status: 401, exitCode: 4, hint: 'Log in again' });
   }
+}
+
+/**
+ * A failed web login, whatever was wrong (user, password, code, a reused code): 401
+ * ERR_POSTERN_LOGIN_FAILED, one message, as the web API promises.
+ */
+export class LoginFailedError extends PosternError {
+  constructor() {
+    super('ERR_POSTERN_LOGIN_FAILED', 'invalid user name, password or second factor', { status: 401, exitCode: 4, hint: 'Check them and try again with a new code from your authenticator app' });
+  }
+}
+
+/** What a web login answers for a credential error: LoginFailedError, or 403 with lockedUntil for a locked user. */
+export function webLoginError(err: unknown): unknown {
+  if (err instanceof UserLockedError) return new UserLockedError(err.lockedUntil, { status: 403 });
+  if (err instanceof BadCredentialsError || err instanceof OtpReplayError) return new LoginFailedError();
+  return err;
 }
 
 const key = (sessionId: string): string => `web_sessions/${createHash('sha256').update(sessionId).digest('hex')}`;
