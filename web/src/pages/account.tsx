@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import type { Me } from '../api.ts';
 import { QrImage } from './invite.tsx';
+import { ErrorMessage, Secret, SuccessMessage } from '../ui.tsx';
 
 export function Account(props: { me: Me; onLogout: () => void }) {
   const [current, setCurrent] = useState('');
@@ -20,8 +21,8 @@ export function Account(props: { me: Me; onLogout: () => void }) {
     <section aria-labelledby="account-title" class="account">
       <h1 id="account-title">Account: {props.me.user}</h1>
       <p class="muted">Roles: {props.me.roles.join(', ')} · Logins: {props.me.logins.join(', ')} · Session until {new Date(props.me.expiresAt).toLocaleString()}</p>
-      {msg && <p class="notice" role="status">{msg}</p>}
-      {err && <p class="error" role="alert">{err}</p>}
+      <div aria-live="polite">{msg && <SuccessMessage>{msg}</SuccessMessage>}</div>
+      {err && <ErrorMessage>{err}</ErrorMessage>}
       <form class="card" onSubmit={(e) => { e.preventDefault(); void run(async () => {
         await api('POST', '/webapi/account/password', { currentPassword: current, ...(otp ? { otp } : {}), newPassword: next });
         setMsg('Your password is changed.'); setCurrent(''); setOtp(''); setNext('');
@@ -44,7 +45,7 @@ export function Account(props: { me: Me; onLogout: () => void }) {
       }); }}>
         <h2>New authenticator</h2>
         <QrImage uri={enrol.otpauthUri} />
-        <p>Secret: <code class="secret">{enrol.totpSecret}</code></p>
+        <Secret value={enrol.totpSecret} />
         <label>Code of the new entry<input name="newCode" inputMode="numeric" pattern="[0-9]{6}" maxLength={6} required value={newCode} onInput={(e) => setNewCode(e.currentTarget.value)} /></label>
         <button type="submit">Confirm</button>
       </form>}

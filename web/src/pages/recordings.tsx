@@ -4,6 +4,7 @@ import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
+import { ErrorMessage } from '../ui.tsx';
 
 interface RecordingMeta { id: string; user: string; node: string; login: string; kind: string; command?: string; startedAt: string; durationSec: number; status: string }
 
@@ -19,15 +20,16 @@ export function Recordings() {
   return (
     <section aria-labelledby="rec-title">
       <h1 id="rec-title">Recordings</h1>
-      {error && <p class="error" role="alert">{error}</p>}
-      {!list ? <p>Loading…</p> : list.length === 0 ? <p>No recordings yet.</p> : (
+      {error && <ErrorMessage>{error}</ErrorMessage>}
+      <div aria-live="polite">{!list ? <p>Loading…</p> : list.length === 0 ? <p>No recordings yet.</p> : null}</div>
+      {list && list.length > 0 && (
         <table class="list">
           <thead><tr><th>Who</th><th>Node</th><th>When</th><th>Length</th><th>What</th><th><span class="sr">Play</span></th></tr></thead>
           <tbody>
             {list.map((r) => (
               <tr data-recording={r.id}>
-                <td>{r.user}</td><td>{r.login}@{r.node}</td><td>{new Date(r.startedAt).toLocaleString()}</td><td>{length(r.durationSec)}</td>
-                <td class="mono">{r.command ?? r.kind}{r.status !== 'complete' ? ` (${r.status})` : ''}</td>
+                <td data-label="Who">{r.user}</td><td data-label="Node">{r.login}@{r.node}</td><td data-label="When">{new Date(r.startedAt).toLocaleString()}</td><td data-label="Length">{length(r.durationSec)}</td>
+                <td class="mono" data-label="What">{r.command ?? r.kind}{r.status !== 'complete' ? ` (${r.status})` : ''}</td>
                 <td class="actions">
                   <button type="button" onClick={() => navigate(`recordings/${r.id}`)}>Play</button>
                   <a class="button" href={`/webapi/recordings/${r.id}?download=1`} download={`${r.id}.cast`}>Download .cast</a>
@@ -107,9 +109,9 @@ export function Player(props: { id: string }) {
   }, [playing, speed]);
 
   return (
-    <section aria-labelledby="player-title">
+    <section aria-labelledby="player-title" class="player">
       <h1 id="player-title">Recording {props.id}</h1>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && <ErrorMessage>{error}</ErrorMessage>}
       <div class="player-bar">
         <button type="button" onClick={() => { if (state.current.index >= state.current.events.length) showUntil(0); setPlaying(!playing); }}>{playing ? 'Pause' : 'Play'}</button>
         <label>Speed<select value={String(speed)} onChange={(e) => setSpeed(Number(e.currentTarget.value))}>
@@ -119,7 +121,7 @@ export function Player(props: { id: string }) {
         <span class="mono">{pos.toFixed(1)} / {duration.toFixed(1)} s</span>
         <a class="button" href={`/webapi/recordings/${props.id}?download=1`} download={`${props.id}.cast`}>Download .cast</a>
       </div>
-      <div class="term" ref={host} data-testid="player" />
+      <div class="term" ref={host} data-testid="player" tabIndex={0} role="region" aria-label="Playback (scrolls sideways when wider than the screen)" />
     </section>
   );
 }
