@@ -110,7 +110,7 @@ export function Player(props: { id: string }) {
 
   return (
     <section aria-labelledby="player-title" class="player">
-      <h1 id="player-title">Recording {props.id}</h1>
+      <h1 id="player-title">Recording <span class="mono id">{props.id}</span></h1>
       {error && <ErrorMessage>{error}</ErrorMessage>}
       <div class="player-bar">
         <button type="button" onClick={() => { if (state.current.index >= state.current.events.length) showUntil(0); setPlaying(!playing); }}>{playing ? 'Pause' : 'Play'}</button>
@@ -118,7 +118,7 @@ export function Player(props: { id: string }) {
           {[0.5, 1, 2, 4, 8].map((v) => <option value={String(v)}>{v}×</option>)}
         </select></label>
         <label class="seek">Position<input type="range" min={0} max={duration || 0} step={0.1} value={pos} onInput={(e) => showUntil(Number(e.currentTarget.value))} /></label>
-        <span class="mono">{pos.toFixed(1)} / {duration.toFixed(1)} s</span>
+        <span class="mono">{Math.min(pos, duration).toFixed(1)} / {duration.toFixed(1)} s</span>
         <a class="button" href={`/webapi/recordings/${props.id}?download=1`} download={`${props.id}.cast`}>Download .cast</a>
       </div>
       <div class="term" ref={host} data-testid="player" tabIndex={0} role="region" aria-label="Playback (scrolls sideways when wider than the screen)" />
