@@ -1,9 +1,14 @@
 // The account: change the password, re-enrol TOTP, log out.
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import type { Me } from '../api.ts';
 import { QrImage } from './invite.tsx';
 import { ErrorMessage, Secret, SuccessMessage } from '../ui.tsx';
+
+/** Focuses an element when it appears (a stable ref callback, so it runs once per mount). */
+function focusOnMount(el: HTMLElement | null): void {
+  el?.focus();
+}
 
 export function Account(props: { me: Me; onLogout: () => void }) {
   const [current, setCurrent] = useState('');
@@ -13,8 +18,6 @@ export function Account(props: { me: Me; onLogout: () => void }) {
   const [err, setErr] = useState('');
   const [enrol, setEnrol] = useState<{ enrolId: string; totpSecret: string; otpauthUri: string } | undefined>();
   const [newCode, setNewCode] = useState('');
-  // A keyboard or screen-reader user lands on the new card, not back at the top of the form.
-  useEffect(() => { if (enrol) document.getElementById('enrol-title')?.focus(); }, [enrol?.enrolId]);
   const run = async (fn: () => Promise<void>): Promise<void> => {
     setMsg(''); setErr('');
     try { await fn(); } catch (e) { setErr(errorText(e)); }
@@ -45,7 +48,8 @@ export function Account(props: { me: Me; onLogout: () => void }) {
         await api('PUT', '/webapi/account/totp', { enrolId: enrol.enrolId, otp: newCode });
         setEnrol(undefined); setNewCode(''); setMsg('Your new authenticator is enrolled; the old one no longer works.');
       }); }}>
-        <h2 id="enrol-title" tabIndex={-1}>New authenticator</h2>
+        {/* A keyboard or screen-reader user lands on the new card, not back at the top of the form. */}
+        <h2 id="enrol-title" tabIndex={-1} ref={focusOnMount}>New authenticator</h2>
         <QrImage uri={enrol.otpauthUri} />
         <Secret value={enrol.totpSecret} />
         <label>Code of the new entry<input name="newCode" inputMode="numeric" pattern="[0-9]{6}" maxLength={6} required value={newCode} onInput={(e) => setNewCode(e.currentTarget.value)} /></label>

@@ -1,7 +1,7 @@
 // The audit log, for admins, with filters.
+import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
-import { ErrorMessage } from '../ui.tsx';
 
 interface AuditEvent { time: string; type: string; user?: string; addr?: string; success: boolean; message?: string; [k: string]: unknown }
 

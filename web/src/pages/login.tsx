@@ -1,8 +1,8 @@
 // Log in: user, password and the TOTP code; the proxy sets the session cookie.
+import { ErrorMessage, InfoMessage } from '../ui.tsx';
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import type { Me } from '../api.ts';
-import { ErrorMessage, InfoMessage } from '../ui.tsx';
 
 export function Login(props: { notice?: string; onLogin: (me: Me) => void }) {
   const [user, setUser] = useState('');
