@@ -1,9 +1,9 @@
 // The account: change the password, re-enrol TOTP, log out.
+import { ErrorMessage, Secret, SuccessMessage } from '../ui.tsx';
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import type { Me } from '../api.ts';
 import { QrImage } from './invite.tsx';
-import { ErrorMessage, Secret, SuccessMessage } from '../ui.tsx';
 
 /** Focuses an element when it appears (a stable ref callback, so it runs once per mount). */
 function focusOnMount(el: HTMLElement | null): void {

@@ -1,9 +1,9 @@
 // Sign up from an invite link: a password, TOTP enrolment with a QR code (and the secret as text), a code to confirm.
+import { ErrorMessage, Secret, SuccessMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import QRCode from 'qrcode';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-import { ErrorMessage, Secret, SuccessMessage } from '../ui.tsx';
 
 interface InviteInfo { user: string; expiresAt: string; secondFactor: 'otp' | 'off'; totpSecret?: string; otpauthUri?: string }
 

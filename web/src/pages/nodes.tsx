@@ -1,9 +1,9 @@
 // The nodes the user may reach: search, filter by label, pick a login, connect.
+import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import type { Me } from '../api.ts';
 import { navigate } from '../router.ts';
-import { ErrorMessage } from '../ui.tsx';
 
 interface NodeInfo { name: string; addr: string; labels: Record<string, string> }
 

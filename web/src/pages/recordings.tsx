@@ -1,10 +1,10 @@
 // Recordings: the list, and a player (play/pause, speed, seek) that renders the asciicast in xterm.
+import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-import { ErrorMessage } from '../ui.tsx';
 
 interface RecordingMeta { id: string; user: string; node: string; login: string; kind: string; command?: string; startedAt: string; durationSec: number; status: string }
 

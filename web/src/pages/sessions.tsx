@@ -1,8 +1,8 @@
 // Live sessions the user may see; join one as observer (watch) or peer (type too).
+import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-import { ErrorMessage } from '../ui.tsx';
 
 interface ActiveSession { id: string; kind: string; user: string; node: string; login: string; startedAt: string; participants: Array<{ user: string; mode: string }> }
 

@@ -1,10 +1,10 @@
 // The terminal: xterm.js over a secure websocket, for a new shell on a node or to join a live session.
+import { ErrorMessage, InfoMessage } from '../ui.tsx';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
 import { query } from '../router.ts';
-import { ErrorMessage, InfoMessage } from '../ui.tsx';
 
 interface Participant { user: string; mode: string }
 type Status = 'connecting' | 'connected' | 'ended' | 'dropped' | 'error';
