@@ -2,8 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-
-interface ActiveSession { id: string; kind: string; user: string; node: string; login: string; startedAt: string; participants: Array<{ user: string; mode: string }> }
+import type { ActiveSession } from '../../../src/api/types.ts';
 
 export function Sessions() {
   const [list, setList] = useState<ActiveSession[] | undefined>();
