@@ -4,8 +4,10 @@ import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
 import { query } from '../router.ts';
+import type { ActiveSession } from '../../../src/api/types.ts';
 
-interface Participant { user: string; mode: string }
+/** Someone in the live session, as the proxy's session messages list them. */
+type Participant = ActiveSession['participants'][number];
 type Status = 'connecting' | 'connected' | 'ended' | 'dropped' | 'error';
 
 export function TerminalPage(props: { join?: string }) {
