@@ -16,21 +16,22 @@
 import { BlockList, isIP } from 'node:net';
 import type { Backend } from '../storage/backend.ts';
 import { AccessDeniedError, ValidationError } from '../core/errors.ts';
-import type { AccessDecision, AccessRequest, NodeInfo, RoleSpec } from './auth-client.ts';
+import type { NodeInfo } from '../api/types.ts';
+import type { AccessDecision, AccessRequest, RoleSpec } from '../api/auth-types.ts';
 import type { NodeRecord } from './node-registry.ts';
 import { checkLabels, getNode, listNodeRecords, nodeInfo, parseLabels, splitAddr } from './node-registry.ts';
 import { existingRoles, roleLogins, roleMatchesNode, roleIsWildcard } from './role-store.ts';
 import { getUser } from './users.ts';
 import type { UserRecord } from './users.ts';
 import { getSettings } from './settings.ts';
-import { AuditType } from './audit.ts';
-import type { AuditEvent } from './audit.ts';
+import { AuditType } from '../api/audit.ts';
+import type { NewAuditEvent } from '../api/audit.ts';
 
 /** What the decision needs from auth. */
 export interface AccessContext {
   backend: Backend;
   clusterName: string;
-  audit(event: Omit<AuditEvent, 'time'>): Promise<void>;
+  audit(event: NewAuditEvent): Promise<void>;
 }
 
 /** The most addresses a name may resolve to in one request (a sanity bound, not a policy). */

@@ -7,7 +7,7 @@ import type { Backend } from '../storage/backend.ts';
 import { getJson } from '../storage/backend.ts';
 import { AlreadyExistsError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { parseHostPort, formatHostPort } from '../core/text.ts';
-import type { NodeInfo } from './auth-client.ts';
+import type { NodeInfo } from '../api/types.ts';
 
 /** A node as stored: its public info and its host key. */
 export interface NodeRecord extends NodeInfo {

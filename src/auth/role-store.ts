@@ -5,7 +5,7 @@
 import type { Backend } from '../storage/backend.ts';
 import { getJson } from '../storage/backend.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
-import type { RoleSpec } from './auth-client.ts';
+import type { RoleSpec } from '../api/auth-types.ts';
 import { checkJoinRules } from './active-sessions.ts';
 
 /** The template that stands for the user's own logins. */

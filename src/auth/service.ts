@@ -15,7 +15,7 @@ import { certificatePin } from '../core/tls-pin.ts';
 import { newTlsKeyPair, loadOrCreateTlsKey } from '../core/tls-keys.ts';
 import { formatHostPort } from '../core/text.ts';
 import { AuthServer } from './auth-server.ts';
-import type { ClusterSettings } from './settings.ts';
+import type { ClusterSettings } from '../api/auth-types.ts';
 import { startAuthApi } from './api-server.ts';
 import type { TlsIdentity } from './remote-client.ts';
 

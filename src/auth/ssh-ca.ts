@@ -100,7 +100,10 @@ export async function signWithCa(backend: Backend, type: CaType, req: SshCertReq
   });
 }
 
-/** The extensions a user certificate carries, as OpenSSH's ssh-keygen grants by default. */
+/**
+ * The extensions a user certificate carries: ssh-keygen's defaults (DEFAULT_USER_EXTENSIONS)
+ * without permit-X11-forwarding, so nodes refuse X11 to Postern users, as the recording proxy does.
+ */
 export const USER_CERT_EXTENSIONS: Record<string, string> = {
   'permit-agent-forwarding': '',
   'permit-port-forwarding': '',

@@ -1,7 +1,7 @@
 /** Admin commands reach the local auth through the admin identity in the data directory. */
 import { readFileSync, existsSync } from 'node:fs';
 import type { Deps } from './deps.ts';
-import type { AuthClient } from '../auth/auth-client.ts';
+import type { AuthClient } from '../api/auth-client.ts';
 import { remoteAuthClient } from '../auth/remote-client.ts';
 import { adminIdentityPath } from '../auth/service.ts';
 import type { IdentityFile } from '../auth/service.ts';

@@ -5,7 +5,7 @@
  */
 import ssh2 from 'ssh2';
 import type { ParsedKey, SigningRequestOptions } from 'ssh2';
-import type { AuthClient } from '../auth/auth-client.ts';
+import type { WebSessionAgentAuth } from '../api/proxy-auth.ts';
 import { SshReader, SshWriter } from '../ssh/wire.ts';
 import { AGENT_MSG } from '../ssh/agent.ts';
 import { PosternError } from '../core/errors.ts';
@@ -16,10 +16,10 @@ type SignCallback = (err?: Error | null, signature?: Buffer) => void;
 
 /** The agent of one web session. */
 export class AuthAgent extends ssh2.BaseAgent<Buffer | ParsedKey> {
-  readonly #auth: Pick<AuthClient, 'webSessionAgent'>;
+  readonly #auth: WebSessionAgentAuth;
   readonly #sessionId: string;
 
-  constructor(auth: Pick<AuthClient, 'webSessionAgent'>, sessionId: string) {
+  constructor(auth: WebSessionAgentAuth, sessionId: string) {
     super();
     this.#auth = auth;
     this.#sessionId = sessionId;

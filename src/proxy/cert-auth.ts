@@ -10,7 +10,7 @@
  * key the certificate names, ts is within ±5 minutes, and the nonce was not seen in that
  * window. Every refusal is a 401 with a message that says which check failed.
  */
-import type { AuthClient } from '../auth/auth-client.ts';
+import type { ClusterInfoAuth } from '../api/proxy-auth.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { CertificateError, CertificateExpiredError, PosternError, ValidationError } from '../core/errors.ts';
@@ -34,7 +34,7 @@ export class RequestAuthError extends PosternError {
 
 /** What the authenticator needs. */
 export interface CertAuthOptions {
-  auth: Pick<AuthClient, 'ping'>;
+  auth: ClusterInfoAuth;
   clock?: Clock;
   /** How many nonces to remember at most; beyond that, new requests are refused until old ones age out. */
   maxNonces?: number;

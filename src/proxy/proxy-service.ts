@@ -6,7 +6,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { AuthClient } from '../auth/auth-client.ts';
+import type { ProxyAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fs.ts';
 import { ConfigError } from '../core/errors.ts';
@@ -26,7 +26,7 @@ import type { Clock } from '../core/clock.ts';
 export interface ProxyOptions {
   name: string;
   dataDir: string;
-  auth: AuthClient;
+  auth: ProxyAuth;
   webAddr: { host: string; port: number };
   sshAddr: { host: string; port: number };
   /** The host (and web port) users reach the proxy at; defaults from the listen address. */

@@ -28,7 +28,9 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { AuthContext, Client, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, TcpipRequestInfo } from 'ssh2';
-import type { AuthClient, NodeInfo } from '../auth/auth-client.ts';
+import type { NodeInfo } from '../api/types.ts';
+import type { AuditType } from '../api/audit.ts';
+import type { RecordingProxyAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
 import { encodePrivateKeyOpenSSH, formatAuthorizedKey, parseAuthorizedKey } from '../ssh/keys.ts';
@@ -45,7 +47,7 @@ import { authorizeNode } from './node-dialer.ts';
 
 /** What every recording-mode connection shares. */
 export interface RecordingProxyOptions {
-  auth: Pick<AuthClient, 'signHostCert' | 'authorizeSsh' | 'emitAudit'>;
+  auth: RecordingProxyAuth;
   hub: SessionHub;
   hostKey: SshKeyPair;
   log: Logger;
@@ -199,7 +201,7 @@ class InnerConnection {
     return this.nodeClient;
   }
 
-  private audit(type: string, fields: Record<string, unknown>, success = true): void {
+  private audit(type: AuditType, fields: Record<string, unknown>, success = true): void {
     void this.opts.auth.emitAudit({
       type, user: this.conn.user, addr: this.conn.clientAddr, success, node: this.conn.node?.name ?? this.conn.target, login: this.login, ...fields,
     }).catch((err: unknown) => this.log.warn({ err }, 'could not write an audit event'));

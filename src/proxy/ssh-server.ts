@@ -12,7 +12,9 @@
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from 'ssh2';
 import type { Socket } from 'node:net';
-import type { AuthClient, ClusterInfo, JoinMode } from '../auth/auth-client.ts';
+import type { JoinMode } from '../api/types.ts';
+import type { ClusterInfo } from '../api/auth-types.ts';
+import type { SshListenerAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
 import { encodePrivateKeyOpenSSH } from '../ssh/keys.ts';
@@ -30,7 +32,7 @@ import type { SessionHub } from './session-hub.ts';
 
 /** How the listener runs. */
 export interface SshListenerOptions {
-  auth: AuthClient;
+  auth: SshListenerAuth;
   hostKey: SshKeyPair;
   addr: { host: string; port: number };
   log: Logger;

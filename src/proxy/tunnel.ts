@@ -23,7 +23,7 @@
  */
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import type { AuthClient } from '../auth/auth-client.ts';
+import type { ClusterInfoAuth, TunnelAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import { PosternError, ValidationError } from '../core/errors.ts';
 import { errorToBody } from '../api/errors.ts';
@@ -36,7 +36,7 @@ export const TUNNEL_ALPN = 'postern-tunnel/1';
 
 /** What the tunnel needs. */
 export interface TunnelOptions {
-  auth: Pick<AuthClient, 'ping' | 'authorizeSsh' | 'emitAudit'>;
+  auth: TunnelAuth;
   certAuth: Pick<CertAuthenticator, 'authenticate'>;
   log: Logger;
   dialTimeoutMs?: number;
@@ -65,7 +65,7 @@ export function installTunnel(server: TlsServer, opts: TunnelOptions): void {
 }
 
 /** The cluster's session_recording, asked at most every 5 s. */
-function recordingMode(auth: Pick<AuthClient, 'ping'>): () => Promise<'off' | 'proxy'> {
+function recordingMode(auth: ClusterInfoAuth): () => Promise<'off' | 'proxy'> {
   let cached: { mode: 'off' | 'proxy'; at: number } | undefined;
   return async () => {
     if (cached && Date.now() - cached.at < MODE_CACHE_MS) return cached.mode;

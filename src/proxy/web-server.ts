@@ -5,7 +5,7 @@
  */
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyError } from 'fastify';
-import type { AuthClient } from '../auth/auth-client.ts';
+import type { WebServerAuth } from '../api/proxy-auth.ts';
 import type { PingResponse, SshLoginRequest, SshLoginResponse, AcceptInviteRequest } from '../api/types.ts';
 import { sshLoginSchema, acceptInviteSchema, inviteParamsSchema } from '../api/schemas.ts';
 import { errorToBody } from '../api/errors.ts';
@@ -25,7 +25,7 @@ import type { Server as TlsServer } from 'node:tls';
 
 /** What the web server needs to know about its proxy. */
 export interface WebServerOptions {
-  auth: AuthClient;
+  auth: WebServerAuth;
   tls: { certPem: string; keyPem: string };
   webPublicAddr: string;
   sshPublicAddr: string;

@@ -16,7 +16,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type {} from '@fastify/websocket';
-import type { AuthClient, JoinMode } from '../auth/auth-client.ts';
+import type { JoinMode } from '../api/types.ts';
+import type { WebTerminalAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
 import { PosternError, ValidationError } from '../core/errors.ts';
@@ -31,7 +32,7 @@ import { caWires } from './recording-proxy.ts';
 
 /** What the terminal routes need. */
 export interface WebTerminalOptions {
-  auth: AuthClient;
+  auth: WebTerminalAuth;
   hub: SessionHub;
   webAuth: WebAuth;
   log: Logger;

@@ -12,7 +12,7 @@ import type { SshKeyPair } from '../../src/ssh/keys.ts';
 import { signCertificate } from '../../src/ssh/certs.ts';
 import type { SshCertificate } from '../../src/ssh/certs.ts';
 import type { PosternError } from '../../src/core/errors.ts';
-import type { ClusterInfo } from '../../src/auth/auth-client.ts';
+import type { ClusterInfo } from '../../src/api/auth-types.ts';
 
 const T0 = new Date('2030-01-01T12:00:00Z');
 const userCa = generateKeyPair();

@@ -4,7 +4,7 @@ import { readFileSync, mkdirSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import type { Deps } from '../deps.ts';
 import type { RunState } from '../program.ts';
-import type { AddNodeResult } from '../../auth/auth-client.ts';
+import type { AddNodeResult } from '../../api/auth-types.ts';
 import { withAdminClient } from '../admin.ts';
 import { dataDirOption, formatOption } from '../options.ts';
 import { out, outJson, table, info } from '../output.ts';

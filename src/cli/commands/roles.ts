@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import type { Deps } from '../deps.ts';
 import type { RunState } from '../program.ts';
-import type { RoleSpec } from '../../auth/auth-client.ts';
+import type { RoleSpec } from '../../api/auth-types.ts';
 import { withAdminClient } from '../admin.ts';
 import { dataDirOption, formatOption, listArg } from '../options.ts';
 import { out, outJson, table } from '../output.ts';

@@ -9,7 +9,7 @@ import { ConfigError, ValidationError } from '../../core/errors.ts';
 import { parseDuration } from '../../core/durations.ts';
 import { parseHostPort } from '../../core/text.ts';
 import { isPin } from '../../core/tls-pin.ts';
-import type { ClusterSettings } from '../../auth/settings.ts';
+import type { ClusterSettings } from '../../api/auth-types.ts';
 import { validateSettings } from '../../auth/settings.ts';
 import { DEFAULT_AUTH_PORT, DEFAULT_SSH_PORT, DEFAULT_WEB_PORT } from '../../api/types.ts';
 

@@ -16,7 +16,7 @@ import { startAuthService } from '../../auth/service.ts';
 import type { IdentityFile, RunningAuth } from '../../auth/service.ts';
 import { localAuthClient } from '../../auth/auth-server.ts';
 import { remoteAuthClient, joinCluster } from '../../auth/remote-client.ts';
-import type { AuthClient } from '../../auth/auth-client.ts';
+import type { AuthClient } from '../../api/auth-client.ts';
 import { startProxy } from '../../proxy/proxy-service.ts';
 import type { RunningProxy } from '../../proxy/proxy-service.ts';
 import { ConfigError } from '../../core/errors.ts';

@@ -7,7 +7,7 @@ import { dataDirOption, formatOption } from '../options.ts';
 import { out, outJson, info, table } from '../output.ts';
 import { formatDuration, parseDuration } from '../../core/durations.ts';
 import { UsageError } from '../../core/errors.ts';
-import type { ClusterSettings } from '../../auth/settings.ts';
+import type { ClusterSettings } from '../../api/auth-types.ts';
 
 /** Options of `postern settings show`. */
 export interface SettingsShowOptions { format: 'text' | 'json'; dataDir?: string }

@@ -2,8 +2,7 @@
 import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
-
-interface AuditEvent { time: string; type: string; user?: string; addr?: string; success: boolean; message?: string; [k: string]: unknown }
+import type { AuditEvent } from '../../../src/api/audit.ts';
 
 const SKIP = new Set(['time', 'type', 'user', 'addr', 'success', 'message']);
 

@@ -4,8 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import QRCode from 'qrcode';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-
-interface InviteInfo { user: string; expiresAt: string; secondFactor: 'otp' | 'off'; totpSecret?: string; otpauthUri?: string }
+import type { InviteInfo } from '../../../src/api/types.ts';
 
 /** The QR code of an otpauth:// URI, as an image. */
 export function QrImage(props: { uri: string }) {

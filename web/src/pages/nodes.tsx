@@ -4,8 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import type { Me } from '../api.ts';
 import { navigate } from '../router.ts';
-
-interface NodeInfo { name: string; addr: string; labels: Record<string, string> }
+import type { NodeInfo } from '../../../src/api/types.ts';
 
 export function Nodes(props: { me: Me }) {
   const [nodes, setNodes] = useState<NodeInfo[] | undefined>();

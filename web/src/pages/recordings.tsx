@@ -5,8 +5,7 @@ import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-
-interface RecordingMeta { id: string; user: string; node: string; login: string; kind: string; command?: string; startedAt: string; durationSec: number; status: string }
+import type { RecordingMeta } from '../../../src/api/types.ts';
 
 function length(sec: number): string {
   const s = Math.round(sec);

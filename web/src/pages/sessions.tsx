@@ -3,8 +3,7 @@ import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-
-interface ActiveSession { id: string; kind: string; user: string; node: string; login: string; startedAt: string; participants: Array<{ user: string; mode: string }> }
+import type { ActiveSession } from '../../../src/api/types.ts';
 
 export function Sessions() {
   const [list, setList] = useState<ActiveSession[] | undefined>();

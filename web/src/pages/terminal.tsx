@@ -5,8 +5,10 @@ import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
 import { query } from '../router.ts';
+import type { ActiveSession } from '../../../src/api/types.ts';
 
-interface Participant { user: string; mode: string }
+/** Someone in the live session, as the proxy's session messages list them. */
+type Participant = ActiveSession['participants'][number];
 type Status = 'connecting' | 'connected' | 'ended' | 'dropped' | 'error';
 
 /** How each state shows: an icon and words, so an ended or failed session never reads as success. */
