@@ -1,5 +1,5 @@
-// Import rules of the architecture (docs: /shared STYLE.md "What may import what"), checked
-// by `npm run lint:deps`, which `npm test` runs first: a wrong import fails CI, not review.
+// Import rules of the architecture (the style guide's "What may import what"), checked by
+// `npm run lint:deps`, which `npm test` runs after typecheck: a wrong import fails CI.
 //
 // The folders are the layers:  core ← ssh, api, storage ← client, auth ← proxy ← cli.
 // Type-only imports count as much as value imports (tsPreCompilationDeps below): the rules
@@ -7,6 +7,8 @@
 // stripping.
 //
 // Known exceptions are marked "KNOWN EXCEPTION" below; each says what removes it.
+// test/unit/dependency-rules.test.ts runs every rule on a tree with one wrong import for it:
+// a new rule needs a wrong import there too.
 'use strict';
 
 const { builtinModules } = require('node:module');
@@ -139,7 +141,8 @@ module.exports = {
         circular: true,
         // KNOWN EXCEPTION (lead removes it when RunState leaves program.ts): the cycle
         // src/cli/program.ts ↔ src/cli/commands/*. A cycle is still reported when any
-        // module in it lies outside those files.
+        // module in it lies outside those files. (One regex string: dependency-cruiser
+        // 18 does not turn an array into a regex for via.pathNot.)
         via: { pathNot: '^src/cli/(program[.]ts$|commands/)' },
       },
     },
@@ -158,7 +161,9 @@ module.exports = {
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     doNotFollow: { path: 'node_modules' },
-    // Generated and bundled output is not source.
+    // Generated and bundled output is not source. node_modules must not be excluded: that
+    // would drop the edges to npm packages that core-only-builtins and src-not-to-dev-dep
+    // check (doNotFollow above only stops cruising inside them).
     exclude: { path: '^(dist|web/dist)/' },
     moduleSystems: ['es6', 'cjs'],
     enhancedResolveOptions: {
