@@ -38,6 +38,11 @@ export default defineConfig(
       }],
       // `cond ? a() : b()` and `x && f()` as statements are used on purpose in walkers.
       '@typescript-eslint/no-unused-expressions': ['error', { allowShortCircuit: true, allowTernary: true }],
+      // Off: it misjudges contextually typed callback parameters: its --fix removed the
+      // needed cast on `reject` in src/proxy/ssh-server.ts's tcpip handler, after which
+      // neither TypeScript 6 nor 7 accepts the call. Most of the rest is `x[0]!` with
+      // noUncheckedIndexedAccess off: harmless, and not worth an unsafe autofix.
+      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
       // Off: `const session = this` before returning an object of methods that close over
       // it (session-hub) is a deliberate shape, not a mistake.
       '@typescript-eslint/no-this-alias': 'off',
