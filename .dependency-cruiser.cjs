@@ -157,7 +157,10 @@ module.exports = {
     },
   ],
   options: {
-    // `import type` and type-only re-exports are architecture too.
+    // `import type` and type-only re-exports are architecture too. This needs TypeScript's JS
+    // API, which TypeScript 7 no longer has: the `typescript` devDependency is therefore 6.x
+    // (for this tool and typescript-eslint), and `npm run typecheck` runs TypeScript 7 from
+    // the `typescript-7` alias. Don't bump `typescript` to 7 until both tools support it.
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     doNotFollow: { path: 'node_modules' },
