@@ -56,13 +56,7 @@ const layerRules = Object.entries(layers).map(([layer, allowed]) => ({
   from: { path: `^src/${layer}/` },
   to: {
     path: '^src/',
-    pathNot: [
-      under([layer, ...allowed]),
-      // KNOWN EXCEPTION (lead removes it when AuthClient lives in src/api): the proxy
-      // may `import type` the AuthClient contract from auth/auth-client.ts; the rule
-      // proxy-auth-client-type-only below keeps that import type-only.
-      ...(layer === 'proxy' ? ['^src/auth/auth-client[.]ts$'] : []),
-    ],
+    pathNot: under([layer, ...allowed]),
   },
 }));
 
@@ -75,16 +69,6 @@ const builtins = `^(node:)?(${[...new Set(builtinModules.map((m) => m.replace(/^
 module.exports = {
   forbidden: [
     ...layerRules,
-    {
-      // KNOWN EXCEPTION, temporary (lead removes it when AuthClient moves to src/api):
-      // until then the proxy may see auth/auth-client.ts, but only its types. A value
-      // import would load auth's implementation into the proxy process.
-      name: 'proxy-auth-client-type-only',
-      severity: 'error',
-      comment: 'src/proxy may only `import type` from src/auth/auth-client.ts (the AuthClient contract)',
-      from: { path: '^src/proxy/' },
-      to: { path: '^src/auth/auth-client[.]ts$', dependencyTypesNot: ['type-only'] },
-    },
     {
       // core is imported by every layer and by the web UI's contract: an npm package there
       // would be loaded by every process and every command.
