@@ -1,0 +1,138 @@
+/**
+ * A real PostgreSQL server for tests: Debian's `postgresql` (installed by
+ * scripts/ensure-system-deps.ts), initialised with `initdb` in a temp dir, started with
+ * `pg_ctl start -w` on a free loopback port, and stopped and removed at the end. As root,
+ * initdb and pg_ctl run as the `postgres` user, which owns the temp dir. Each test gets a
+ * database of its own from `createDatabase()`.
+ *
+ * Only the server's speed is traded for the test machine: fsync is off, which changes
+ * nothing a test can see short of the machine losing power (a killed server's committed
+ * writes are in the kernel already).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import pg from 'pg';
+
+/** A running test server. */
+export interface PostgresServer {
+  port: number;
+  /** The data directory (PGDATA). */
+  dataDir: string;
+  /** How long initdb + start took, in ms. */
+  startupMs: number;
+  /** A URL for a database on this server (trust authentication as user postgres). */
+  url(database: string): string;
+  /** Creates an empty database with a fresh name and returns its URL. */
+  createDatabase(): Promise<string>;
+  /** Runs SQL on a database, on a connection of its own. */
+  sql<R extends pg.QueryResultRow = pg.QueryResultRow>(database: string, text: string, values?: unknown[]): Promise<R[]>;
+  /** Stops the server the hard way (a crash: no checkpoint, recovery on the next start). */
+  crash(): void;
+  /** Starts it again on the same port and data. */
+  start(): void;
+  /** Stops it and removes its files; safe to call twice. */
+  stop(): void;
+}
+
+/** The newest installed server's bin directory, e.g. /usr/lib/postgresql/15/bin. */
+export function postgresBinDir(): string {
+  const base = '/usr/lib/postgresql';
+  const versions = existsSync(base) ? readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))) : [];
+  versions.sort((a, b) => Number(b) - Number(a));
+  if (versions.length === 0) throw new Error('PostgreSQL is not installed: run `npm run pretest` (scripts/ensure-system-deps.ts) or apt-get install postgresql');
+  return join(base, versions[0], 'bin');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const asRoot = process.getuid?.() === 0;
+
+/** Runs a server binary, as `postgres` when we are root (PostgreSQL refuses to run as root). */
+function runPg(bin: string, args: string[], what: string): void {
+  const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 60_000, cwd: '/' });
+  if (r.status !== 0) throw new Error(`${what} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`);
+}
+
+let counter = 0;
+
+/** Starts a fresh server; stopped and removed in t.after. */
+export async function startPostgres(t: Pick<TestContext, 'after'>): Promise<PostgresServer> {
+  const t0 = performance.now();
+  const bin = postgresBinDir();
+  const root = mkdtempSync(join(tmpdir(), 'postern-pg-'));
+  const dataDir = join(root, 'data');
+  if (asRoot) chownSync(root, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()));
+  runPg(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], 'initdb');
+  const port = await freePort();
+  const opts = [
+    `-c listen_addresses=127.0.0.1`, `-c port=${port}`, `-k ${root}`,
+    '-c fsync=off', '-c full_page_writes=off', '-c max_connections=200', '-c shared_buffers=16MB',
+  ].join(' ');
+  const log = join(root, 'server.log');
+  let running = false;
+  const start = (): void => {
+    runPg(join(bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', dataDir, '-l', log, '-o', opts], 'pg_ctl start');
+    running = true;
+  };
+  const pgStop = (mode: 'fast' | 'immediate'): void => {
+    if (!running) return;
+    running = false;
+    runPg(join(bin, 'pg_ctl'), ['stop', '-w', '-t', '60', '-m', mode, '-D', dataDir], 'pg_ctl stop');
+  };
+  let removed = false;
+  const server: PostgresServer = {
+    port,
+    dataDir,
+    startupMs: 0,
+    url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    async createDatabase() {
+      const name = `t${process.pid}_${++counter}`;
+      await server.sql('postgres', `CREATE DATABASE ${name}`);
+      return server.url(name);
+    },
+    async sql(database, text, values) {
+      const client = new pg.Client({ connectionString: server.url(database) });
+      await client.connect();
+      try {
+        return (await client.query(text, values)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+    crash: () => pgStop('immediate'),
+    start,
+    stop() {
+      if (removed) return;
+      removed = true;
+      try {
+        pgStop('immediate');
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+  };
+  try {
+    start();
+  } catch (err) {
+    server.stop();
+    throw err;
+  }
+  server.startupMs = Math.round(performance.now() - t0);
+  t.after(() => server.stop());
+  return server;
+}
