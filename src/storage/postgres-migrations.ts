@@ -48,6 +48,9 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   },
 ];
 
+/** The PostgreSQL schema version this code writes. */
+export const LATEST_PG_SCHEMA_VERSION: number = PG_MIGRATIONS[PG_MIGRATIONS.length - 1].version;
+
 /** Options for migratePostgres(). */
 export interface PgMigrateOptions {
   /** Where the database is (a URL without its password), for messages. */

@@ -3,18 +3,21 @@
  * scripts/ensure-system-deps.ts), initialised with `initdb` in a temp dir, started with
  * `pg_ctl start -w` on a free loopback port, and stopped and removed at the end. As root,
  * initdb and pg_ctl run as the `postgres` user, which owns the temp dir. Each test gets a
- * database of its own from `createDatabase()`.
+ * database of its own from `createDatabase()`, whose default collation is ICU's en-US, so
+ * a query that forgot `COLLATE "C"` sorts 'B' after 'a' and a test sees it.
+ *
+ * initdb takes seconds; its output for this PostgreSQL version is kept once in the temp
+ * dir (postern-pg-template-<version>) and copied for each server.
  *
  * Only the server's speed is traded for the test machine: fsync is off, which changes
  * nothing a test can see short of the machine losing power (a killed server's committed
  * writes are in the kernel already).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
 import pg from 'pg';
 
 /** A running test server. */
@@ -28,7 +31,7 @@ export interface PostgresServer {
   url(database: string): string;
   /** Creates an empty database with a fresh name and returns its URL. */
   createDatabase(): Promise<string>;
-  /** Runs SQL on a database, on a connection of its own. */
+  /** Runs SQL on a database (a name or a URL), on a connection of its own. */
   sql<R extends pg.QueryResultRow = pg.QueryResultRow>(database: string, text: string, values?: unknown[]): Promise<R[]>;
   /** Stops the server the hard way (a crash: no checkpoint, recovery on the next start). */
   crash(): void;
@@ -70,14 +73,39 @@ function runPg(bin: string, args: string[], what: string): void {
 
 let counter = 0;
 
-/** Starts a fresh server; stopped and removed in t.after. */
-export async function startPostgres(t: Pick<TestContext, 'after'>): Promise<PostgresServer> {
+function chownToPostgres(path: string): void {
+  if (!asRoot) return;
+  const id = (flag: string): number => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  chownSync(path, id('-u'), id('-g'));
+}
+
+/** An initdb'd data directory for this version, made once and then only copied. */
+function templateDataDir(bin: string): string {
+  const version = execFileSync(join(bin, 'initdb'), ['--version'], { encoding: 'utf8' }).match(/\d+(\.\d+)*/)?.[0] ?? 'unknown';
+  const template = join(tmpdir(), `postern-pg-template-${version}-${process.getuid?.() ?? 0}`);
+  if (existsSync(join(template, 'data', 'PG_VERSION'))) return join(template, 'data');
+  // Made under a name of its own and renamed, so test files starting together never see half of one.
+  const work = mkdtempSync(`${template}.tmp-`);
+  chownToPostgres(work);
+  runPg(join(bin, 'initdb'), ['-D', join(work, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], 'initdb');
+  try {
+    renameSync(work, template);
+  } catch {
+    rmSync(work, { recursive: true, force: true }); // another test file made it first
+  }
+  return join(template, 'data');
+}
+
+/** Starts a fresh server; stopped and removed in t.after (a test's or a file's `after`). */
+export async function startPostgres(t: { after(fn: () => unknown): unknown }): Promise<PostgresServer> {
   const t0 = performance.now();
   const bin = postgresBinDir();
+  const template = templateDataDir(bin);
   const root = mkdtempSync(join(tmpdir(), 'postern-pg-'));
   const dataDir = join(root, 'data');
-  if (asRoot) chownSync(root, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()));
-  runPg(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], 'initdb');
+  chownToPostgres(root);
+  // -a keeps the owner (postgres) and the mode PostgreSQL insists on (0700).
+  execFileSync('cp', ['-a', template, dataDir]);
   const port = await freePort();
   const opts = [
     `-c listen_addresses=127.0.0.1`, `-c port=${port}`, `-k ${root}`,
@@ -102,11 +130,11 @@ export async function startPostgres(t: Pick<TestContext, 'after'>): Promise<Post
     url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
     async createDatabase() {
       const name = `t${process.pid}_${++counter}`;
-      await server.sql('postgres', `CREATE DATABASE ${name}`);
+      await server.sql('postgres', `CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`);
       return server.url(name);
     },
     async sql(database, text, values) {
-      const client = new pg.Client({ connectionString: server.url(database) });
+      const client = new pg.Client({ connectionString: database.startsWith('postgres://') ? database : server.url(database) });
       await client.connect();
       try {
         return (await client.query(text, values)).rows;
