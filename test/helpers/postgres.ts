@@ -31,6 +31,8 @@ export interface PostgresServer {
   url(database: string): string;
   /** Creates an empty database with a fresh name and returns its URL. */
   createDatabase(): Promise<string>;
+  /** Drops a database made by createDatabase (by URL), whoever is still connected. */
+  dropDatabase(url: string): Promise<void>;
   /** Runs SQL on a database (a name or a URL), on a connection of its own. */
   sql<R extends pg.QueryResultRow = pg.QueryResultRow>(database: string, text: string, values?: unknown[]): Promise<R[]>;
   /** Stops the server the hard way (a crash: no checkpoint, recovery on the next start). */
@@ -133,6 +135,10 @@ export async function startPostgres(t: { after(fn: () => unknown): unknown }): P
       await server.sql('postgres', `CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`);
       return server.url(name);
     },
+    async dropDatabase(url) {
+      const name = new URL(url).pathname.slice(1);
+      await server.sql('postgres', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
     async sql(database, text, values) {
       const client = new pg.Client({ connectionString: database.startsWith('postgres://') ? database : server.url(database) });
       await client.connect();
@@ -147,11 +153,13 @@ export async function startPostgres(t: { after(fn: () => unknown): unknown }): P
     stop() {
       if (removed) return;
       removed = true;
+      const t1 = performance.now();
       try {
         pgStop('immediate');
       } finally {
         rmSync(root, { recursive: true, force: true });
       }
+      console.log(`# PostgreSQL stopped and removed in ${Math.round(performance.now() - t1)} ms`);
     },
   };
   try {
