@@ -186,6 +186,10 @@ class PostgresStore implements PostgresBackend {
         throw pgOperationError(err, this.location);
       }
       let broken: Error | undefined;
+      // The pool stops listening while a connection is checked out; a server that goes away
+      // then emits 'error' here (the pending query fails too), which must not end the process.
+      const onError = (err: Error): void => { broken = err; };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const out = await fn((sql, params = {}) => {
@@ -201,6 +205,7 @@ class PostgresStore implements PostgresBackend {
         throw pgOperationError(err, this.location);
       } finally {
         // A connection that broke is destroyed rather than handed to the next caller.
+        client.removeListener('error', onError);
         client.release(broken ?? false);
       }
     }
@@ -403,9 +408,12 @@ export async function openPostgresBackend(opts: PostgresBackendOptions): Promise
   // listener Node would end the process. The pool has already discarded it.
   pool.on('error', (err) => log.warn({ err, location }, 'storage: a PostgreSQL connection was lost; the next call opens a new one'));
   let client: PoolClient | undefined;
+  const onError = (err: Error): void => log.warn({ err, location }, 'storage: the PostgreSQL connection was lost while migrating');
   try {
     client = await pool.connect();
+    client.on('error', onError);
     await migratePostgres(client, { location, migrations: opts.migrations, now: () => clock.now() });
+    client.removeListener('error', onError);
     client.release();
     client = undefined;
     const store = new PostgresStore(pool, location, clock, log);

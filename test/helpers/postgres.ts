@@ -13,7 +13,7 @@
  * nothing a test can see short of the machine losing power (a killed server's committed
  * writes are in the kernel already).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -35,10 +35,10 @@ export interface PostgresServer {
   dropDatabase(url: string): Promise<void>;
   /** Runs SQL on a database (a name or a URL), on a connection of its own. */
   sql<R extends pg.QueryResultRow = pg.QueryResultRow>(database: string, text: string, values?: unknown[]): Promise<R[]>;
-  /** Stops the server the hard way (a crash: no checkpoint, recovery on the next start). */
-  crash(): void;
-  /** Starts it again on the same port and data. */
-  start(): void;
+  /** Stops the server the hard way (a crash: no checkpoint, recovery on the next start); the event loop keeps running. */
+  crash(): Promise<void>;
+  /** Starts it again on the same port and data; resolves once it accepts connections. */
+  start(): Promise<void>;
   /** Stops it and removes its files; safe to call twice. */
   stop(): void;
 }
@@ -66,11 +66,26 @@ function freePort(): Promise<number> {
 
 const asRoot = process.getuid?.() === 0;
 
+function pgCommand(bin: string, args: string[]): [string, string[]] {
+  return asRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+}
+
 /** Runs a server binary, as `postgres` when we are root (PostgreSQL refuses to run as root). */
 function runPg(bin: string, args: string[], what: string): void {
-  const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+  const [cmd, argv] = pgCommand(bin, args);
   const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 60_000, cwd: '/' });
   if (r.status !== 0) throw new Error(`${what} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`);
+}
+
+/** runPg without blocking the event loop, so traffic in the test process goes on meanwhile. */
+function runPgAsync(bin: string, args: string[], what: string): Promise<void> {
+  const [cmd, argv] = pgCommand(bin, args);
+  return new Promise((resolve, reject) => {
+    execFile(cmd, argv, { encoding: 'utf8', timeout: 60_000, cwd: '/' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${what} failed: ${stderr || stdout || err.message}`));
+      else resolve();
+    });
+  });
 }
 
 let counter = 0;
@@ -115,15 +130,8 @@ export async function startPostgres(t: { after(fn: () => unknown): unknown }): P
   ].join(' ');
   const log = join(root, 'server.log');
   let running = false;
-  const start = (): void => {
-    runPg(join(bin, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', dataDir, '-l', log, '-o', opts], 'pg_ctl start');
-    running = true;
-  };
-  const pgStop = (mode: 'fast' | 'immediate'): void => {
-    if (!running) return;
-    running = false;
-    runPg(join(bin, 'pg_ctl'), ['stop', '-w', '-t', '60', '-m', mode, '-D', dataDir], 'pg_ctl stop');
-  };
+  const startArgs = ['start', '-w', '-t', '60', '-D', dataDir, '-l', log, '-o', opts];
+  const stopArgs = (mode: string): string[] => ['stop', '-w', '-t', '60', '-m', mode, '-D', dataDir];
   let removed = false;
   const server: PostgresServer = {
     port,
@@ -148,14 +156,21 @@ export async function startPostgres(t: { after(fn: () => unknown): unknown }): P
         await client.end();
       }
     },
-    crash: () => pgStop('immediate'),
-    start,
+    async crash() {
+      running = false;
+      await runPgAsync(join(bin, 'pg_ctl'), stopArgs('immediate'), 'pg_ctl stop');
+    },
+    async start() {
+      await runPgAsync(join(bin, 'pg_ctl'), startArgs, 'pg_ctl start');
+      running = true;
+    },
     stop() {
       if (removed) return;
       removed = true;
       const t1 = performance.now();
       try {
-        pgStop('immediate');
+        if (running) runPg(join(bin, 'pg_ctl'), stopArgs('immediate'), 'pg_ctl stop');
+        running = false;
       } finally {
         rmSync(root, { recursive: true, force: true });
       }
@@ -163,7 +178,8 @@ export async function startPostgres(t: { after(fn: () => unknown): unknown }): P
     },
   };
   try {
-    start();
+    runPg(join(bin, 'pg_ctl'), startArgs, 'pg_ctl start');
+    running = true;
   } catch (err) {
     server.stop();
     throw err;
