@@ -22,7 +22,7 @@ import { AlreadyExistsError, ConfigError, ConflictError, NotFoundError, PosternE
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import type { AtomicOp, Backend, Item, RangeOptions, WriteOptions } from './backend.ts';
-import { checkKey, rangePrefix } from './backend.ts';
+import { checkKey, checkOp, checkRangeOptions, prefixEnd, rangePrefix } from './backend.ts';
 import { migratePostgres } from './postgres-migrations.ts';
 import type { PgMigration } from './postgres-migrations.ts';
 import { isBrokenConnection, isRetryable, isUnavailable, pgOpenError, pgOperationError } from './postgres-errors.ts';
@@ -78,30 +78,6 @@ function toItem(row: Row): Item {
   return item;
 }
 
-function checkValue(value: unknown, k: string): asserts value is string {
-  if (typeof value !== 'string') throw new ValidationError(`the value for "${k}" must be a string, got ${typeof value}`);
-}
-
-function checkExpires(expires: unknown): Date | null {
-  if (expires === undefined) return null;
-  if (!(expires instanceof Date) || !Number.isFinite(expires.getTime())) throw new ValidationError('expires must be a valid Date');
-  return expires;
-}
-
-function checkRevision(rev: unknown): asserts rev is number {
-  if (typeof rev !== 'number' || !Number.isSafeInteger(rev)) throw new ValidationError('a revision must be an integer');
-}
-
-function checkOp(op: AtomicOp): void {
-  checkKey(op.key);
-  if (op.kind !== 'delete') {
-    checkValue(op.value, op.key);
-    checkExpires(op.expires);
-  }
-  if (op.kind === 'cas') checkRevision(op.expectedRevision);
-  if (op.kind === 'delete' && op.expectedRevision !== undefined) checkRevision(op.expectedRevision);
-}
-
 /** Replaces `$now` and `$name` placeholders with positional ones, so SQL reads by name. */
 function named(sql: string, params: Record<string, unknown>): { text: string; values: unknown[] } {
   const names: string[] = [];
@@ -124,11 +100,6 @@ export function redactUrl(url: string): string {
   } catch {
     return 'the --storage URL';
   }
-}
-
-/** The smallest string above every key that starts with `p` (which ends in '/'): '/' + 1 is '0'. */
-function prefixEnd(p: string): string {
-  return `${p.slice(0, -1)}0`;
 }
 
 class PostgresStore implements PostgresBackend {
@@ -224,8 +195,7 @@ class PostgresStore implements PostgresBackend {
   async getRange(prefix: string, opts: RangeOptions = {}): Promise<Item[]> {
     const p = rangePrefix(prefix);
     const { limit, reverse = false, after } = opts;
-    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) throw new ValidationError('limit must be a non-negative integer');
-    if (after !== undefined && typeof after !== 'string') throw new ValidationError('after must be a key');
+    checkRangeOptions(opts);
     if (limit === 0) return [];
     const where = [LIVE];
     const params: Record<string, unknown> = { now: this.#now(), limit: limit ?? null };
