@@ -71,13 +71,12 @@ function detail(err: unknown): string {
   return typeof e?.code === 'string' && !msg.includes(e.code) ? `${msg} (${e.code})` : msg;
 }
 
-/** The one error callers see while PostgreSQL is away; the cause keeps the details. */
-export function unavailableError(cause: unknown, location?: string): PosternError {
-  const where = location ? ` at ${location}` : '';
+/** The one error callers see while PostgreSQL is away; the cause keeps the details (not the place: web users read this). */
+export function unavailableError(cause: unknown): PosternError {
   return new PosternError(STORAGE_UNAVAILABLE, "the cluster's storage is unavailable", {
     cause,
     status: 503,
-    hint: `Check that the PostgreSQL server${where} is running and reachable from the auth server; Postern reconnects by itself when it is back`,
+    hint: 'Check that the cluster\'s PostgreSQL server is running and reachable from the auth servers; Postern reconnects by itself when it is back',
   });
 }
 
@@ -85,9 +84,11 @@ export function unavailableError(cause: unknown, location?: string): PosternErro
 export function pgOpenError(err: unknown, location: string): PosternError {
   if (err instanceof PosternError) return err;
   if (isUnavailable(err)) {
-    const e = unavailableError(err, location);
-    e.message = `${e.message}: cannot connect to ${location}: ${detail(err)}`;
-    return e;
+    return new PosternError(STORAGE_UNAVAILABLE, `the cluster's storage is unavailable: cannot connect to ${location}: ${detail(err)}`, {
+      cause: err,
+      status: 503,
+      hint: `Check that the PostgreSQL server at ${location} is running and reachable from this host, then start postern again`,
+    });
   }
   const state = sqlState(err);
   if (state === '28P01' || state === '28000') {
