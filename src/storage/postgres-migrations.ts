@@ -34,7 +34,8 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     version: 1,
     description: 'items table with expiry index and the revision sequence',
     // COLLATE "C": keys sort bytewise by their UTF-8 encoding, as the Backend contract says,
-    // whatever the database's default collation.
+    // whatever the database's default collation. The sequence keeps CACHE 1 (the default):
+    // with a per-session cache two auth servers would hand out revisions out of order.
     sql: `
       CREATE TABLE postern_items (
         key TEXT COLLATE "C" PRIMARY KEY,
