@@ -29,8 +29,8 @@ export interface PostgresServer {
   startupMs: number;
   /** A URL for a database on this server (trust authentication as user postgres). */
   url(database: string): string;
-  /** Creates an empty database with a fresh name and returns its URL. */
-  createDatabase(): Promise<string>;
+  /** Creates an empty database with a fresh name and returns its URL; dropped in t.after when a test is given (each takes ~10 MB). */
+  createDatabase(t?: { after(fn: () => unknown): unknown }): Promise<string>;
   /** Drops a database made by createDatabase (by URL), whoever is still connected. */
   dropDatabase(url: string): Promise<void>;
   /** Runs SQL on a database (a name or a URL), on a connection of its own. */
@@ -138,10 +138,12 @@ export async function startPostgres(t: { after(fn: () => unknown): unknown }): P
     dataDir,
     startupMs: 0,
     url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
-    async createDatabase() {
+    async createDatabase(t) {
       const name = `t${process.pid}_${++counter}`;
       await server.sql('postgres', `CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`);
-      return server.url(name);
+      const url = server.url(name);
+      t?.after(() => (removed ? undefined : server.dropDatabase(url)));
+      return url;
     },
     async dropDatabase(url) {
       const name = new URL(url).pathname.slice(1);

@@ -35,7 +35,7 @@ console.log(`# PostgreSQL started in ${server.startupMs} ms`);
 
 /** Two backends on one fresh database: two auth servers. */
 async function twoServers(t: TestContext, url?: string): Promise<[PostgresBackend, PostgresBackend]> {
-  const db = url ?? await server.createDatabase();
+  const db = url ?? await server.createDatabase(t);
   const a = await openPostgresBackend({ url: db, sweepIntervalMs: 0 });
   t.after(() => a.close());
   const b = await openPostgresBackend({ url: db, sweepIntervalMs: 0 });
@@ -160,18 +160,21 @@ test(`two processes migrating an empty database at the same moment apply each st
     assert.deepEqual(versions.map((r) => Number(r.version)), [...Array(LATEST_PG_SCHEMA_VERSION).keys()].map((v) => v + 1));
     const opened = await server.sql(url, "SELECT count(*)::int AS n FROM postern_items WHERE key LIKE 'opened/%'");
     assert.equal(opened[0].n, 2, `round ${i}: both processes wrote`);
+    await server.dropDatabase(url);
   }
 });
 
 test(`the cluster's CAs are created by exactly one of two auth servers racing on an empty database (${RACE_ROUNDS} rounds)`, async (t) => {
   for (let i = 0; i < RACE_ROUNDS; i++) {
-    const [a, b] = await twoServers(t);
+    const url = await server.createDatabase();
+    const [a, b] = await twoServers(t, url);
     const made = await Promise.all([ensureClusterCas(a, 'ha.example', new Date()), ensureClusterCas(b, 'ha.example', new Date())]);
     assert.deepEqual(made.filter(Boolean).length, 1, `round ${i}: ${made}`);
     const cas = await a.getRange('cas');
     assert.deepEqual(cas.map((c) => c.key), ['cas/ssh/host', 'cas/ssh/user', 'cas/tls']);
     assert.equal(new Set(cas.map((c) => c.revision)).size, 1);
     await Promise.all([a.close(), b.close()]);
+    await server.dropDatabase(url);
   }
 });
 
@@ -204,6 +207,7 @@ test(`two auth services starting together on an empty database create the CAs on
       }
     } finally {
       await Promise.all(auths.map((a) => a.close()));
+      await server.dropDatabase(url);
     }
   }
 });

@@ -18,8 +18,8 @@ const server: PostgresServer = await startPostgres({ after });
 console.log(`# PostgreSQL started in ${server.startupMs} ms`);
 
 runBackendContract({
-  async newStore() {
-    const url = await server.createDatabase();
+  async newStore(t) {
+    const url = await server.createDatabase(t);
     return {
       open: (opts = {}) => openPostgresBackend({ url, ...opts }),
       rawRowCount: async () => Number((await server.sql<{ n: string }>(url, 'SELECT count(*) AS n FROM postern_items'))[0].n),
@@ -50,8 +50,8 @@ test('a database that does not exist is a ConfigError that says how to create it
   });
 });
 
-test('a schema newer than this Postern is refused, and nothing is written', async () => {
-  const url = await server.createDatabase();
+test('a schema newer than this Postern is refused, and nothing is written', async (t) => {
+  const url = await server.createDatabase(t);
   (await openPostgresBackend({ url })).close();
   await server.sql(url, "INSERT INTO postern_schema_version (version, description, applied_at) VALUES ($1, 'from the future', now())", [LATEST_PG_SCHEMA_VERSION + 1]);
   await assert.rejects(openPostgresBackend({ url }), (err: unknown) => {
@@ -64,8 +64,8 @@ test('a schema newer than this Postern is refused, and nothing is written', asyn
   assert.deepEqual(rows.map((r) => Number(r.version)), [...Array(LATEST_PG_SCHEMA_VERSION + 1).keys()].map((i) => i + 1));
 });
 
-test('a postern_items table without a schema version is not taken over', async () => {
-  const url = await server.createDatabase();
+test('a postern_items table without a schema version is not taken over', async (t) => {
+  const url = await server.createDatabase(t);
   await server.sql(url, 'CREATE TABLE postern_items (id INTEGER)');
   await assert.rejects(openPostgresBackend({ url }), (err: unknown) => {
     assert.ok(err instanceof ConfigError, String(err));
@@ -75,7 +75,7 @@ test('a postern_items table without a schema version is not taken over', async (
 });
 
 test('opening twice migrates once, and a second backend sees the first one\'s writes', async (t) => {
-  const url = await server.createDatabase();
+  const url = await server.createDatabase(t);
   const a = await openPostgresBackend({ url });
   t.after(() => a.close());
   const b = await openPostgresBackend({ url });
@@ -87,7 +87,7 @@ test('opening twice migrates once, and a second backend sees the first one\'s wr
 });
 
 test('a NUL character, which PostgreSQL cannot store, is a ValidationError', async (t) => {
-  const b = await openPostgresBackend({ url: await server.createDatabase() });
+  const b = await openPostgresBackend({ url: await server.createDatabase(t) });
   t.after(() => b.close());
   await assert.rejects(b.put('k', 'a\u0000b'), hasCode('ERR_POSTERN_INVALID'));
 });
