@@ -95,7 +95,7 @@ export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
-    u.searchParams.delete('password');
+    for (const p of ['password', 'sslpassword']) if (u.searchParams.has(p)) u.searchParams.set(p, '***');
     return u.toString();
   } catch {
     return 'the --storage URL';

@@ -94,5 +94,5 @@ test('a NUL character, which PostgreSQL cannot store, is a ValidationError', asy
 
 test('the password never appears in the location', () => {
   assert.equal(redactUrl('postgres://postern:s3cret@db.example:5432/postern?sslmode=verify-full'), 'postgres://postern:***@db.example:5432/postern?sslmode=verify-full');
-  assert.doesNotMatch(redactUrl('postgres://u@h/d?password=s3cret'), /s3cret/);
+  assert.doesNotMatch(redactUrl('postgres://u@h/d?password=s3cret&sslpassword=s3cret'), /s3cret/);
 });
