@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import type { Backend } from '../storage/backend.ts';
-import { openSqliteBackend } from '../storage/sqlite.ts';
+import { openBackend } from '../storage/open.ts';
+import type { StorageSpec } from '../storage/open.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fs.ts';
@@ -31,6 +32,8 @@ export const adminIdentityPath = (dataDir: string): string => join(dataDir, 'adm
 /** How the auth role runs. */
 export interface AuthServiceOptions {
   dataDir: string;
+  /** Where auth keeps its data; SQLite in dataDir when absent. */
+  storage?: StorageSpec;
   clusterName: string;
   authAddr: { host: string; port: number };
   settings?: Partial<ClusterSettings>;
@@ -53,7 +56,7 @@ const YEAR = 365 * 86_400_000;
 /** Opens storage, the auth service and the Auth API. */
 export async function startAuthService(opts: AuthServiceOptions): Promise<RunningAuth> {
   ensurePrivateDir(opts.dataDir);
-  const backend = await openSqliteBackend({ dataDir: opts.dataDir, clock: opts.clock });
+  const backend = await openBackend(opts.storage ?? { kind: 'sqlite', dataDir: opts.dataDir }, { clock: opts.clock, log: opts.log });
   let api: Server | undefined;
   try {
     const auth = await AuthServer.open({ backend, clock: opts.clock, logger: opts.log, clusterName: opts.clusterName, settings: opts.settings });

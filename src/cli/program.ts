@@ -70,7 +70,7 @@ export async function buildProgram(deps: Deps, state: RunState, argv?: string[])
 Engineers:  postern login --proxy HOST --user NAME, then postern status
 Admins:     postern serve, postern users add NAME --logins LOGINS
 
-Environment: TSH_HOME (default ~/.tsh), POSTERN_DATA_DIR, SSH_AUTH_SOCK, NO_COLOR`);
+Environment: TSH_HOME (default ~/.tsh), POSTERN_DATA_DIR, POSTERN_STORAGE, SSH_AUTH_SOCK, NO_COLOR`);
   const only = commandOf(argv);
   // `postern --version` needs no command at all; help and unknown words need every one.
   const versionOnly = only === undefined && argv !== undefined && argv.some((a) => a === '-v' || a === '--version');

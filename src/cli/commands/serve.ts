@@ -12,6 +12,7 @@ import type { RunState } from '../program.ts';
 import { resolveServeConfig } from './serve-config.ts';
 import type { ServeFlags, ServeConfig } from './serve-config.ts';
 import { resolveDataDir, dataDirOption } from '../options.ts';
+import { describeStorage } from '../../storage/open.ts';
 import { startAuthService } from '../../auth/service.ts';
 import type { IdentityFile, RunningAuth } from '../../auth/service.ts';
 import { localAuthClient } from '../../auth/auth-server.ts';
@@ -53,7 +54,7 @@ async function proxyAuthClient(cfg: ServeConfig, name: string): Promise<AuthClie
 
 /** Starts what the config asks for and resolves when a signal has shut it down. */
 export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): Promise<void> {
-  const cfg = resolveServeConfig(flags, resolveDataDir(undefined, deps));
+  const cfg = resolveServeConfig(flags, resolveDataDir(undefined, deps), deps.env);
   const log = pino({ level: debug ? 'debug' : 'info', base: { pid: process.pid } }, deps.io.stderr) as unknown as Logger;
   const name = hostname();
   let auth: RunningAuth | undefined;
@@ -73,7 +74,7 @@ export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): P
     let clusterName = cfg.clusterName;
     let caPin: string | undefined;
     if (cfg.roles.auth) {
-      auth = await startAuthService({ dataDir: cfg.dataDir, clusterName: cfg.clusterName, authAddr: cfg.authAddr, settings: cfg.settings, clock: deps.clock, log });
+      auth = await startAuthService({ dataDir: cfg.dataDir, storage: cfg.storage, clusterName: cfg.clusterName, authAddr: cfg.authAddr, settings: cfg.settings, clock: deps.clock, log });
       caPin = auth.caPin;
     }
     if (cfg.roles.proxy) {
@@ -91,6 +92,7 @@ export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): P
     if (auth) parts.push(`auth=${formatHostPort(cfg.authAddr.host, auth.apiPort)}`);
     if (caPin) parts.push(`ca-pin=${caPin}`);
     parts.push(`data-dir=${cfg.dataDir}`);
+    if (auth && cfg.storage.kind !== 'sqlite') parts.push(`storage=${describeStorage(cfg.storage)}`);
     const c = colours(deps);
     out(deps, `${c.green('ready:')} ${parts.join(' ')}`);
     if (auth) {
@@ -123,5 +125,6 @@ export function registerServe(program: Command, deps: Deps, _state: RunState): v
     .option('--cert-file <file>', 'a TLS certificate chain for the web address (else the cluster CA issues one)')
     .option('--key-file <file>', 'the key of --cert-file')
     .option('--second-factor <mode>', 'the cluster\'s second factor: otp (default) or off')
+    .option('--storage <url>', 'with the auth role: a PostgreSQL database for several auth servers, postgres://USER@HOST:PORT/DB?sslmode=verify-full (default $POSTERN_STORAGE, else SQLite in the data dir)')
     .action((opts: ServeFlags, cmd: Command) => runServe(opts, deps, Boolean(cmd.optsWithGlobals().debug)));
 }
