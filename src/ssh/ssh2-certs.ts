@@ -47,10 +47,14 @@ export { CERT_SUFFIX };
 /** A host key algorithm name, plain or certificate. */
 export type HostKeyAlgorithm = ServerHostKeyAlgorithm | `${ServerHostKeyAlgorithm}${typeof CERT_SUFFIX}`;
 
-/** `ConnectConfig` with the options the ssh2 patch adds. */
-export interface CertConnectConfig extends Omit<ConnectConfig, 'algorithms'> {
-  /** OpenSSH certificate for `privateKey`: wire blob, or an authorized_keys line (`…-cert.pub`). */
-  certificate?: Buffer | string;
+/**
+ * `ConnectConfig` with the options the ssh2 patch adds. Postern's own parsed forms (a key
+ * pair, a certificate) are accepted and turned into ssh2's by connectWithCertificate.
+ */
+export interface CertConnectConfig extends Omit<ConnectConfig, 'algorithms' | 'privateKey'> {
+  privateKey?: ConnectConfig['privateKey'] | SshKeyPair;
+  /** OpenSSH certificate for `privateKey`: parsed, wire blob, or an authorized_keys line (`…-cert.pub`). */
+  certificate?: Buffer | string | SshCertificate;
   algorithms?: Omit<Algorithms, 'serverHostKey'> & {
     serverHostKey?: AlgorithmList<HostKeyAlgorithm>;
   };
@@ -150,6 +154,32 @@ export function verifyCertAuthSignature(ctx: SignedPublicKeyAuth): boolean {
   }
 }
 
+function isKeyPair(key: unknown): key is SshKeyPair {
+  return typeof key === 'object' && key !== null && 'privateKey' in key && 'publicWire' in key;
+}
+
+function isCertificate(cert: unknown): cert is SshCertificate {
+  return typeof cert === 'object' && cert !== null && !Buffer.isBuffer(cert) && 'raw' in cert;
+}
+
+// The ssh2 boundary: Postern's parsed key pair and certificate become the PEM and wire blob ssh2 reads.
+function toSsh2Config(config: CertConnectConfig): ConnectConfig {
+  const { privateKey, certificate, ...rest } = config;
+  return {
+    ...rest,
+    ...(privateKey === undefined ? {} : { privateKey: isKeyPair(privateKey) ? ssh2PrivateKey(privateKey) : privateKey }),
+    ...(certificate === undefined ? {} : { certificate: isCertificate(certificate) ? certificate.raw : certificate }),
+  } as ConnectConfig;
+}
+
+/**
+ * An `authHandler` publickey entry that presents `certificate` for `keyPair` as `username`,
+ * made from Postern's parsed forms.
+ */
+export function certAuthMethod(username: string, keyPair: SshKeyPair, certificate: SshCertificate | Buffer | string): CertPublicKeyAuthMethod {
+  return { type: 'publickey', username, key: ssh2PrivateKey(keyPair), certificate: isCertificate(certificate) ? certificate.raw : certificate };
+}
+
 /**
  * Connects an ssh2 `Client` with the patch's options typed; resolves once
  * authenticated, rejects on the first error (bad certificate, auth failure,
@@ -166,7 +196,7 @@ export function connectWithCertificate(client: Client, config: CertConnectConfig
       resolve(client);
     };
     client.once('ready', onReady).once('error', onError);
-    client.connect(config as ConnectConfig);
+    client.connect(toSsh2Config(config));
   });
 }
 
