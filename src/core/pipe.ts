@@ -28,13 +28,31 @@ export function corkedPipe(src: Readable, dst: Writable): void {
   src.once('end', () => dst.end());
 }
 
+/** How {@link pipeBoth} copies. */
+export interface PipeOptions {
+  /**
+   * Copy with {@link corkedPipe}: worth it where a source yields several chunks per read
+   * (a TLS socket: one per record), as the tunnel's does. Off, each direction is a plain
+   * `pipe()`: measured cheaper where the source is an ssh2 channel, whose 'data' comes one
+   * SSH packet at a time and stalls its window when paused.
+   */
+  cork?: boolean;
+  /** Called once, after both sides were destroyed. */
+  onClose?: () => void;
+}
+
 /**
  * Pipes `a` and `b` both ways with backpressure; when either side closes or fails, both
  * are destroyed (once). Streams paused before (by a reader of a first line) start flowing.
  */
-export function pipeBoth(a: Duplex, b: Duplex, onClose?: () => void): void {
-  corkedPipe(a, b);
-  corkedPipe(b, a);
+export function pipeBoth(a: Duplex, b: Duplex, options: PipeOptions = {}): void {
+  if (options.cork) {
+    corkedPipe(a, b);
+    corkedPipe(b, a);
+  } else {
+    a.pipe(b);
+    b.pipe(a);
+  }
   a.resume();
   b.resume();
   let closed = false;
@@ -44,7 +62,7 @@ export function pipeBoth(a: Duplex, b: Duplex, onClose?: () => void): void {
     for (const s of [a, b]) {
       try { s.destroy(); } catch { /* already gone */ }
     }
-    onClose?.();
+    options.onClose?.();
   };
   for (const s of [a, b]) {
     s.on('error', close);
