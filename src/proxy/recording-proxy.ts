@@ -38,6 +38,7 @@ import { certHostKey, isCertAlgo, verifyCertAuthSignature } from '../ssh/ssh2-ce
 import type { SignedPublicKeyAuth } from '../ssh/ssh2-certs.ts';
 import { AGENT_FORWARDING_HINT, ForwardedAgent, openAgentChannel } from '../ssh/forwarded-agent.ts';
 import { PosternError } from '../core/errors.ts';
+import { loginNotAllowedError } from '../api/refusals.ts';
 import { escapeControl } from '../core/text.ts';
 import { connectNodeWithAgent } from './node-client.ts';
 import type { LiveSession, Participant, SessionHub } from './session-hub.ts';
@@ -160,7 +161,7 @@ class InnerConnection {
       const cert = parseCertificate(ctx.key.data);
       verifyCertificate(cert, { caPublicKeys: this.cluster.userCaKeys, type: 'user', now: this.opts.clock.now() });
       if (cert.keyId !== this.conn.user) throw new PosternError('ERR_POSTERN_CERT_USER', `the certificate of "${cert.keyId}" inside a connection of "${this.conn.user}"`);
-      if (!cert.principals.includes(ctx.username)) throw new PosternError('ERR_POSTERN_CERT_PRINCIPAL', `login "${ctx.username}" is not in the certificate`);
+      if (!cert.principals.includes(ctx.username)) throw loginNotAllowedError(ctx.username, cert.principals);
       if (!ctx.signature) return ctx.accept();
       if (!verifyCertAuthSignature(ctx as unknown as SignedPublicKeyAuth)) throw new PosternError('ERR_POSTERN_BAD_SIGNATURE', 'bad signature');
       await authorizeNode(this.opts.auth, { user: cert.keyId, principals: cert.principals, login: ctx.username, clientAddr: this.conn.clientAddr }, this.conn.target, this.conn.port, 'recording');

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
 import { loadLogin, connectToProxy } from '../../client/proxy-conn.ts';
 import { joinSession } from '../../client/join.ts';
