@@ -185,6 +185,8 @@ Examples:
   postern ssh -N -L 8080:localhost:80 web1 forward a port until Ctrl-C
 
 The node must present the host certificate of the cluster; an unknown host key is refused.
+The stream reaches the proxy as for postern proxy ssh: through the TLS tunnel on its web port
+when it offers one, else its SSH listener (POSTERN_PROXY_TRANSPORT=ssh or tls chooses).
 Exit status: the remote command's, 255 when the connection fails, 4 when not logged in.`)
     .action(async (destination: string, command: string[], opts: SshOptions) => {
       state.exitCode = await runSsh({ ...opts, destination, command }, deps);
