@@ -96,6 +96,35 @@ test('proxy ssh: a login not in the certificate is refused before any dial, exit
   }
 });
 
+test('POSTERN_PROXY_TRANSPORT is read in one place for ssh and proxy ssh: a bad value is refused, tls never falls back to the SSH listener', async () => {
+  const c = await counter();
+  try {
+    const { home } = fakeLogin({ sshPort: c.port });
+    const env = { TSH_HOME: home, POSTERN_NO_TTY_LOGIN: '1' };
+    const badSsh = await runMain(['ssh', 'ubuntu@web1', 'true'], { env: { ...env, POSTERN_PROXY_TRANSPORT: 'quic' } });
+    assert.equal(badSsh.code, 2, badSsh.stderr);
+    assert.match(badSsh.stderr, /error: POSTERN_PROXY_TRANSPORT must be auto, tls or ssh, not "quic"/);
+    const badProxy = await runMain(['proxy', 'ssh', 'ubuntu@web1:22'], { env: { ...env, POSTERN_PROXY_TRANSPORT: 'quic' } });
+    assert.equal(badProxy.code, 255, 'a ProxyCommand fails with 255 whatever went wrong');
+    assert.match(badProxy.stderr, /error: POSTERN_PROXY_TRANSPORT must be auto, tls or ssh, not "quic"/);
+    // The web port (1) is closed: with tls, neither command goes on to the SSH listener.
+    for (const argv of [['ssh', 'ubuntu@web1', 'true'], ['proxy', 'ssh', 'ubuntu@web1:22']]) {
+      const r = await runMain(argv, { env: { ...env, POSTERN_PROXY_TRANSPORT: 'tls' } });
+      assert.equal(r.code, 255, r.stderr);
+      assert.match(r.stderr, /error: the TLS tunnel is not available: the web port is not reachable/);
+    }
+    assert.equal(c.count(), 0, 'the SSH listener was never dialled');
+    // The same refusal, with the same words, from both commands.
+    const ssh = await runMain(['ssh', 'root@web1', 'true'], { env });
+    const proxy = await runMain(['proxy', 'ssh', 'root@web1:22'], { env });
+    assert.equal(ssh.code, 255);
+    assert.equal(ssh.stderr, proxy.stderr);
+    assert.equal(c.count(), 0);
+  } finally {
+    await c.close();
+  }
+});
+
 test('proxy ssh: an expired certificate says so and how to log in, exit 255, no dial', async () => {
   const c = await counter();
   try {
