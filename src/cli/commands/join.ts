@@ -32,7 +32,7 @@ export async function runJoin(id: string, opts: JoinOptions, deps: Deps, state: 
   });
   try {
     client.on('error', () => { /* ends the session below */ });
-    const exit = await joinSession(client, id, opts.mode, deps.io);
+    const exit = await joinSession(client, id, opts.mode, deps.io, deps.env.TERM);
     state.exitCode = exitCodeOf(exit);
   } finally {
     client.end();
