@@ -29,9 +29,14 @@ const SYNTAX_HINT = 'Labels are NAME=VALUE[,NAME=VALUE…], e.g. env=prod or env
 /** What is being read, for messages: node labels or a selector. */
 export type LabelsKind = 'labels' | 'label selector';
 
+/** True when `name` is a label name of the grammar (a role's node_labels use the same names). */
+export function isLabelName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
 /** Why a name is not a label name, or undefined when it is one. */
 function nameProblem(name: string): string | undefined {
-  return NAME_RE.test(name) ? undefined : `invalid label name "${escapeControl(name.slice(0, 80))}"`;
+  return isLabelName(name) ? undefined : `invalid label name "${escapeControl(name.slice(0, 80))}"`;
 }
 
 /** Why a value is not a label value, or undefined when it is one. */
