@@ -155,30 +155,39 @@ async function selectedNodes(access: NodeAccess, selector: Labels, text: string,
  */
 export async function runOnSelector(access: NodeAccess, selector: Labels, text: string, port: number, command: string, deps: NodeRunDeps): Promise<number> {
   const nodes = await selectedNodes(access, selector, text, deps);
-  const proxy = await proxyConnection(access);
-  const stopListening = deps.onStop(() => proxy.end());
+  // One SSH connection to the proxy carries every node's channel; a forced `tls` transport
+  // never uses the SSH listener, so each node then gets a tunnel of its own.
+  const proxy = access.transport === 'tls' ? undefined : await proxyConnection(access);
+  const links = new Set<NodeLink>();
+  const stopListening = deps.onStop(() => {
+    proxy?.end();
+    for (const link of links) link.close();
+  });
   const statuses: number[] = new Array(nodes.length).fill(ExitCode.connection);
   try {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < nodes.length) {
         const i = next++;
-        statuses[i] = await runOneOf(proxy, access, nodes[i].name, port, command, deps);
+        statuses[i] = await runOneOf(proxy, links, access, nodes[i].name, port, command, deps);
       }
     };
     await Promise.all(Array.from({ length: Math.min(SELECTOR_PARALLEL, nodes.length) }, worker));
   } finally {
     stopListening();
-    proxy.end();
+    proxy?.end();
   }
   return statuses.find((s) => s !== 0) ?? 0;
 }
 
 /** Runs the selector's command on one node; a failure there is reported with its prefix and is status 255. */
-async function runOneOf(proxy: Client, access: NodeAccess, name: string, port: number, command: string, deps: NodeRunDeps): Promise<number> {
+async function runOneOf(proxy: Client | undefined, links: Set<NodeLink>, access: NodeAccess, name: string, port: number, command: string, deps: NodeRunDeps): Promise<number> {
   let node: Client | undefined;
+  let link: NodeLink | undefined;
   try {
-    node = await connectOver(await openNodeLink(access, name, port, { via: proxy }), access, name, deps);
+    link = await openNodeLink(access, name, port, proxy ? { via: proxy } : {});
+    links.add(link);
+    node = await connectOver(link, access, name, deps);
     return exitCodeOf(await runPrefixed(node, command, name, deps.io));
   } catch (err) {
     const e = toPosternError(err);
@@ -186,5 +195,9 @@ async function runOneOf(proxy: Client, access: NodeAccess, name: string, port: n
     return ExitCode.connection;
   } finally {
     node?.end();
+    if (link) {
+      link.close();
+      links.delete(link);
+    }
   }
 }
