@@ -41,6 +41,9 @@ export type WebRoutesAuth = RecordingReadAuth & Pick<AuthClient,
   'createWebSession' | 'deleteWebSession' | 'changePassword' | 'beginTotpEnrol' | 'finishTotpEnrol'
   | 'listNodes' | 'listActiveSessions' | 'listRecordings' | 'searchAudit'>;
 
+/** The web UI's admin pages (web-admin-routes.ts): admin calls made for an admin's web session, checked by auth. */
+export type WebAdminAuth = Pick<AuthClient, 'webAdmin'>;
+
 /** The web terminal (web-terminal.ts): dial, the agent of the session, joins. */
 export type WebTerminalAuth = ClusterInfoAuth & NodeDialAuth & WebSessionAgentAuth & Pick<AuthClient, 'authorizeJoin'>;
 
@@ -49,7 +52,7 @@ export type SshListenerAuth = ClusterInfoAuth & NodeDialAuth & RecordingProxyAut
 
 /** The web server (web-server.ts): login and invites, and everything it serves. */
 export type WebServerAuth = Pick<AuthClient, 'ping' | 'caKeys' | 'loginSsh' | 'getInvite' | 'acceptInvite'>
-  & TunnelAuth & WebSessionAuth & WebRoutesAuth & WebTerminalAuth;
+  & TunnelAuth & WebSessionAuth & WebRoutesAuth & WebAdminAuth & WebTerminalAuth;
 
 /** All the proxy asks of auth (proxy-service.ts): its TLS certificate, heartbeats, and its parts. */
 export type ProxyAuth = Pick<AuthClient, 'signTlsCert' | 'heartbeatProxy'> & WebServerAuth & SshListenerAuth & HubAuth;
