@@ -82,10 +82,11 @@ export function AdminSettings() {
         <form class="card admin-form" onSubmit={(e) => void save(e)} aria-label="Cluster settings" noValidate>
           <fieldset>
             <legend>Sessions</legend>
-            <label>Session recording<select {...text('session_recording')} onChange={(e) => setForm({ ...form, session_recording: e.currentTarget.value })}>
-              <option value="off">off: nodes are reached through a tunnel, nothing is recorded</option>
-              <option value="proxy">proxy: the proxy records every SSH session</option>
+            <label>Session recording<select {...text('session_recording')} aria-describedby="recording-help" onChange={(e) => setForm({ ...form, session_recording: e.currentTarget.value })}>
+              <option value="off">Off</option>
+              <option value="proxy">At the proxy</option>
             </select></label>
+            <p id="recording-help" class="muted help">At the proxy, every SSH session is recorded; off, nodes are reached through a tunnel and nothing is recorded.</p>
             <label class="check"><input type="checkbox" name="record_input" checked={form.record_input} aria-describedby="record-input-help" onChange={(e) => setForm({ ...form, record_input: e.currentTarget.checked })} />Record what users type</label>
             <p id="record-input-help" class="muted help">Off by default: keystrokes hold passwords typed at prompts.</p>
             <label>Longest certificate (hours)<input type="number" min="0.1" step="any" inputMode="decimal" {...text('max_session_ttl')} /></label>
@@ -93,8 +94,8 @@ export function AdminSettings() {
           <fieldset>
             <legend>Logins</legend>
             <label>Second factor<select {...text('second_factor')} onChange={(e) => setForm({ ...form, second_factor: e.currentTarget.value })}>
-              <option value="otp">otp: a TOTP code from an authenticator app</option>
-              <option value="off">off: password only</option>
+              <option value="otp">Authenticator app code (TOTP)</option>
+              <option value="off">None: password only</option>
             </select></label>
             <label>Failed logins before lockout<input type="number" min="1" step="1" inputMode="numeric" {...text('lockout_attempts')} /></label>
             <label>Counted within (minutes)<input type="number" min="1" step="any" inputMode="decimal" {...text('lockout_window')} /></label>
@@ -148,7 +149,8 @@ export function AdminTokens() {
         <div class="card wide" data-testid="token-result">
           <SuccessMessage>A join token was made; it is valid until {new Date(token.expiresAt).toLocaleString()} and is shown only now.</SuccessMessage>
           <CopyBlock id="token-value" label="Join token" value={token.token} testid="join-token" />
-          <CopyBlock id="token-cmd" label="Start the proxy with it (replace AUTH_HOST:PORT with the auth server's address and CA_PIN with the cluster's CA pin, which  postern tokens add  prints on the auth server)" value={`postern serve --roles proxy --auth-server AUTH_HOST:PORT --join-token ${token.token} --ca-pin CA_PIN`} />
+          <p class="muted">Start the new proxy with this command, with the auth server's address for AUTH_HOST:PORT and the cluster's CA pin (<code>postern tokens add</code> on the auth server prints it) for CA_PIN.</p>
+          <CopyBlock id="token-cmd" label="Command for the new proxy" value={`postern serve --roles proxy --auth-server AUTH_HOST:PORT --join-token ${token.token} --ca-pin CA_PIN`} />
         </div>
       )}
     </section>

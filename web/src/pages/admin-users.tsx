@@ -28,6 +28,7 @@ export function AdminUsers(props: { me: Me }) {
     e.preventDefault();
     if (!name.trim()) { setError('enter the new user\'s name'); return; }
     if (picked.length === 0) { setError('pick at least one role'); return; }
+    if (splitList(logins).length === 0) { setError('give at least one login, e.g. ubuntu'); return; }
     void act(async () => {
       const r = await api<InviteResult>('POST', '/webapi/admin/users', { name: name.trim(), roles: picked, logins: splitList(logins), inviteTtlMs: ttl });
       setInvite({ ...r, why: 'sign up' });
