@@ -2,7 +2,8 @@
  * The parts of AuthClient each proxy component uses, by name. A component takes only its
  * part, so what it may ask of auth shows in its options, and a test can hand it a small
  * fake. The wider parts are built from the narrower ones, ending at `ProxyAuth`: all the
- * proxy asks of auth (no admin call).
+ * proxy asks of auth (no admin call of its own: the admin pages' calls go through
+ * `webAdmin`, for an admin's web session, and auth checks the role).
  */
 import type { AuthClient } from './auth-client.ts';
 

@@ -61,7 +61,7 @@ export function ConfirmButton(props: { label: string; what: string; onConfirm: (
   const [asking, setAsking] = useState(false);
   if (!asking) return <button type="button" class="danger" onClick={() => setAsking(true)}>{props.label}<span class="sr"> {props.what}</span></button>;
   return (
-    <span class="confirm" role="group" aria-label={`${props.label} ${props.what}?`}>
+    <span class="confirm" role="group" aria-label={`${props.label} ${props.what}?`} onKeyDown={(e) => { if (e.key === 'Escape') setAsking(false); }}>
       <button type="button" class="danger solid" autoFocus onClick={() => { setAsking(false); void props.onConfirm(); }}>Confirm: {props.label.toLowerCase()} {props.what}</button>
       <button type="button" class="secondary" onClick={() => setAsking(false)}>Cancel</button>
     </span>
