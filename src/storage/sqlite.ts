@@ -289,7 +289,7 @@ class SqliteStore implements SqliteBackend {
   }
 
   async atomic(ops: readonly AtomicOp[]): Promise<number> {
-    if (!Array.isArray(ops) || ops.length === 0) throw new ValidationError('an atomic batch needs at least one operation');
+    if (!Array.isArray(ops as unknown) || ops.length === 0) throw new ValidationError('an atomic batch needs at least one operation');
     const seen = new Set<string>();
     for (const op of ops) {
       this.#checkWrite(op);
