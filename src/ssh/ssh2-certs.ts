@@ -2,8 +2,8 @@
  * Glue for OpenSSH certificates over `ssh2`, as patched by
  * `patches/ssh2+1.17.0.patch` (applied by patch-package at install).
  *
- * The patch teaches ssh2 three things; this module types them and adds the
- * small parsing the app needs around them:
+ * The patch teaches ssh2 what follows; this module types it and adds the
+ * small parsing the app needs around it:
  *
  * - client: `Client.connect({ privateKey, certificate })`, or an `authHandler`
  *   entry `{ type: 'publickey', username, key, certificate }`, sends the
