@@ -12,9 +12,10 @@
  * One probe per patch file is enough: patch-package applies a file whole or not at all,
  * and stops at the first file that fails. Each probe looks for something that only its
  * patch adds, through the same module instances Postern uses (static imports, so the
- * esbuild bundle checks its bundled copy, not whatever node_modules holds). A probe
- * runs no network and no handshake: the whole check takes well under a millisecond
- * once ssh2 is loaded, which these commands do anyway.
+ * esbuild bundle checks its bundled copy, not whatever node_modules holds). No probe
+ * touches the network or runs a handshake, and on a patched ssh2 none decodes a key: the
+ * whole check costs about 2.5 ms in a CPU profile of the bundled `postern ssh`, once
+ * ssh2 is loaded, which these commands do anyway.
  *
  * Three probes read a function's source text, because what their patch changes is
  * inside a closure or a private function. Their patterns allow for the bundle: esbuild
