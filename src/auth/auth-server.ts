@@ -38,7 +38,7 @@ import * as invites from './invites.ts';
 import * as tokens from './tokens.ts';
 import { emitAudit, searchAudit, AuditType } from './audit.ts';
 import type { AuditEvent, AuditQuery } from './audit.ts';
-import { hashPassword, verifyPassword, checkPasswordPolicy, DUMMY_HASH } from './passwords.ts';
+import { hashPassword, verifyPassword, checkPasswordPolicy, dummyHash, DEFAULT_SCRYPT_LOG2N } from './passwords.ts';
 import { checkTotp, newTotpSecret, normaliseTotpSecret, totpUri } from './totp.ts';
 import { getJson, putJson } from '../storage/backend.ts';
 import { VERSION } from '../core/version.ts';
@@ -57,6 +57,8 @@ export interface AuthServerOptions {
   backend: Backend;
   clock: Clock;
   logger?: Logger;
+  /** log2 of scrypt's N for new password hashes; only tests lower it (passwords.ts). */
+  passwordCost?: number;
 }
 
 /** The auth service. Create with `AuthServer.open()`, which makes the CAs on first start. */
@@ -65,6 +67,8 @@ export class AuthServer {
   readonly clock: Clock;
   readonly log: Logger;
   readonly clusterName: string;
+  private readonly passwordCost: number;
+  private readonly dummyHash: string;
   private readonly sessionCalls: SessionCalls;
 
   private constructor(opts: AuthServerOptions, clusterName: string) {
@@ -72,8 +76,10 @@ export class AuthServer {
     this.clock = opts.clock;
     this.log = opts.logger ?? silentLogger;
     this.clusterName = clusterName;
+    this.passwordCost = opts.passwordCost ?? DEFAULT_SCRYPT_LOG2N;
+    this.dummyHash = dummyHash(this.passwordCost);
     this.sessionCalls = new SessionCalls({
-      backend: this.backend, clock: this.clock, clusterName,
+      backend: this.backend, clock: this.clock, clusterName, passwordCost: this.passwordCost,
       audit: (e) => this.audit(e),
       checkCredentials: (name, password, otp, addr, settings, now) => this.checkCredentials(name, password, otp, addr, settings, now),
     });
@@ -198,7 +204,7 @@ export class AuthServer {
       throw new UserLockedError(lock);
     }
     const user = await users.getUser(this.backend, name);
-    const passwordOk = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
+    const passwordOk = await verifyPassword(password, user?.passwordHash ?? this.dummyHash);
     if (!user || !user.passwordHash || !passwordOk) return fail(!user ? 'unknown user' : !user.passwordHash ? 'user has not signed up' : 'wrong password');
     if (settings.second_factor === 'otp') {
       const code = typeof otp === 'string' ? otp.trim() : '';
@@ -296,7 +302,7 @@ export class AuthServer {
       }
       totp = { secret, lastCounter: counter };
     }
-    const passwordHash = await hashPassword(password);
+    const passwordHash = await hashPassword(password, this.passwordCost);
     if (!(await invites.consumeInvite(this.backend, token))) throw new InviteInvalidError('the invite was already used');
     await users.modifyUser(this.backend, inv.user, (u) => ({ ...u, passwordHash, ...(totp ? { totp } : {}) }));
     await users.clearFailures(this.backend, inv.user);

@@ -17,6 +17,7 @@ import { formatHostPort } from '../core/text.ts';
 import { AuthServer } from './auth-server.ts';
 import type { ClusterSettings } from './settings.ts';
 import { startAuthApi } from './api-server.ts';
+import { scryptCostFromEnv } from './passwords.ts';
 import type { TlsIdentity } from './remote-client.ts';
 
 /** An identity file: how to reach auth, and the client certificate to do it with. */
@@ -36,6 +37,8 @@ export interface AuthServiceOptions {
   settings?: Partial<ClusterSettings>;
   clock: Clock;
   log: Logger;
+  /** log2 of scrypt's N for new password hashes; unset: POSTERN_TEST_SCRYPT_LOG2N or the default (passwords.ts). */
+  passwordCost?: number;
 }
 
 /** A running auth role. */
@@ -56,7 +59,9 @@ export async function startAuthService(opts: AuthServiceOptions): Promise<Runnin
   const backend = await openSqliteBackend({ dataDir: opts.dataDir, clock: opts.clock });
   let api: Server | undefined;
   try {
-    const auth = await AuthServer.open({ backend, clock: opts.clock, logger: opts.log, clusterName: opts.clusterName, settings: opts.settings });
+    // The one place the test-only cost variable is read: the auth role's composition.
+    const passwordCost = opts.passwordCost ?? scryptCostFromEnv(process.env);
+    const auth = await AuthServer.open({ backend, clock: opts.clock, logger: opts.log, clusterName: opts.clusterName, settings: opts.settings, passwordCost });
     const dir = join(opts.dataDir, 'auth');
     ensurePrivateDir(dir);
     const keyPath = join(dir, 'api.key');

@@ -33,6 +33,8 @@ export interface SessionCallsContext {
   backend: Backend;
   clock: Clock;
   clusterName: string;
+  /** log2 of scrypt's N for new password hashes (passwords.ts). */
+  passwordCost: number;
   audit(event: Omit<AuditEvent, 'time'>): Promise<void>;
   /** Lockout, password, one-use TOTP code; audited; the error never says which part was wrong. */
   checkCredentials(name: string, password: string, otp: unknown, addr: string | undefined, settings: ClusterSettings, now: Date): Promise<users.UserRecord>;
@@ -111,7 +113,7 @@ export class SessionCalls {
     checkPasswordPolicy(newPassword);
     const addr = typeof req.clientAddr === 'string' ? req.clientAddr : undefined;
     await this.checkCredentials(rec.user, str(req.currentPassword, 'currentPassword'), req.otp, addr, await getSettings(this.backend), now);
-    const passwordHash = await hashPassword(newPassword);
+    const passwordHash = await hashPassword(newPassword, this.ctx.passwordCost);
     await users.modifyUser(this.backend, rec.user, (u) => ({ ...u, passwordHash }));
     await this.audit({ type: AuditType.passwordChanged, user: rec.user, addr, success: true });
   }
