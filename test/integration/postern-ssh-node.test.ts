@@ -24,6 +24,7 @@ import { encodePrivateKeyOpenSSH, formatAuthorizedKey, generateKeyPair } from '.
 import type { SshKeyPair } from '../../src/ssh/keys.ts';
 import { AgentClient } from '../../src/ssh/agent.ts';
 import { roundTrip } from '../helpers/net.ts';
+import { waitForText } from '../helpers/wait.ts';
 import { startSshd, startAgent, LOCAL_USER } from '../helpers/openssh.ts';
 import type { Sshd, Agent } from '../helpers/openssh.ts';
 
@@ -141,8 +142,9 @@ test('refused: a plain host key, a certificate for another name, another CA', as
 test('a PTY: raw mode on and restored, the terminal size, TERM, and a resize reaching the node', async () => {
   const client = await connect(web1, 'web1.test.example');
   const s = io({ tty: true });
-  const done = runSession(client, { command: 'stty size; echo "TERM=$TERM"; sleep 1; stty size', pty: { term: 'xterm-test' }, io: s });
-  for (let i = 0; i < 100 && !s.out().includes('TERM='); i++) await new Promise((r) => setTimeout(r, 50));
+  // After TERM, the node polls (at most 20 s) until its terminal size changes, then prints it.
+  const done = runSession(client, { command: 'stty size; echo "TERM=$TERM"; s=$(stty size); i=0; while [ "$(stty size)" = "$s" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; stty size', pty: { term: 'xterm-test' }, io: s });
+  await waitForText(s.out, 'TERM=', 30_000);
   assert.deepEqual(s.raw, [true], 'raw mode while the session runs');
   (s.stdout as TermOut).columns = 120;
   (s.stdout as TermOut).rows = 40;
