@@ -2,19 +2,27 @@
 import { connect as netConnect, createServer } from 'node:net';
 import type { Server } from 'node:net';
 
-/** Sends bytes to 127.0.0.1:port and reads as many back. */
-export function roundTrip(port: number, data: Buffer): Promise<Buffer> {
+/** Sends bytes to 127.0.0.1:port and reads as many back; fails after `timeoutMs` saying how far it got. */
+export function roundTrip(port: number, data: Buffer, timeoutMs = 60_000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const sock = netConnect({ host: '127.0.0.1', port });
     const got: Buffer[] = [];
     let n = 0;
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`round trip through port ${port}: ${n} of ${data.length} bytes back after ${timeoutMs} ms`));
+    }, timeoutMs);
     sock.on('data', (d: Buffer) => {
       got.push(d);
       n += d.length;
-      if (n >= data.length) { sock.end(); resolve(Buffer.concat(got)); }
+      if (n >= data.length) { clearTimeout(timer); sock.end(); resolve(Buffer.concat(got)); }
     });
-    sock.on('error', reject);
-    sock.on('close', () => { if (n < data.length) reject(new Error(`closed after ${n} of ${data.length} bytes`)); });
+    sock.on('error', (err: Error & { code?: string }) => {
+      clearTimeout(timer);
+      // A peer that destroys a connection with our bytes unread resets it: for the caller, that is closing it too.
+      reject(err.code === 'ECONNRESET' && n < data.length ? new Error(`closed after ${n} of ${data.length} bytes (reset)`, { cause: err }) : err);
+    });
+    sock.on('close', () => { clearTimeout(timer); if (n < data.length) reject(new Error(`closed after ${n} of ${data.length} bytes`)); });
     sock.write(data);
   });
 }

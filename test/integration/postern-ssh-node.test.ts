@@ -190,14 +190,17 @@ test('-L and -R forwards carry bytes both ways; closing them stops listening', a
   const echo = await echoServer();
   const warnings: string[] = [];
   const local = await startLocalForward(client, parseForwardSpec(`0:127.0.0.1:${echo}`, 'L'), (m) => warnings.push(m));
+  cleanup.push(() => local.close()); // closed below; this is for a failure before, so no listener keeps the file running
   const data = Buffer.alloc(3 * 1024 * 1024, 7);
   assert.ok((await roundTrip(local.port, data)).equals(data));
   const remote = new RemoteForwards(client, (m) => warnings.push(m));
+  cleanup.push(async () => remote.closeAll());
   const r = await remote.add(parseForwardSpec(`0:127.0.0.1:${echo}`, 'R'));
   assert.ok(r.port > 0);
   assert.equal((await roundTrip(r.port, Buffer.from('via -R\n'))).toString(), 'via -R\n');
   // A -L to a port nothing listens on: the node refuses the channel, the local connection closes.
   const dead = await startLocalForward(client, parseForwardSpec('0:127.0.0.1:1', 'L'), (m) => warnings.push(m));
+  cleanup.push(() => dead.close());
   await assert.rejects(roundTrip(dead.port, Buffer.from('x')), /closed after 0/);
   assert.match(warnings.join('\n'), /channel for -L 0:127\.0\.0\.1:1 failed/);
   await local.close();
@@ -207,6 +210,7 @@ test('-L and -R forwards carry bytes both ways; closing them stops listening', a
   await assert.rejects(roundTrip(local.port, Buffer.from('x')), /ECONNREFUSED/);
   // A port in use is a clear error.
   const busy = await startLocalForward(client, parseForwardSpec('0:127.0.0.1:9', 'L'), () => {});
+  cleanup.push(() => busy.close());
   await assert.rejects(startLocalForward(client, parseForwardSpec(`${busy.port}:127.0.0.1:9`, 'L'), () => {}), /cannot listen on 127\.0\.0\.1:\d+ for -L .*: the address is in use/);
   await busy.close();
 });
