@@ -53,16 +53,16 @@ export function timeToFirstBytes(c: Cmd, match: string, timeoutMs: number): Prom
       if (done) return;
       done = true;
       clearTimeout(timer);
-      child.stdin!.destroy();
+      child.stdin.destroy();
       child.kill('SIGTERM');
     };
     const timer = setTimeout(finish, timeoutMs);
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       if (done) return;
       out += d.toString('latin1');
       if (out.includes(match)) { ms = now() - t0; finish(); }
     });
-    child.stderr!.on('data', (d) => { if (stderr.length < 8192) stderr += d; });
+    child.stderr.on('data', (d) => { if (stderr.length < 8192) stderr += d; });
     child.on('error', (err) => { stderr += String(err); finish(); });
     child.on('close', () => { finish(); resolve({ ms, ok: Number.isFinite(ms), stderr }); });
   });
@@ -86,9 +86,9 @@ export function holdSession(c: Cmd, marker: string, upTimeoutMs: number): HeldSe
   let out = '';
   let gone = false;
   const waiters = new Set<() => void>();
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString('latin1'); for (const w of [...waiters]) w(); });
-  child.stderr!.resume();
-  child.stdin!.on('error', () => {});
+  child.stdout.on('data', (d: Buffer) => { out += d.toString('latin1'); for (const w of [...waiters]) w(); });
+  child.stderr.resume();
+  child.stdin.on('error', () => {});
   const exit = new Promise<void>((resolve) => child.once('close', () => { gone = true; for (const w of [...waiters]) w(); resolve(); }));
   child.on('error', () => {});
   const waitFor = (text: string, timeoutMs: number): Promise<boolean> => new Promise((resolve) => {
@@ -105,11 +105,11 @@ export function holdSession(c: Cmd, marker: string, upTimeoutMs: number): HeldSe
     up: waitFor(marker, upTimeoutMs),
     ping(line, timeoutMs) {
       if (gone) return Promise.resolve(false);
-      child.stdin!.write(`${line}\n`);
+      child.stdin.write(`${line}\n`);
       return waitFor(line, timeoutMs);
     },
     async close(timeoutMs) {
-      child.stdin!.end();
+      child.stdin.end();
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       await exit;
       clearTimeout(timer);

@@ -23,7 +23,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { existsSync, readdirSync, renameSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { PATHS, pathCmd } from './paths.ts';
 import type { PathId } from './paths.ts';
 import { cliStart, connectionSetup, holdSessions, login, throughput } from './measure.ts';

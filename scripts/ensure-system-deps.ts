@@ -4,7 +4,15 @@
  * something is missing.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+
+/**
+ * sshd run as root refuses to start without its privilege separation directory, which
+ * Debian's package makes only when a service manager starts sshd (never in a container).
+ */
+function ensurePrivsepDir(): void {
+  if (process.getuid?.() === 0 && !existsSync('/run/sshd')) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+}
 
 const needs: Array<{ pkg: string; path: string }> = [
   { pkg: 'openssh-server', path: '/usr/sbin/sshd' },
@@ -19,9 +27,11 @@ const needs: Array<{ pkg: string; path: string }> = [
   { pkg: 'chromium', path: '/usr/bin/chromium' },
   // The fonts Chromium draws the screenshots with.
   { pkg: 'fonts-dejavu-core', path: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf' },
+  // The PostgreSQL backend's tests start their own server from it (test/helpers/postgres.ts finds the version).
+  { pkg: 'postgresql', path: '/usr/lib/postgresql' },
 ];
 const missing = needs.filter((n) => !existsSync(n.path)).map((n) => n.pkg);
-if (missing.length === 0) process.exit(0);
+if (missing.length === 0) { ensurePrivsepDir(); process.exit(0); }
 
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
 const sudo = root ? [] : ['sudo', '-n'];
@@ -41,3 +51,4 @@ try { execFileSync('apt-get', ['--version'], { stdio: 'ignore' }); } catch {
 }
 run(['apt-get', 'update', '-qq']);
 run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing]);
+ensurePrivsepDir();

@@ -1,4 +1,4 @@
-/** JSON schemas of the web API's request bodies; the proxy validates every request by them. */
+/** JSON schemas of the web API's login and invite requests and of recording ids; the proxy validates those routes by them. */
 
 /** `POST /webapi/ssh/certs`. */
 export const sshLoginSchema = {

@@ -86,9 +86,6 @@ export interface ErrorBody {
   error: { code: string; message: string; hint?: string; lockedUntil?: string };
 }
 
-/** Roles a user can have, built in. */
-export type BuiltinRole = 'admin' | 'access';
-
 /** A user as admins see it (no secrets). */
 export interface UserInfo {
   name: string;

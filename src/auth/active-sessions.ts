@@ -9,7 +9,8 @@
  *     role of the session's owner ('*' for any) and whose `modes` include the mode asked.
  */
 import type { Backend } from '../storage/backend.ts';
-import type { ActiveSession, JoinMode, RoleSpec } from './auth-client.ts';
+import type { ActiveSession, JoinMode } from '../api/types.ts';
+import type { RoleSpec } from '../api/auth-types.ts';
 import { ValidationError } from '../core/errors.ts';
 
 /** How long a session is kept after its last report. */

@@ -8,7 +8,7 @@ import type { Server, IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { AuthServer } from './auth-server.ts';
-import type { Identity } from './auth-client.ts';
+import type { Identity } from '../api/auth-types.ts';
 import { errorToBody } from '../api/errors.ts';
 import { AccessDeniedError, ValidationError, PosternError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';

@@ -20,7 +20,7 @@ import type { RecordingMeta } from '../api/types.ts';
 import { castTime, parseCastEvent } from '../api/asciicast.ts';
 import type {
   StartRecordingRequest, AppendRecordingRequest, AppendRecordingResult, FinishRecordingRequest, RecordingChunk,
-} from './auth-client.ts';
+} from '../api/auth-types.ts';
 
 /** The most UTF-8 bytes of events one chunk may hold. */
 export const MAX_CHUNK_BYTES = 1 << 20;

@@ -1,25 +1,9 @@
-/** Cluster settings kept by auth: second factor, session TTL cap, lockout, recording. */
+/** Cluster settings kept by auth (their type is the API's ClusterSettings): defaults, checks, storage. */
 import type { Backend } from '../storage/backend.ts';
 import { getJson, putJson } from '../storage/backend.ts';
 import { isIP } from 'node:net';
 import { ValidationError } from '../core/errors.ts';
-import type { SecondFactor } from '../api/types.ts';
-
-/** Every cluster-wide setting, with its default in DEFAULT_SETTINGS. */
-export interface ClusterSettings {
-  second_factor: SecondFactor;
-  /** The longest certificate a login may get, in ms. */
-  max_session_ttl: number;
-  /** Failed logins within `lockout_window` that lock a user, and for how long (ms). */
-  lockout_attempts: number;
-  lockout_window: number;
-  lockout_duration: number;
-  session_recording: 'off' | 'proxy';
-  /** Whether recordings keep what users type ("i" events); off by default, as keystrokes hold passwords. */
-  record_input: boolean;
-  /** Host globs and CIDRs the proxy may dial without a registered node. */
-  allow_unregistered: string[];
-}
+import type { ClusterSettings } from '../api/auth-types.ts';
 
 /** The defaults a new cluster starts with. */
 export const DEFAULT_SETTINGS: ClusterSettings = {

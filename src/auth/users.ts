@@ -62,11 +62,6 @@ export async function createUser(backend: Backend, user: UserRecord): Promise<vo
   }
 }
 
-/** Replaces a user record. */
-export async function saveUser(backend: Backend, user: UserRecord): Promise<void> {
-  await backend.put(userKey(user.name), JSON.stringify(user));
-}
-
 /** Atomically changes a user with a function, retrying on concurrent writes. */
 export async function modifyUser(backend: Backend, name: string, change: (u: UserRecord) => UserRecord): Promise<UserRecord> {
   for (let i = 0; i < 20; i++) {

@@ -10,7 +10,7 @@ import type { Backend } from '../storage/backend.ts';
 import { encodePrivateKeyOpenSSH, generateKeyPair, parsePrivateKeyOpenSSH } from '../ssh/keys.ts';
 import type { AgentKey } from '../ssh/agent-server.ts';
 import { BadCredentialsError, OtpReplayError, PosternError, UserLockedError, ValidationError } from '../core/errors.ts';
-import type { WebSessionInfo } from './auth-client.ts';
+import type { WebSessionInfo } from '../api/types.ts';
 
 /** A web session lasts this long unless max_session_ttl is shorter. */
 export const WEB_SESSION_TTL_MS = 12 * 3_600_000;

@@ -7,7 +7,8 @@
 import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
-import type { AccessDecision, AccessRequest, AuthClient } from '../auth/auth-client.ts';
+import type { AccessDecision, AccessRequest } from '../api/auth-types.ts';
+import type { NodeAccessAuth, NodeDialAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import { PosternError } from '../core/errors.ts';
 import { formatHostPort } from '../core/text.ts';
@@ -31,7 +32,7 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 
 /** Asks auth whether `who` may reach `target:port` and how; resolves DNS when auth wants addresses. */
 export async function authorizeNode(
-  auth: Pick<AuthClient, 'authorizeSsh'>, who: NodeCaller, target: string, port: number, via: AccessRequest['via'],
+  auth: NodeAccessAuth, who: NodeCaller, target: string, port: number, via: AccessRequest['via'],
 ): Promise<Extract<AccessDecision, { kind: 'dial' }>> {
   const req: AccessRequest = { user: who.user, principals: who.principals, target, port, clientAddr: who.clientAddr, via, ...(who.login ? { login: who.login } : {}) };
   let decision = await auth.authorizeSsh(req);
@@ -46,7 +47,7 @@ export async function authorizeNode(
 
 /** Authorizes, dials and audits; the error says which node could not be reached and why. */
 export async function dialNode(
-  auth: Pick<AuthClient, 'authorizeSsh' | 'emitAudit'>, who: NodeCaller, target: string, port: number, via: AccessRequest['via'],
+  auth: NodeDialAuth, who: NodeCaller, target: string, port: number, via: AccessRequest['via'],
   log: Logger, timeoutMs = DEFAULT_DIAL_TIMEOUT_MS,
 ): Promise<DialledNode> {
   const decision = await authorizeNode(auth, who, target, port, via);

@@ -19,16 +19,14 @@
  * never split across two events.
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { AuthClient, StartRecordingRequest } from '../auth/auth-client.ts';
+import type { StartRecordingRequest } from '../api/auth-types.ts';
+import type { RecorderAuth } from '../api/proxy-auth.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import { formatCastEvent } from '../api/asciicast.ts';
 import type { CastEventCode } from '../api/asciicast.ts';
-
-/** The auth calls a Recorder makes. */
-export type RecorderAuth = Pick<AuthClient, 'startRecording' | 'appendRecording' | 'finishRecording'>;
 
 /** How the recorder waits; tests pass fake timers driven with their fake clock. */
 export interface RecorderTimers {

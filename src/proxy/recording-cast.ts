@@ -4,7 +4,7 @@
  * web UI's player and download.
  */
 import { Readable } from 'node:stream';
-import type { AuthClient } from '../auth/auth-client.ts';
+import type { RecordingReadAuth } from '../api/proxy-auth.ts';
 import type { RecordingMeta } from '../api/types.ts';
 
 /** The MIME type of asciicast files. */
@@ -15,7 +15,7 @@ export const CAST_CONTENT_TYPE = 'application/x-asciicast';
  * decides). The first page is read before this resolves, so a refusal (403) or an unknown
  * id (404) is an error here, before any byte was sent.
  */
-export async function openCastStream(auth: Pick<AuthClient, 'readRecording'>, req: { id: string; user: string }): Promise<{ meta: RecordingMeta; stream: Readable }> {
+export async function openCastStream(auth: RecordingReadAuth, req: { id: string; user: string }): Promise<{ meta: RecordingMeta; stream: Readable }> {
   const first = await auth.readRecording({ id: req.id, user: req.user });
   async function* lines(): AsyncGenerator<string> {
     yield JSON.stringify(first.header) + '\n';

@@ -18,16 +18,14 @@
  * no ghost for long.
  */
 import { randomBytes } from 'node:crypto';
-import type { ActiveSession, AuthClient, JoinMode } from '../auth/auth-client.ts';
+import type { ActiveSession, JoinMode } from '../api/types.ts';
+import type { HubAuth } from '../api/proxy-auth.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { NotFoundError } from '../core/errors.ts';
 import { Recorder } from './recorder.ts';
 import type { RecorderOptions, RecorderSummary } from './recorder.ts';
-
-/** The auth calls the hub makes. */
-export type HubAuth = Pick<AuthClient, 'startRecording' | 'appendRecording' | 'finishRecording' | 'upsertActiveSession' | 'endActiveSession'>;
 
 /** Who the hub is and where users reach it. */
 export interface SessionHubOptions {

@@ -11,7 +11,8 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AuthClient, WebSessionInfo } from '../auth/auth-client.ts';
+import type { WebSessionInfo } from '../api/types.ts';
+import type { WebSessionAuth } from '../api/proxy-auth.ts';
 import { PosternError } from '../core/errors.ts';
 import type { CertAuthenticator } from './cert-auth.ts';
 
@@ -62,10 +63,10 @@ export function sessionCookie(sessionId: string | undefined, expiresAt?: string)
 
 /** Authenticates web requests for the routes. */
 export class WebAuth {
-  private readonly auth: Pick<AuthClient, 'getWebSession'>;
+  private readonly auth: WebSessionAuth;
   private readonly certAuth: Pick<CertAuthenticator, 'authenticate'>;
 
-  constructor(auth: Pick<AuthClient, 'getWebSession'>, certAuth: Pick<CertAuthenticator, 'authenticate'>) {
+  constructor(auth: WebSessionAuth, certAuth: Pick<CertAuthenticator, 'authenticate'>) {
     this.auth = auth;
     this.certAuth = certAuth;
   }

@@ -4,7 +4,7 @@
  * is web-auth.ts's: the session cookie (with CSRF on state changes) or a signed request.
  */
 import type { FastifyInstance } from 'fastify';
-import type { AuthClient } from '../auth/auth-client.ts';
+import type { WebRoutesAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import { AccessDeniedError } from '../core/errors.ts';
 import { recordingParamsSchema } from '../api/schemas.ts';
@@ -16,7 +16,7 @@ import { readCookie, SESSION_COOKIE, setSessionCookie } from './web-auth.ts';
 
 /** What the routes need. */
 export interface WebRoutesOptions {
-  auth: AuthClient;
+  auth: WebRoutesAuth;
   webAuth: WebAuth;
   log: Logger;
 }

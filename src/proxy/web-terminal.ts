@@ -16,10 +16,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type {} from '@fastify/websocket';
-import type { AuthClient, JoinMode } from '../auth/auth-client.ts';
+import type { JoinMode } from '../api/types.ts';
+import type { WebTerminalAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
-import { PosternError, ValidationError } from '../core/errors.ts';
+import { ValidationError } from '../core/errors.ts';
+import { loginNotAllowedError } from '../api/refusals.ts';
 import { errorToBody } from '../api/errors.ts';
 import { connectNodeWithAgent } from './node-client.ts';
 import { dialNode } from './node-dialer.ts';
@@ -27,15 +29,17 @@ import { AuthAgent } from './auth-agent.ts';
 import type { LiveSession, ParticipantIo, SessionHub } from './session-hub.ts';
 import type { CookieCaller, WebAuth } from './web-auth.ts';
 import { sameOrigin } from './web-auth.ts';
-import { caWires } from './recording-proxy.ts';
+import type { ClusterInfoSource } from './cluster-info.ts';
 
 /** What the terminal routes need. */
 export interface WebTerminalOptions {
-  auth: AuthClient;
+  auth: WebTerminalAuth;
   hub: SessionHub;
   webAuth: WebAuth;
   log: Logger;
   clock: Clock;
+  /** The proxy's shared cluster facts (host CA keys, name). */
+  cluster: ClusterInfoSource;
 }
 
 /** Past this many bytes waiting for the browser, the node's output is paused. */
@@ -117,7 +121,7 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const target = q.node ?? '';
   const login = q.login ?? '';
   if (!/^[A-Za-z0-9._=,:-]{1,253}$/.test(target)) throw new ValidationError('node is required: a node name or label selector');
-  if (!caller.session.logins.includes(login)) throw new PosternError('ERR_POSTERN_LOGIN_NOT_ALLOWED', `login "${login.slice(0, 64)}" is not one of yours (${caller.session.logins.join(', ')})`, { status: 403 });
+  if (!caller.session.logins.includes(login)) throw loginNotAllowedError(login, caller.session.logins);
   let cols = size(q.cols, 80, 'cols');
   let rows = size(q.rows, 24, 'rows');
   const log = opts.log.child({ user: caller.user, target, login, via: 'web' });
@@ -139,11 +143,11 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const clientAddr = req.ip;
   const who = { user: caller.user, principals: caller.session.logins, login, clientAddr };
   const { sock, decision } = await dialNode(opts.auth, who, target, 22, 'web', log);
-  const info = await opts.auth.ping();
+  const cluster = await opts.cluster.get();
   const nodeName = decision.node?.name ?? target;
   const client = await connectNodeWithAgent({
     sock, login, agent: new AuthAgent(opts.auth, caller.sessionId),
-    hostCaKeys: caWires(info.hostCaKeys), names: [target, `${target}.${info.clusterName}`, nodeName, `${nodeName}.${info.clusterName}`],
+    hostCaKeys: cluster.hostCaKeys, names: [target, `${target}.${cluster.name}`, nodeName, `${nodeName}.${cluster.name}`],
     label: target, now: () => opts.clock.now(),
   });
   client.on('error', (err: Error) => log.info({ err }, 'node connection error'));

@@ -58,7 +58,7 @@ export async function startSshd(opts: { trustedUserCaKeys: string; hostKey?: { p
  * Runs `sshd -D -e -f CONFIG` until it says it listens. Fails with sshd's log when it exits
  * or is silent for 10 s; a PortInUseError when its port was taken.
  */
-export async function startSshdProcess(config: string): Promise<{ log: () => string; stop(): Promise<void> }> {
+export async function startSshdProcess(config: string): Promise<{ log: () => string; stop: () => Promise<void> }> {
   const proc: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr!.on('data', (d) => { log += d; });
@@ -77,7 +77,7 @@ export async function startSshdProcess(config: string): Promise<{ log: () => str
     proc.kill('SIGKILL');
     throw err;
   }
-  return { log: () => log, async stop() { proc.kill('SIGTERM'); await exited; } };
+  return { log: () => log, stop: async () => { proc.kill('SIGTERM'); await exited; } };
 }
 
 /** A running ssh-agent on its own socket. */

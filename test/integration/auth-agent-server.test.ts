@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { openSqliteBackend } from '../../src/storage/sqlite.ts';
 import type { Backend } from '../../src/storage/backend.ts';
 import { AuthServer, localAuthClient } from '../../src/auth/auth-server.ts';
-import type { AuthClient } from '../../src/auth/auth-client.ts';
+import type { AuthClient } from '../../src/api/auth-client.ts';
 import { totpCode, newTotpSecret } from '../../src/auth/totp.ts';
 import { startSshd, LOCAL_USER } from '../helpers/openssh.ts';
 import { TEST_SCRYPT_LOG2N } from '../helpers/auth.ts';

@@ -144,7 +144,7 @@ test('a PTY: raw mode on and restored, the terminal size, TERM, and a resize rea
   const s = io({ tty: true });
   // After TERM, the node polls (at most 20 s) until its terminal size changes, then prints it.
   const done = runSession(client, { command: 'stty size; echo "TERM=$TERM"; s=$(stty size); i=0; while [ "$(stty size)" = "$s" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; stty size', pty: { term: 'xterm-test' }, io: s });
-  await waitForText(s.out, 'TERM=', 30_000);
+  await waitForText(() => s.out(), 'TERM=', 30_000);
   assert.deepEqual(s.raw, [true], 'raw mode while the session runs');
   (s.stdout as TermOut).columns = 120;
   (s.stdout as TermOut).rows = 40;

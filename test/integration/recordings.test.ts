@@ -17,7 +17,7 @@ import { TestCluster } from '../helpers/cluster.ts';
 import { runPostern } from '../helpers/cli.ts';
 import { startServe } from '../helpers/serve.ts';
 import { joinCluster, remoteAuthClient } from '../../src/auth/remote-client.ts';
-import type { AuthClient } from '../../src/auth/auth-client.ts';
+import type { AuthClient } from '../../src/api/auth-client.ts';
 import type { IdentityFile } from '../../src/auth/service.ts';
 import { Recorder } from '../../src/proxy/recorder.ts';
 import { newTlsKeyPair } from '../../src/core/tls-keys.ts';

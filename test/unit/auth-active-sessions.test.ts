@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { openSqliteBackend } from '../../src/storage/sqlite.ts';
 import type { Backend } from '../../src/storage/backend.ts';
 import { AuthServer, localAuthClient } from '../../src/auth/auth-server.ts';
-import type { ActiveSession, AuthClient } from '../../src/auth/auth-client.ts';
+import type { AuthClient } from '../../src/api/auth-client.ts';
+import type { ActiveSession } from '../../src/api/types.ts';
 import { searchAudit } from '../../src/auth/audit.ts';
 import { BUILTIN_ROLES } from '../../src/auth/role-store.ts';
 

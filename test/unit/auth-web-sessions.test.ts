@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { openSqliteBackend } from '../../src/storage/sqlite.ts';
 import type { Backend } from '../../src/storage/backend.ts';
 import { AuthServer, localAuthClient } from '../../src/auth/auth-server.ts';
-import type { AuthClient } from '../../src/auth/auth-client.ts';
+import type { AuthClient } from '../../src/api/auth-client.ts';
 import { totpCode, newTotpSecret } from '../../src/auth/totp.ts';
 import { searchAudit } from '../../src/auth/audit.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';

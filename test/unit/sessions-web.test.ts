@@ -15,9 +15,9 @@ import { EscapeFilter } from '../../src/client/join.ts';
 import { parseSetting } from '../../src/cli/commands/settings.ts';
 import { parseTunnelRequest } from '../../src/proxy/tunnel.ts';
 import { SessionHub } from '../../src/proxy/session-hub.ts';
-import type { HubAuth } from '../../src/proxy/session-hub.ts';
+import type { HubAuth } from '../../src/api/proxy-auth.ts';
 import { silentLogger } from '../../src/core/logger.ts';
-import type { RoleSpec } from '../../src/auth/auth-client.ts';
+import type { RoleSpec } from '../../src/api/auth-types.ts';
 
 const role = (join_sessions?: RoleSpec['join_sessions']): RoleSpec => ({ name: 'r', logins: ['x'], node_labels: { '*': ['*'] }, ...(join_sessions ? { join_sessions } : {}) });
 

@@ -1,6 +1,6 @@
 // The Postern web UI: sign up, log in, nodes, terminal, live sessions, recordings, audit, account.
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import './styles.css';
 import { api, setCsrf } from './api.ts';
 import type { Me } from './api.ts';
@@ -9,6 +9,7 @@ import { Login } from './pages/login.tsx';
 import { Invite } from './pages/invite.tsx';
 import { Nodes } from './pages/nodes.tsx';
 import { Sessions } from './pages/sessions.tsx';
+import { useTitle } from './ui.tsx';
 import type { ComponentType } from 'preact';
 
 /** A page loaded when first shown: xterm.js (most of the UI's bytes) only comes with the terminal and the player. */
@@ -16,7 +17,7 @@ function lazy<P extends object>(load: () => Promise<ComponentType<P>>): Componen
   return (props: P) => {
     const [Page, setPage] = useState<ComponentType<P> | undefined>(undefined);
     useEffect(() => { void load().then((c) => setPage(() => c)); }, []);
-    return Page ? <Page {...props} /> : <p aria-live="polite">Loading…</p>;
+    return Page ? <Page {...props} /> : <p role="status">Loading…</p>;
   };
 }
 const TerminalPage = lazy(() => import('./pages/terminal.tsx').then((m) => m.TerminalPage));
@@ -25,10 +26,26 @@ const Player = lazy(() => import('./pages/recordings.tsx').then((m) => m.Player)
 import { Audit } from './pages/audit.tsx';
 import { Account } from './pages/account.tsx';
 
+const PAGES: Record<string, string> = { nodes: 'Nodes', sessions: 'Live sessions', recordings: 'Recordings', audit: 'Audit log', account: 'Account', terminal: 'Terminal', join: 'Joined session' };
+
+/** The title of the page at `path` (before the user is known: sign up, log in or loading). */
+function titleOf(path: string, me: Me | null | undefined): string {
+  if (path.startsWith('invite/')) return 'Sign up';
+  if (me === undefined) return 'Loading';
+  if (me === null) return 'Log in';
+  const [page, sub] = path.split('/');
+  if (page === 'recordings' && sub) return 'Recording';
+  return PAGES[page || 'nodes'] ?? (page === 'login' ? 'Nodes' : 'No such page');
+}
+
 function App() {
   const path = usePath();
   const [me, setMe] = useState<Me | null | undefined>(undefined);
   const [notice, setNotice] = useState('');
+  const [menuOpen, setMenuOpen] = useState(false);
+  const menuButton = useRef<HTMLButtonElement>(null);
+  const shown = useRef('');
+  useTitle(titleOf(path, me));
 
   useEffect(() => {
     api<Me>('GET', '/webapi/sessions/web').then((m) => { setCsrf(m.csrfToken); setMe(m); }, () => setMe(null));
@@ -37,8 +54,18 @@ function App() {
     return () => window.removeEventListener('postern:logged-out', gone);
   }, []);
 
+  // On a new page the menu folds away and, for a screen reader, focus goes to the content,
+  // except on the terminal, which takes the focus itself so keys reach the shell.
+  useEffect(() => {
+    setMenuOpen(false);
+    const first = shown.current === '';
+    shown.current = path || 'nodes';
+    if (first || /^(terminal|join)\b/.test(path)) return;
+    document.getElementById('main')?.focus({ preventScroll: true });
+  }, [path]);
+
   if (path.startsWith('invite/')) return <Invite token={path.slice('invite/'.length)} />;
-  if (me === undefined) return <main class="center"><p aria-live="polite">Loading…</p></main>;
+  if (me === undefined) return <main class="center"><p role="status">Loading…</p></main>;
   if (me === null) return <Login notice={notice} onLogin={(m) => { setCsrf(m.csrfToken); setNotice(''); setMe(m); if (path === 'login') navigate('nodes'); }} />;
 
   const logout = async (): Promise<void> => {
@@ -49,19 +76,31 @@ function App() {
   };
   const page = path.split('/')[0] || 'nodes';
   const links: Array<[string, string]> = [['nodes', 'Nodes'], ['sessions', 'Sessions'], ['recordings', 'Recordings'], ...(me.isAdmin ? [['audit', 'Audit'] as [string, string]] : []), ['account', 'Account']];
+  const fill = page === 'terminal' || page === 'join';
+  const onHeaderKey = (e: KeyboardEvent): void => {
+    if (e.key === 'Escape' && menuOpen) { setMenuOpen(false); menuButton.current?.focus(); }
+  };
   return (
-    <div class="layout">
-      <header class="top">
+    <div class={`layout${fill ? ' fill' : ''}`}>
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>Skip to content</a>
+      <header class={`top${menuOpen ? ' open' : ''}`} onKeyDown={onHeaderKey}>
         <a class="brand" href="/web/nodes" onClick={(e) => { e.preventDefault(); navigate('nodes'); }}>Postern</a>
-        <nav aria-label="Main">
-          {links.map(([to, label]) => (
-            <a href={`/web/${to}`} aria-current={page === to ? 'page' : undefined} onClick={(e) => { e.preventDefault(); navigate(to); }}>{label}</a>
-          ))}
-        </nav>
-        <span class="who">{me.user}</span>
-        <button type="button" class="link" onClick={() => void logout()}>Log out</button>
+        <button type="button" class="menu-button" ref={menuButton} aria-expanded={menuOpen ? 'true' : 'false'} aria-controls="site-menu" onClick={() => setMenuOpen(!menuOpen)}>
+          <span class="burger" aria-hidden="true" />Menu
+        </button>
+        <div class="menu" id="site-menu">
+          <nav aria-label="Main">
+            {links.map(([to, label]) => (
+              <a href={`/web/${to}`} aria-current={page === to ? 'page' : undefined} onClick={(e) => { e.preventDefault(); navigate(to); }}>{label}</a>
+            ))}
+          </nav>
+          <div class="session">
+            <span class="who"><span class="sr">Signed in as </span>{me.user}</span>
+            <button type="button" class="link" onClick={() => void logout()}>Log out</button>
+          </div>
+        </div>
       </header>
-      <main>
+      <main id="main" tabIndex={-1}>
         {page === 'nodes' || page === 'login' ? <Nodes me={me} />
           : page === 'terminal' ? <TerminalPage />
           : page === 'join' ? <TerminalPage join={path.split('/')[1]} />

@@ -1,13 +1,13 @@
 /** `postern settings`: the cluster's settings on auth (second factor, lockout, session recording, ...), for admins. */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { withAdminClient } from '../admin.ts';
 import { dataDirOption, formatOption } from '../options.ts';
 import { out, outJson, info, table } from '../output.ts';
 import { formatDuration, parseDuration } from '../../core/durations.ts';
 import { UsageError } from '../../core/errors.ts';
-import type { ClusterSettings } from '../../auth/settings.ts';
+import type { ClusterSettings } from '../../api/auth-types.ts';
 
 /** Options of `postern settings show`. */
 export interface SettingsShowOptions { format: 'text' | 'json'; dataDir?: string }

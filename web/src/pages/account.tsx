@@ -1,8 +1,14 @@
 // The account: change the password, re-enrol TOTP, log out.
+import { ErrorMessage, Secret, SuccessMessage } from '../ui.tsx';
 import { useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import type { Me } from '../api.ts';
 import { QrImage } from './invite.tsx';
+
+/** Focuses an element when it appears (a stable ref callback, so it runs once per mount). */
+function focusOnMount(el: HTMLElement | null): void {
+  el?.focus();
+}
 
 export function Account(props: { me: Me; onLogout: () => void }) {
   const [current, setCurrent] = useState('');
@@ -20,8 +26,8 @@ export function Account(props: { me: Me; onLogout: () => void }) {
     <section aria-labelledby="account-title" class="account">
       <h1 id="account-title">Account: {props.me.user}</h1>
       <p class="muted">Roles: {props.me.roles.join(', ')} · Logins: {props.me.logins.join(', ')} · Session until {new Date(props.me.expiresAt).toLocaleString()}</p>
-      {msg && <p class="notice" role="status">{msg}</p>}
-      {err && <p class="error" role="alert">{err}</p>}
+      <div aria-live="polite">{msg && <SuccessMessage>{msg}</SuccessMessage>}</div>
+      {err && <ErrorMessage>{err}</ErrorMessage>}
       <form class="card" onSubmit={(e) => { e.preventDefault(); void run(async () => {
         await api('POST', '/webapi/account/password', { currentPassword: current, ...(otp ? { otp } : {}), newPassword: next });
         setMsg('Your password is changed.'); setCurrent(''); setOtp(''); setNext('');
@@ -42,9 +48,10 @@ export function Account(props: { me: Me; onLogout: () => void }) {
         await api('PUT', '/webapi/account/totp', { enrolId: enrol.enrolId, otp: newCode });
         setEnrol(undefined); setNewCode(''); setMsg('Your new authenticator is enrolled; the old one no longer works.');
       }); }}>
-        <h2>New authenticator</h2>
+        {/* A keyboard or screen-reader user lands on the new card, not back at the top of the form. */}
+        <h2 id="enrol-title" tabIndex={-1} ref={focusOnMount}>New authenticator</h2>
         <QrImage uri={enrol.otpauthUri} />
-        <p>Secret: <code class="secret">{enrol.totpSecret}</code></p>
+        <Secret value={enrol.totpSecret} />
         <label>Code of the new entry<input name="newCode" inputMode="numeric" pattern="[0-9]{6}" maxLength={6} required value={newCode} onInput={(e) => setNewCode(e.currentTarget.value)} /></label>
         <button type="submit">Confirm</button>
       </form>}

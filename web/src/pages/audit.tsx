@@ -1,8 +1,8 @@
 // The audit log, for admins, with filters.
+import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
-
-interface AuditEvent { time: string; type: string; user?: string; addr?: string; success: boolean; message?: string; [k: string]: unknown }
+import type { AuditEvent } from '../../../src/api/audit.ts';
 
 const SKIP = new Set(['time', 'type', 'user', 'addr', 'success', 'message']);
 
@@ -28,16 +28,17 @@ export function Audit() {
         <label>User<input name="user" value={user} onInput={(e) => setUser(e.currentTarget.value)} /></label>
         <label>Since<input name="since" type="datetime-local" value={since} onInput={(e) => setSince(e.currentTarget.value)} /></label>
       </div>
-      {error && <p class="error" role="alert">{error}</p>}
-      {!events ? <p>Loading…</p> : events.length === 0 ? <p>No events match.</p> : (
+      {error && <ErrorMessage>{error}</ErrorMessage>}
+      <div aria-live="polite">{!events ? <p>Loading…</p> : events.length === 0 ? <p>No events match.</p> : <p class="sr">{events.length === 1 ? '1 event' : `${events.length} events`}</p>}</div>
+      {events && events.length > 0 && (
         <table class="list">
           <thead><tr><th>Time</th><th>Event</th><th>User</th><th>From</th><th>Outcome</th><th>Details</th></tr></thead>
           <tbody>
             {events.map((e) => (
               <tr>
-                <td class="mono">{new Date(e.time).toLocaleString()}</td><td>{e.type}</td><td>{e.user ?? ''}</td><td class="mono">{e.addr ?? ''}</td>
-                <td class={e.success ? 'ok' : 'bad'}>{e.success ? 'ok' : 'failed'}</td>
-                <td class="details">{[e.message, ...Object.entries(e).filter(([k, v]) => !SKIP.has(k) && v !== undefined).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)].filter(Boolean).join(' ')}</td>
+                <td class="mono" data-label="Time">{new Date(e.time).toLocaleString()}</td><td data-label="Event">{e.type}</td><td data-label="User">{e.user ?? ''}</td><td class="mono" data-label="From">{e.addr ?? ''}</td>
+                <td class={e.success ? 'ok' : 'bad'} data-label="Outcome"><span aria-hidden="true">{e.success ? '✓ ' : '✗ '}</span>{e.success ? 'ok' : 'failed'}</td>
+                <td class="details" data-label="Details">{[e.message, ...Object.entries(e).filter(([k, v]) => !SKIP.has(k) && v !== undefined).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)].filter(Boolean).join(' ')}</td>
               </tr>
             ))}
           </tbody>

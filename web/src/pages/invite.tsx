@@ -1,10 +1,10 @@
 // Sign up from an invite link: a password, TOTP enrolment with a QR code (and the secret as text), a code to confirm.
+import { ErrorMessage, Secret, SuccessMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import QRCode from 'qrcode';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-
-interface InviteInfo { user: string; expiresAt: string; secondFactor: 'otp' | 'off'; totpSecret?: string; otpauthUri?: string }
+import type { InviteInfo } from '../../../src/api/types.ts';
 
 /** The QR code of an otpauth:// URI, as an image. */
 export function QrImage(props: { uri: string }) {
@@ -34,7 +34,7 @@ export function Invite(props: { token: string }) {
   };
   if (done) {
     return (
-      <main class="center"><section class="card"><h1>Welcome, {info?.user}</h1><p role="status">Your account is ready.</p>
+      <main class="center"><section class="card"><h1>Welcome, {info?.user}</h1><SuccessMessage>Your account is ready.</SuccessMessage>
         <button type="button" onClick={() => navigate('login')}>Log in</button></section></main>
     );
   }
@@ -42,7 +42,7 @@ export function Invite(props: { token: string }) {
     <main class="center">
       <form class="card" onSubmit={(e) => void submit(e)} aria-labelledby="invite-title">
         <h1 id="invite-title">Sign up{info ? ` as ${info.user}` : ''}</h1>
-        {!info && !error && <p>Loading the invitation…</p>}
+        {!info && !error && <p role="status">Loading the invitation…</p>}
         {info && <>
           <p class="muted">This invitation expires {new Date(info.expiresAt).toLocaleString()}.</p>
           <label>New password<input name="password" type="password" autocomplete="new-password" required minLength={12} value={password} onInput={(e) => setPassword(e.currentTarget.value)} /></label>
@@ -51,12 +51,12 @@ export function Invite(props: { token: string }) {
             <legend>Second factor</legend>
             <p>Scan this with your authenticator app, or type the secret.</p>
             <QrImage uri={info.otpauthUri} />
-            <p>Secret: <code class="secret" data-testid="totp-secret">{info.totpSecret}</code></p>
+            <Secret value={info.totpSecret} testid="totp-secret" />
             <label>Code the app shows<input name="otp" inputMode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxLength={6} required value={otp} onInput={(e) => setOtp(e.currentTarget.value)} /></label>
           </fieldset>}
           <button type="submit">Create my account</button>
         </>}
-        {error && <p class="error" role="alert">{error}</p>}
+        {error && <ErrorMessage>{error}</ErrorMessage>}
       </form>
     </main>
   );

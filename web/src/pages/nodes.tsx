@@ -1,10 +1,10 @@
 // The nodes the user may reach: search, filter by label, pick a login, connect.
+import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import type { Me } from '../api.ts';
 import { navigate } from '../router.ts';
-
-interface NodeInfo { name: string; addr: string; labels: Record<string, string> }
+import type { NodeInfo } from '../../../src/api/types.ts';
 
 export function Nodes(props: { me: Me }) {
   const [nodes, setNodes] = useState<NodeInfo[] | undefined>();
@@ -35,17 +35,18 @@ export function Nodes(props: { me: Me }) {
           {props.me.logins.map((l) => <option value={l}>{l}</option>)}
         </select></label>
       </div>
-      {error && <p class="error" role="alert">{error}</p>}
-      {!nodes ? <p>Loading…</p> : nodes.length === 0 ? <p>No node matches.</p> : (
+      {error && <ErrorMessage>{error}</ErrorMessage>}
+      <div aria-live="polite">{!nodes ? <p>Loading…</p> : nodes.length === 0 ? <p>No node matches.</p> : <p class="sr">{nodes.length === 1 ? '1 node' : `${nodes.length} nodes`}</p>}</div>
+      {nodes && nodes.length > 0 && (
         <table class="list">
           <thead><tr><th>Name</th><th>Address</th><th>Labels</th><th><span class="sr">Connect</span></th></tr></thead>
           <tbody>
             {nodes.map((n) => (
               <tr data-node={n.name}>
-                <td>{n.name}</td>
-                <td class="mono">{n.addr}</td>
-                <td>{Object.entries(n.labels).map(([k, v]) => <button type="button" class="chip" title={`Filter by ${k}=${v}`} onClick={() => addLabel(k, v)}>{k}={v}</button>)}</td>
-                <td><button type="button" onClick={() => navigate(`terminal?node=${encodeURIComponent(n.name)}&login=${encodeURIComponent(login)}`)}>Connect as {login}</button></td>
+                <td data-label="Name">{n.name}</td>
+                <td class="mono" data-label="Address">{n.addr}</td>
+                <td data-label="Labels">{Object.entries(n.labels).map(([k, v]) => <button type="button" class="chip" title={`Filter by ${k}=${v}`} onClick={() => addLabel(k, v)}>{k}={v}</button>)}</td>
+                <td class="actions"><button type="button" onClick={() => navigate(`terminal?node=${encodeURIComponent(n.name)}&login=${encodeURIComponent(login)}`)}>Connect as {login}<span class="sr"> to {n.name}</span></button></td>
               </tr>
             ))}
           </tbody>

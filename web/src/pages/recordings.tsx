@@ -1,11 +1,11 @@
 // Recordings: the list, and a player (play/pause, speed, seek) that renders the asciicast in xterm.
+import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-
-interface RecordingMeta { id: string; user: string; node: string; login: string; kind: string; command?: string; startedAt: string; durationSec: number; status: string }
+import type { RecordingMeta } from '../../../src/api/types.ts';
 
 function length(sec: number): string {
   const s = Math.round(sec);
@@ -19,15 +19,16 @@ export function Recordings() {
   return (
     <section aria-labelledby="rec-title">
       <h1 id="rec-title">Recordings</h1>
-      {error && <p class="error" role="alert">{error}</p>}
-      {!list ? <p>Loading…</p> : list.length === 0 ? <p>No recordings yet.</p> : (
+      {error && <ErrorMessage>{error}</ErrorMessage>}
+      <div aria-live="polite">{!list ? <p>Loading…</p> : list.length === 0 ? <p>No recordings yet.</p> : null}</div>
+      {list && list.length > 0 && (
         <table class="list">
           <thead><tr><th>Who</th><th>Node</th><th>When</th><th>Length</th><th>What</th><th><span class="sr">Play</span></th></tr></thead>
           <tbody>
             {list.map((r) => (
               <tr data-recording={r.id}>
-                <td>{r.user}</td><td>{r.login}@{r.node}</td><td>{new Date(r.startedAt).toLocaleString()}</td><td>{length(r.durationSec)}</td>
-                <td class="mono">{r.command ?? r.kind}{r.status !== 'complete' ? ` (${r.status})` : ''}</td>
+                <td data-label="Who">{r.user}</td><td data-label="Node">{r.login}@{r.node}</td><td data-label="When">{new Date(r.startedAt).toLocaleString()}</td><td data-label="Length">{length(r.durationSec)}</td>
+                <td class="mono" data-label="What">{r.command ?? r.kind}{r.status !== 'complete' ? ` (${r.status})` : ''}</td>
                 <td class="actions">
                   <button type="button" onClick={() => navigate(`recordings/${r.id}`)}>Play</button>
                   <a class="button" href={`/webapi/recordings/${r.id}?download=1`} download={`${r.id}.cast`}>Download .cast</a>
@@ -107,19 +108,19 @@ export function Player(props: { id: string }) {
   }, [playing, speed]);
 
   return (
-    <section aria-labelledby="player-title">
-      <h1 id="player-title">Recording {props.id}</h1>
-      {error && <p class="error" role="alert">{error}</p>}
+    <section aria-labelledby="player-title" class="player">
+      <h1 id="player-title">Recording <span class="mono id">{props.id}</span></h1>
+      {error && <ErrorMessage>{error}</ErrorMessage>}
       <div class="player-bar">
         <button type="button" onClick={() => { if (state.current.index >= state.current.events.length) showUntil(0); setPlaying(!playing); }}>{playing ? 'Pause' : 'Play'}</button>
         <label>Speed<select value={String(speed)} onChange={(e) => setSpeed(Number(e.currentTarget.value))}>
           {[0.5, 1, 2, 4, 8].map((v) => <option value={String(v)}>{v}×</option>)}
         </select></label>
         <label class="seek">Position<input type="range" min={0} max={duration || 0} step={0.1} value={pos} onInput={(e) => showUntil(Number(e.currentTarget.value))} /></label>
-        <span class="mono">{pos.toFixed(1)} / {duration.toFixed(1)} s</span>
+        <span class="mono">{Math.min(pos, duration).toFixed(1)} / {duration.toFixed(1)} s</span>
         <a class="button" href={`/webapi/recordings/${props.id}?download=1`} download={`${props.id}.cast`}>Download .cast</a>
       </div>
-      <div class="term" ref={host} data-testid="player" />
+      <div class="term" ref={host} data-testid="player" tabIndex={0} role="region" aria-label="Playback (scrolls sideways when wider than the screen)" />
     </section>
   );
 }

@@ -1,9 +1,9 @@
 // Live sessions the user may see; join one as observer (watch) or peer (type too).
+import { ErrorMessage } from '../ui.tsx';
 import { useEffect, useState } from 'preact/hooks';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
-
-interface ActiveSession { id: string; kind: string; user: string; node: string; login: string; startedAt: string; participants: Array<{ user: string; mode: string }> }
+import type { ActiveSession } from '../../../src/api/types.ts';
 
 export function Sessions() {
   const [list, setList] = useState<ActiveSession[] | undefined>();
@@ -17,18 +17,19 @@ export function Sessions() {
   return (
     <section aria-labelledby="sessions-title">
       <h1 id="sessions-title">Live sessions</h1>
-      {error && <p class="error" role="alert">{error}</p>}
-      {!list ? <p>Loading…</p> : list.length === 0 ? <p>No live sessions you may see.</p> : (
+      {error && <ErrorMessage>{error}</ErrorMessage>}
+      <div aria-live="polite">{!list ? <p>Loading…</p> : list.length === 0 ? <p>No live sessions you may see.</p> : null}</div>
+      {list && list.length > 0 && (
         <table class="list">
           <thead><tr><th>User</th><th>Node</th><th>Login</th><th>Started</th><th>Present</th><th><span class="sr">Join</span></th></tr></thead>
           <tbody>
             {list.map((s) => (
               <tr data-session={s.id}>
-                <td>{s.user}</td><td>{s.node}</td><td>{s.login}</td><td>{new Date(s.startedAt).toLocaleString()}</td>
-                <td>{s.participants.map((p) => `${p.user} (${p.mode})`).join(', ')}</td>
+                <td data-label="User">{s.user}</td><td data-label="Node">{s.node}</td><td data-label="Login">{s.login}</td><td data-label="Started">{new Date(s.startedAt).toLocaleString()}</td>
+                <td data-label="Present">{s.participants.map((p) => `${p.user} (${p.mode})`).join(', ')}</td>
                 <td class="actions">
-                  <button type="button" onClick={() => navigate(`join/${s.id}?mode=observer`)}>Watch</button>
-                  <button type="button" onClick={() => navigate(`join/${s.id}?mode=peer`)}>Join as peer</button>
+                  <button type="button" onClick={() => navigate(`join/${s.id}?mode=observer`)}>Watch<span class="sr"> the session of {s.user} on {s.node}</span></button>
+                  <button type="button" onClick={() => navigate(`join/${s.id}?mode=peer`)}>Join as peer<span class="sr"> in the session of {s.user} on {s.node}</span></button>
                 </td>
               </tr>
             ))}

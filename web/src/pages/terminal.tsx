@@ -1,12 +1,24 @@
 // The terminal: xterm.js over a secure websocket, for a new shell on a node or to join a live session.
+import { ErrorMessage, InfoMessage } from '../ui.tsx';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
 import { query } from '../router.ts';
+import type { ActiveSession } from '../../../src/api/types.ts';
 
-interface Participant { user: string; mode: string }
+/** Someone in the live session, as the proxy's session messages list them. */
+type Participant = ActiveSession['participants'][number];
 type Status = 'connecting' | 'connected' | 'ended' | 'dropped' | 'error';
+
+/** How each state shows: an icon and words, so an ended or failed session never reads as success. */
+const STATUS: Record<Status, [string, string]> = {
+  connecting: ['…', 'connecting'],
+  connected: ['●', 'connected'],
+  ended: ['■', 'ended'],
+  dropped: ['⚠', 'dropped'],
+  error: ['⚠', 'error'],
+};
 
 export function TerminalPage(props: { join?: string }) {
   const host = useRef<HTMLDivElement>(null);
@@ -14,7 +26,8 @@ export function TerminalPage(props: { join?: string }) {
   const [detail, setDetail] = useState('');
   const [title, setTitle] = useState('');
   const [people, setPeople] = useState<Participant[]>([]);
-  const [mode, setMode] = useState('');
+  // A joined session's mode is known from the address at once and confirmed by the proxy.
+  const [mode, setMode] = useState(props.join ? (query().get('mode') ?? 'observer') : '');
   const termRef = useRef<Terminal | undefined>(undefined);
   const wsRef = useRef<WebSocket | undefined>(undefined);
 
@@ -60,10 +73,23 @@ export function TerminalPage(props: { join?: string }) {
     const keys = term.onData((d) => { if (ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d)); });
     const sendSize = (): void => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows })); };
     const resized = term.onResize(sendSize);
-    const onWindow = (): void => fit.fit();
-    window.addEventListener('resize', onWindow);
+    // Refit whenever the box changes: a window resize, a phone turning, the bar above wrapping
+    // onto another line or a message appearing. One fit per frame.
+    let frame = 0;
+    const refit = (): void => {
+      cancelAnimationFrame(frame);
+      frame = requestAnimationFrame(() => { if (host.current && host.current.clientWidth > 0 && host.current.clientHeight > 0) fit.fit(); });
+    };
+    const observer = new ResizeObserver(refit);
+    observer.observe(host.current!);
+    window.addEventListener('resize', refit);
+    window.addEventListener('orientationchange', refit);
     term.focus();
-    return () => { keys.dispose(); resized.dispose(); window.removeEventListener('resize', onWindow); ws.close(); term.dispose(); };
+    return () => {
+      keys.dispose(); resized.dispose(); observer.disconnect(); cancelAnimationFrame(frame);
+      window.removeEventListener('resize', refit); window.removeEventListener('orientationchange', refit);
+      ws.close(); term.dispose();
+    };
   }, [props.join]);
 
   const copy = (): void => { const t = termRef.current?.getSelection(); if (t) void navigator.clipboard.writeText(t); };
@@ -76,14 +102,19 @@ export function TerminalPage(props: { join?: string }) {
     <section class="terminal-page" aria-labelledby="term-title">
       <div class="term-bar">
         <h1 id="term-title">{title}</h1>
-        <span class={`status ${status}`} role="status" data-status={status}>{status}</span>
+        <span class={`status ${status}`} role="status" data-status={status}><span class="sr">Status: </span><span aria-hidden="true">{STATUS[status][0]} </span>{STATUS[status][1]}</span>
         {mode && <span class="muted">as {mode}</span>}
-        <span class="people" aria-label="Present">{people.map((p) => `${p.user} (${p.mode})`).join(', ')}</span>
-        <button type="button" onClick={copy}>Copy</button>
-        <button type="button" onClick={() => void paste()}>Paste</button>
+        <span class="people">{people.length > 0 && <><span class="sr">Present: </span>{people.map((p) => `${p.user} (${p.mode})`).join(', ')}</>}</span>
+        <button type="button" class="small" onClick={copy}>Copy</button>
+        {/* An observer's keys never reach the shell, so there is nothing to paste into. */}
+        {mode !== 'observer' && <button type="button" class="small" onClick={() => void paste()}>Paste</button>}
       </div>
-      {detail && <p class={status === 'error' || status === 'dropped' ? 'error' : 'notice'} role="alert">{detail}</p>}
-      <div class="term" ref={host} data-testid="terminal" />
+      <div class="term-msg" aria-live="polite">
+        {detail && (status === 'error' || status === 'dropped' ? <ErrorMessage>{detail}</ErrorMessage>
+          : status === 'ended' ? <InfoMessage class="ended">{detail}</InfoMessage>
+          : <InfoMessage>{detail}</InfoMessage>)}
+      </div>
+      <div class="term-frame"><div class="term" ref={host} data-testid="terminal" /></div>
     </section>
   );
 }

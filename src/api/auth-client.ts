@@ -1,0 +1,133 @@
+/**
+ * AuthClient: everything the proxy and the admin commands may ask of auth, the contract of
+ * the Auth API. Auth implements it twice: in the same process (auth-server.ts's
+ * localAuthClient) and over mutual TLS (auth/remote-client.ts). The proxy only ever sees
+ * this interface, or the narrow parts of it in proxy-auth.ts, never auth's storage.
+ */
+import type {
+  SshLoginRequest, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, UserInfo, InviteResult, TokenResult,
+  NodeInfo, RecordingMeta, ActiveSession, JoinMode, WebSessionInfo,
+} from './types.ts';
+import type { CastHeader } from './asciicast.ts';
+import type { AuditEvent, AuditQuery, NewAuditEvent } from './audit.ts';
+import type {
+  Identity, ClusterInfo, ClusterSettings, SshLoginResult, ProxyHeartbeat, CreateUserRequest, RoleSpec, AccessRequest, AccessDecision, AddNodeResult,
+  StartRecordingRequest, StartRecordingResult, AppendRecordingRequest, AppendRecordingResult, FinishRecordingRequest, RecordingChunk, RecordingReadRequest,
+  CreateWebSessionRequest,
+} from './auth-types.ts';
+
+/** The calls, by name; each takes one argument object. */
+export interface AuthClient {
+  ping(): Promise<ClusterInfo>;
+  loginSsh(req: SshLoginRequest & { clientAddr: string }): Promise<SshLoginResult>;
+  getInvite(req: { token: string }): Promise<InviteInfo>;
+  acceptInvite(req: AcceptInviteRequest & { token: string; clientAddr: string }): Promise<AcceptInviteResponse>;
+  caKeys(req: { type: 'user' | 'host' }): Promise<string[]>;
+  signHostCert(req: { publicKey: string; principals: string[]; ttlMs: number }): Promise<string>;
+  signTlsCert(req: { publicKeyPem: string; hosts: string[] }): Promise<{ certPem: string; caPem: string }>;
+  heartbeatProxy(req: ProxyHeartbeat): Promise<void>;
+  emitAudit(req: NewAuditEvent): Promise<void>;
+  // Admin calls.
+  createUser(req: CreateUserRequest): Promise<InviteResult>;
+  listUsers(): Promise<UserInfo[]>;
+  deleteUser(req: { name: string }): Promise<void>;
+  resetUser(req: { name: string; inviteTtlMs: number }): Promise<InviteResult>;
+  createToken(req: { type: 'proxy'; ttlMs: number }): Promise<TokenResult>;
+  getSettings(): Promise<ClusterSettings>;
+  updateSettings(req: Partial<ClusterSettings>): Promise<ClusterSettings>;
+  /** The audit log; a proxy must name the `requester`, who must hold the admin role. */
+  searchAudit(req: AuditQuery): Promise<AuditEvent[]>;
+  // Nodes and roles.
+  addNode(req: { name: string; addr: string; labels: Record<string, string>; hostPublicKey: string }): Promise<AddNodeResult>;
+  listNodes(req: { user?: string; labels?: Record<string, string>; search?: string }): Promise<NodeInfo[]>;
+  updateNode(req: { name: string; labels: Record<string, string> }): Promise<NodeInfo>;
+  removeNode(req: { name: string }): Promise<void>;
+  renewNode(req: { name: string }): Promise<AddNodeResult>;
+  upsertRole(req: RoleSpec): Promise<RoleSpec>;
+  listRoles(): Promise<RoleSpec[]>;
+  deleteRole(req: { name: string }): Promise<void>;
+  authorizeSsh(req: AccessRequest): Promise<AccessDecision>;
+  // Session recordings (src/auth/recordings.ts): the proxy writes, users read through it.
+  startRecording(req: StartRecordingRequest): Promise<StartRecordingResult>;
+  appendRecording(req: AppendRecordingRequest): Promise<AppendRecordingResult>;
+  finishRecording(req: FinishRecordingRequest): Promise<RecordingMeta>;
+  /** Newest first; at most `limit`. */
+  listRecordings(req: { user?: string; limit?: number }): Promise<RecordingMeta[]>;
+  /** The whole recording: `JSON.stringify(header) + '\n' + events` is the .cast file. */
+  getRecording(req: RecordingReadRequest): Promise<{ meta: RecordingMeta; header: CastHeader; events: string }>;
+  /** A page of chunks after `afterSeq` (from the first without), about `maxBytes` (default 4 MiB); `more` while stored chunks remain. */
+  readRecording(req: RecordingReadRequest & { afterSeq?: number; maxBytes?: number }): Promise<{ meta: RecordingMeta; header: CastHeader; chunks: RecordingChunk[]; more: boolean }>;
+  /** Web sessions: created by a web login; get throws ERR_POSTERN_SESSION_EXPIRED (401) for an unknown, expired or revoked id. */
+  createWebSession(req: CreateWebSessionRequest): Promise<WebSessionInfo & { sessionId: string }>;
+  getWebSession(req: { sessionId: string }): Promise<WebSessionInfo>;
+  deleteWebSession(req: { sessionId: string; clientAddr?: string }): Promise<void>;
+  /**
+   * The ssh-agent (PROTOCOL.agent) of a web session's key: `message` is one request
+   * without its length prefix, base64; the answer likewise. Serves REQUEST_IDENTITIES (the
+   * certificate and the plain key) and SIGN_REQUEST for that key; anything else is FAILURE.
+   */
+  webSessionAgent(req: { sessionId: string; message: string }): Promise<{ message: string }>;
+  /** Account changes from the web UI; both need the current password and a TOTP code (when the cluster uses TOTP). */
+  changePassword(req: { sessionId: string; currentPassword: string; otp?: string; newPassword: string; clientAddr: string }): Promise<void>;
+  /** Re-enrolling TOTP: begin proposes a new secret; finish with a code of it replaces the old one. */
+  beginTotpEnrol(req: { sessionId: string; currentPassword: string; otp?: string; clientAddr: string }): Promise<{ enrolId: string; totpSecret: string; otpauthUri: string }>;
+  finishTotpEnrol(req: { sessionId: string; enrolId: string; otp: string; clientAddr: string }): Promise<void>;
+  /** Live sessions: a proxy upserts each one it carries every 30 s (kept 90 s) and ends it when it ends. */
+  upsertActiveSession(req: ActiveSession): Promise<void>;
+  endActiveSession(req: { id: string }): Promise<void>;
+  /** The live sessions `user` may see (their own and those their roles may join); all for the admin identity without `user`. */
+  listActiveSessions(req: { user?: string }): Promise<ActiveSession[]>;
+  /** May `user` join session `id` in `mode`? Returns the session; throws 404 / 403 (audited either way as session.join). */
+  authorizeJoin(req: { user: string; sessionId: string; mode: JoinMode; clientAddr: string }): Promise<ActiveSession>;
+  close(): Promise<void>;
+}
+
+/** The name of a call (every method but `close`). */
+export type AuthCallName = Exclude<keyof AuthClient, 'close'>;
+
+/** The names of the calls, and who may make each. */
+export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> = {
+  ping: ['proxy', 'admin'],
+  loginSsh: ['proxy'],
+  getInvite: ['proxy', 'admin'],
+  acceptInvite: ['proxy'],
+  caKeys: ['proxy', 'admin'],
+  signHostCert: ['proxy', 'admin'],
+  signTlsCert: ['proxy', 'admin'],
+  heartbeatProxy: ['proxy'],
+  emitAudit: ['proxy'],
+  createUser: ['admin'],
+  listUsers: ['admin'],
+  deleteUser: ['admin'],
+  resetUser: ['admin'],
+  createToken: ['admin'],
+  getSettings: ['admin'],
+  updateSettings: ['admin'],
+  searchAudit: ['admin', 'proxy'],
+  addNode: ['admin'],
+  listNodes: ['proxy', 'admin'],
+  updateNode: ['admin'],
+  removeNode: ['admin'],
+  renewNode: ['admin'],
+  upsertRole: ['admin'],
+  listRoles: ['admin', 'proxy'],
+  deleteRole: ['admin'],
+  authorizeSsh: ['proxy'],
+  startRecording: ['proxy'],
+  appendRecording: ['proxy'],
+  finishRecording: ['proxy'],
+  listRecordings: ['proxy', 'admin'],
+  getRecording: ['proxy', 'admin'],
+  readRecording: ['proxy', 'admin'],
+  createWebSession: ['proxy'],
+  getWebSession: ['proxy'],
+  deleteWebSession: ['proxy'],
+  webSessionAgent: ['proxy'],
+  changePassword: ['proxy'],
+  beginTotpEnrol: ['proxy'],
+  finishTotpEnrol: ['proxy'],
+  upsertActiveSession: ['proxy'],
+  endActiveSession: ['proxy'],
+  listActiveSessions: ['proxy', 'admin'],
+  authorizeJoin: ['proxy'],
+};
