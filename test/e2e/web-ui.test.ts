@@ -207,6 +207,7 @@ step('4', '4. after exit the recording is listed, the player shows the command a
 step('5', '5. refusals: wrong password, wrong code, expired session, forged cookie, websocket from another Origin, missing CSRF', [], async () => {
   // A user of its own, signed up here, so this step stands whatever the steps before it did.
   const secret = 'NBSWY3DPO5XXE3DENBSWY3DP';
+  c.newUser('erin');
   const signup = await runPostern(['signup', await invite('erin', 'access'), '--password-stdin', '--totp-secret', secret, '--otp', await c.freshCode('erin', secret), '--ca-pin', c.serve.caPin], { input: `${TEST_PASSWORD}\n` });
   assert.equal(signup.code, 0, signup.stderr);
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
