@@ -111,7 +111,8 @@ export async function setUp(opts: { cli: CliMode; loginUsers: number; webUser?: 
     c.serve = await startServe({
       args: ['--web-addr', '127.0.0.1:0', '--auth-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0', '--cluster-name', 'test.example'],
       // An empty POSTERN_FROM_SOURCE makes bin/postern load the bundle.
-      env: { POSTERN_FROM_SOURCE: opts.cli === 'source' ? '1' : '', ...opts.serveEnv },
+      // An empty POSTERN_TEST_SCRYPT_LOG2N keeps production's scrypt cost: the login is measured as users see it.
+      env: { POSTERN_FROM_SOURCE: opts.cli === 'source' ? '1' : '', POSTERN_TEST_SCRYPT_LOG2N: '', ...opts.serveEnv },
     });
     opts.log(`serve: ${c.serve.ready}`);
     const user = 'bench';

@@ -1,6 +1,6 @@
 /**
  * Installs what the tests need from Debian when it is missing: OpenSSH's server and client,
- * oathtool, asciinema and Chromium. Runs as `pretest`; needs root (or sudo) only when
+ * oathtool, script(1), asciinema and Chromium. Runs as `pretest`; needs root (or sudo) only when
  * something is missing.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -18,6 +18,9 @@ const needs: Array<{ pkg: string; path: string }> = [
   { pkg: 'openssh-server', path: '/usr/sbin/sshd' },
   { pkg: 'openssh-client', path: '/usr/bin/ssh' },
   { pkg: 'oathtool', path: '/usr/bin/oathtool' },
+  // util-linux's script(1) gives a program a pseudo-terminal (client-proxy, recording-proxy and
+  // sessions-join tests); Debian ships it in bsdutils.
+  { pkg: 'bsdutils', path: '/usr/bin/script' },
   // `asciinema cat` reads what `postern play --format cast` writes (test/integration/recordings.test.ts).
   { pkg: 'asciinema', path: '/usr/bin/asciinema' },
   // The web UI's end-to-end tests drive Debian's Chromium with playwright-core (test/e2e).

@@ -20,6 +20,7 @@ import type { TlsCaMaterial, TlsIdentityRole } from './tls-ca.ts';
 import { updateSettings } from './settings.ts';
 import * as tokens from './tokens.ts';
 import { emitAudit } from './audit.ts';
+import { DEFAULT_SCRYPT_LOG2N, dummyHash } from './passwords.ts';
 import type { CallContext, HandlerTable } from './calls/context.ts';
 import { userCalls } from './calls/users.ts';
 import { webSessionCalls } from './calls/web-sessions.ts';
@@ -33,6 +34,8 @@ export interface AuthServerOptions {
   backend: Backend;
   clock: Clock;
   logger?: Logger;
+  /** log2 of scrypt's N for new password hashes; only tests lower it (passwords.ts). */
+  passwordCost?: number;
 }
 
 /** The auth service. Create with `AuthServer.open()`, which makes the CAs on first start. */
@@ -48,7 +51,9 @@ export class AuthServer {
     this.clock = opts.clock;
     this.log = opts.logger ?? silentLogger;
     this.clusterName = clusterName;
-    const ctx: CallContext = { backend: this.backend, clock: this.clock, clusterName, audit: (e) => this.audit(e) };
+    const passwordCost = opts.passwordCost ?? DEFAULT_SCRYPT_LOG2N;
+    dummyHash(passwordCost); // refuses a cost out of range now, not at the first login
+    const ctx: CallContext = { backend: this.backend, clock: this.clock, clusterName, passwordCost, audit: (e) => this.audit(e) };
     this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx),
       ...webAdminCalls(ctx, (id, method, arg) => this.call(id, method, arg)) };
   }

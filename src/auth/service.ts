@@ -16,6 +16,7 @@ import { formatHostPort } from '../core/text.ts';
 import { AuthServer } from './auth-server.ts';
 import type { ClusterSettings } from '../api/auth-types.ts';
 import { startAuthApi } from './api-server.ts';
+import { scryptCostFromEnv } from './passwords.ts';
 import { serverPaths } from '../core/server-paths.ts';
 import type { IdentityFile } from '../core/server-paths.ts';
 
@@ -32,6 +33,8 @@ export interface AuthServiceOptions {
   settings?: Partial<ClusterSettings>;
   clock: Clock;
   log: Logger;
+  /** log2 of scrypt's N for new password hashes; unset: POSTERN_TEST_SCRYPT_LOG2N or the default (passwords.ts). */
+  passwordCost?: number;
 }
 
 /** A running auth role. */
@@ -52,7 +55,9 @@ export async function startAuthService(opts: AuthServiceOptions): Promise<Runnin
   const backend = await openBackend(opts.storage ?? { kind: 'sqlite', dataDir: opts.dataDir }, { clock: opts.clock, log: opts.log });
   let api: Server | undefined;
   try {
-    const auth = await AuthServer.open({ backend, clock: opts.clock, logger: opts.log, clusterName: opts.clusterName, settings: opts.settings });
+    // The one place the test-only cost variable is read: the auth role's composition.
+    const passwordCost = opts.passwordCost ?? scryptCostFromEnv(process.env);
+    const auth = await AuthServer.open({ backend, clock: opts.clock, logger: opts.log, clusterName: opts.clusterName, settings: opts.settings, passwordCost });
     const paths = serverPaths(opts.dataDir);
     ensurePrivateDir(paths.authDir);
     const { keyPem, publicKeyPem } = loadOrCreateTlsKey(paths.authApiKey);

@@ -7,7 +7,7 @@
  * session, forged cookie, websocket from another Origin). Screenshots of every page go to
  * test-output/screenshots/.
  */
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +19,8 @@ import { runPostern } from '../helpers/cli.ts';
 import { LOCAL_USER, oathtoolCode } from '../helpers/openssh.ts';
 import { launchBrowser, screenshot } from '../helpers/browser.ts';
 import { ensureWebBuilt } from '../../scripts/build-web.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { scenario } from '../helpers/steps.ts';
 
 const c = new TestCluster();
 let browser: Browser;
@@ -26,7 +28,8 @@ let origin: string;
 let carol: { ctx: BrowserContext; page: Page; secret: string };
 let dave: { ctx: BrowserContext; page: Page; secret: string };
 let sessionId = '';
-let davesCookie = '';
+// Steps 2-4 share one live terminal and its recording: a step whose prerequisite did not pass is skipped, saying so.
+const step = scenario();
 
 /** The text xterm shows (its DOM renderer's rows). */
 async function screenText(page: Page, testid = 'terminal'): Promise<string> {
@@ -34,14 +37,16 @@ async function screenText(page: Page, testid = 'terminal'): Promise<string> {
 }
 
 async function waitScreen(page: Page, re: RegExp, testid = 'terminal', ms = 30_000): Promise<string> {
-  const t0 = Date.now();
-  for (;;) {
-    const text = await screenText(page, testid).catch(() => '');
-    const m = re.exec(text);
-    if (m) return m[0];
-    if (Date.now() - t0 > ms) throw new Error(`the screen never showed ${re}:\n${text}`);
-    await page.waitForTimeout(100);
-  }
+  let text = '';
+  const m = await waitFor(async () => re.exec(text = await screenText(page, testid).catch(() => '')), {
+    what: `the screen to show ${re}`, timeoutMs: ms, intervalMs: 100, detail: () => `the screen showed:\n${text}`,
+  });
+  return m[0];
+}
+
+/** The width xterm gave its screen (cols × cell width), which changes when a resize reached it. */
+function screenWidth(page: Page): Promise<string> {
+  return page.locator('[data-testid="terminal"] .xterm-screen').evaluate((e) => (e as HTMLElement).style.width);
 }
 
 async function invite(name: string, roles: string): Promise<string> {
@@ -80,7 +85,7 @@ after(async () => {
   await c.stop();
 });
 
-test('1. an invited user sets a password, enrols TOTP from the page, logs in and sees only the nodes the role allows', async () => {
+step('1', '1. an invited user sets a password, enrols TOTP from the page, logs in and sees only the nodes the role allows', [], async () => {
   const page = carol.page;
   await page.goto(await invite('carol', 'prod-only'));
   const secret = (await page.getByTestId('totp-secret').innerText()).trim();
@@ -110,27 +115,29 @@ test('1. an invited user sets a password, enrols TOTP from the page, logs in and
   await page.setViewportSize({ width: 1280, height: 800 });
 });
 
-test('2. a terminal on the node: echo shows its output, and a resize changes tput cols', async () => {
+step('2', '2. a terminal on the node: echo shows its output, and a resize changes tput cols', ['1'], async () => {
   const page = carol.page;
   await page.locator('tr[data-node="web1"]').getByRole('button', { name: /Connect as/ }).click();
   await page.locator('[data-status="connected"]').waitFor();
   await page.locator('[data-testid="terminal"] .xterm-rows').waitFor();
-  await page.waitForTimeout(800);
+  await waitScreen(page, /\S/); // the shell's prompt: it is up and reading
   await page.locator('[data-testid="terminal"]').click();
   await page.keyboard.type('echo hello-$RANDOM\n');
   const hello = await waitScreen(page, /hello-\d+/);
   assert.match(hello, /^hello-\d+$/);
   await page.keyboard.type('echo cols-$(tput cols)-x\n');
   const before = Number((await waitScreen(page, /cols-\d+-x/)).slice(5, -2));
+  const widthBefore = await screenWidth(page);
   await page.setViewportSize({ width: 900, height: 700 });
-  await page.waitForTimeout(500);
+  // xterm resizes on the window's resize event and sends the new size before any key typed after it.
+  await waitFor(async () => (await screenWidth(page)) !== widthBefore, { what: 'the terminal to take the narrower window', timeoutMs: 10_000 });
   await page.keyboard.type('clear; echo cols-$(tput cols)-y\n');
   const after = Number((await waitScreen(page, /cols-\d+-y/)).slice(5, -2));
   assert.ok(after > 10 && after < before, `tput cols went from ${before} to ${after}`);
   await screenshot(page, '04-terminal');
 });
 
-test('3. a second browser joins as observer (sees the output, its keys are not sent), then as peer (its keys are)', async () => {
+step('3', '3. a second browser joins as observer (sees the output, its keys are not sent), then as peer (its keys are)', ['2'], async () => {
   const page = dave.page;
   const url = await invite('dave', 'admin');
   const secret = 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ';
@@ -162,10 +169,9 @@ test('3. a second browser joins as observer (sees the output, its keys are not s
   await page.keyboard.type('echo peer-$((7*6))-typed\n');
   await waitScreen(carol.page, /peer-42-typed/);
   await screenshot(carol.page, '07-terminal-with-peer');
-  davesCookie = (await dave.ctx.cookies()).find((k) => k.name === '__Host-postern_session')!.value;
 });
 
-test('4. after exit the recording is listed, the player shows the command and its output, and the .cast is asciicast v2', async () => {
+step('4', '4. after exit the recording is listed, the player shows the command and its output, and the .cast is asciicast v2', ['2', '3'], async () => {
   const page = carol.page;
   await page.locator('[data-testid="terminal"]').click();
   await page.keyboard.type('exit\n');
@@ -198,13 +204,19 @@ test('4. after exit the recording is listed, the player shows the command and it
   await screenshot(carol.page, '11-account');
 });
 
-test('5. refusals: wrong password, wrong code, expired session, forged cookie, websocket from another Origin, missing CSRF', async () => {
+step('5', '5. refusals: wrong password, wrong code, expired session, forged cookie, websocket from another Origin, missing CSRF', [], async () => {
+  // A user of its own, signed up here, so this step stands whatever the steps before it did.
+  const secret = 'NBSWY3DPO5XXE3DENBSWY3DP';
+  c.newUser('erin');
+  const signup = await runPostern(['signup', await invite('erin', 'access'), '--password-stdin', '--totp-secret', secret, '--otp', await c.freshCode('erin', secret), '--ca-pin', c.serve.caPin], { input: `${TEST_PASSWORD}\n` });
+  assert.equal(signup.code, 0, signup.stderr);
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+  const erinCtx = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await ctx.newPage();
   try {
-    for (const [password, otp] of [['wrong password!', oathtoolCode(carol.secret, 0)], [TEST_PASSWORD, '000000']]) {
+    for (const [password, otp] of [['wrong password!', oathtoolCode(secret, 0)], [TEST_PASSWORD, '000000']]) {
       const res = page.waitForResponse((r) => r.url().endsWith('/webapi/sessions/web') && r.request().method() === 'POST');
-      await login(page, 'carol', password, otp);
+      await login(page, 'erin', password, otp);
       assert.equal((await res).status(), 401);
       await page.getByRole('alert').getByText(/invalid user name, password or second factor/).waitFor();
     }
@@ -217,9 +229,15 @@ test('5. refusals: wrong password, wrong code, expired session, forged cookie, w
     await page.goto(`${origin}/web/nodes`);
     await page.getByRole('heading', { name: 'Log in to Postern' }).waitFor();
 
-    // Another origin: a websocket with dave's valid cookie but a foreign Origin is refused before the upgrade.
+    // erin logged in, in a browser of her own.
+    const erin = await erinCtx.newPage();
+    await login(erin, 'erin', TEST_PASSWORD, await c.freshCode('erin', secret));
+    await erin.getByRole('heading', { name: 'Nodes' }).waitFor();
+    const erinsCookie = (await erinCtx.cookies()).find((k) => k.name === '__Host-postern_session')!.value;
+
+    // Another origin: a websocket with erin's valid cookie but a foreign Origin is refused before the upgrade.
     const status = await new Promise<number>((resolve, reject) => {
-      const ws = new WebSocket(`wss://${c.serve.web}/webapi/terminal?node=web1&login=${LOCAL_USER}`, { headers: { origin: 'https://evil.example', cookie: `__Host-postern_session=${davesCookie}` }, rejectUnauthorized: false });
+      const ws = new WebSocket(`wss://${c.serve.web}/webapi/terminal?node=web1&login=${LOCAL_USER}`, { headers: { origin: 'https://evil.example', cookie: `__Host-postern_session=${erinsCookie}` }, rejectUnauthorized: false });
       ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
       ws.on('open', () => reject(new Error('the websocket opened')));
       ws.on('error', () => {});
@@ -233,28 +251,29 @@ test('5. refusals: wrong password, wrong code, expired session, forged cookie, w
     assert.equal(noCookie, 401);
 
     // A state change without the CSRF token is refused even with the cookie.
-    const csrf = await dave.page.evaluate(async () => (await fetch('/webapi/sessions/web', { method: 'DELETE' })).status);
+    const csrf = await erin.evaluate(async () => (await fetch('/webapi/sessions/web', { method: 'DELETE' })).status);
     assert.equal(csrf, 403);
 
-    // Expired: dave's session record reaches its end (as time would do it); the next request is refused.
+    // Expired: erin's session record reaches its end (as time would do it); the next request is refused.
     const db = new DatabaseSync(join(c.serve.dataDir, 'postern.db'));
     try {
       const rows = db.prepare("SELECT key, value FROM items WHERE key LIKE 'web_sessions/%'").all() as Array<{ key: string; value: string }>;
       for (const r of rows) {
         const v = JSON.parse(r.value) as { user: string; expiresAt: string };
-        if (v.user !== 'dave') continue;
+        if (v.user !== 'erin') continue;
         v.expiresAt = new Date(Date.now() - 1000).toISOString();
         db.prepare('UPDATE items SET value = ? WHERE key = ?').run(JSON.stringify(v), r.key);
       }
     } finally {
       db.close();
     }
-    const expired = await dave.page.evaluate(async () => { const r = await fetch('/webapi/sessions'); return { status: r.status, body: await r.json() }; });
+    const expired = await erin.evaluate(async () => { const r = await fetch('/webapi/sessions'); return { status: r.status, body: await r.json() }; });
     assert.equal(expired.status, 401);
     assert.match(expired.body.error.message, /expired/);
-    await dave.page.goto(`${origin}/web/sessions`);
-    await dave.page.getByRole('heading', { name: 'Log in to Postern' }).waitFor();
+    await erin.goto(`${origin}/web/sessions`);
+    await erin.getByRole('heading', { name: 'Log in to Postern' }).waitFor();
   } finally {
     await ctx.close();
+    await erinCtx.close();
   }
 });

@@ -12,7 +12,9 @@ import { runPostern } from './cli.ts';
 import type { CliResult } from './cli.ts';
 import { startServe } from './serve.ts';
 import type { ServeProcess } from './serve.ts';
-import { startSshd, freePort, oathtoolCode } from './openssh.ts';
+import { startSshd, oathtoolCodeForStep } from './openssh.ts';
+import { withFreshPort } from './net.ts';
+import { waitFor } from './wait.ts';
 import type { Sshd } from './openssh.ts';
 
 /** The password every test user gets. */
@@ -32,13 +34,28 @@ export class TestCluster {
     return this.usedStep.get(user) ?? -Infinity;
   }
 
-  /** A TOTP code for `user` that was not used yet: the next step's, waiting for it when needed. */
+  /** Says `user` was just invited: no code of theirs was used, so freshCode may start at the earliest step auth accepts. */
+  newUser(user: string): void {
+    this.usedStep.set(user, -Infinity);
+  }
+
+  /**
+   * A TOTP code for `user` of a step not used yet (auth takes each step once, and one step
+   * either side of now): the earliest such step, so later codes are left for later logins
+   * without waiting. The previous step only with 10 s of it left to use, so it cannot go
+   * stale on the way; when every acceptable step is used, waits for the next one.
+   */
   async freshCode(user: string, secret: string): Promise<string> {
-    const step = (): number => Math.floor(Date.now() / 30_000);
-    const last = this.usedStep.get(user) ?? -Infinity;
-    while (step() + 1 <= last) await new Promise((r) => setTimeout(r, 500));
-    this.usedStep.set(user, step() + 1);
-    return oathtoolCode(secret, 1);
+    // Of a user this cluster did not see start, this step's code may be used already (a test's own oathtoolCode(secret, 0)).
+    const last = this.usedStep.get(user) ?? Math.floor(Date.now() / 30_000);
+    const step = await waitFor(() => {
+      const now = Date.now();
+      const current = Math.floor(now / 30_000);
+      const candidates = [...(30_000 - (now % 30_000) > 10_000 ? [current - 1] : []), current, current + 1];
+      return candidates.find((s) => s > last);
+    }, { what: `a TOTP step of ${user} not used yet`, timeoutMs: 35_000, intervalMs: 250 });
+    this.usedStep.set(user, step);
+    return oathtoolCodeForStep(secret, step);
   }
 
   /** Starts serve (extra YAML for `cluster:` settings may be given). */
@@ -68,9 +85,9 @@ export class TestCluster {
     const add = await this.admin(['users', 'add', name, '--logins', logins, '--roles', roles, '--format', 'json']);
     assert.equal(add.code, 0, add.stderr);
     const url = (JSON.parse(add.stdout) as { inviteUrl: string }).inviteUrl.replace(/^https:\/\/[^/]+/, `https://${this.serve.web}`);
-    // Sign up with this step's code and log in with the next one (accepted within ±1 step), so
-    // neither goes stale on a loaded machine and the login's code is never a replay.
-    const signup = await runPostern(['signup', url, '--password-stdin', '--totp-secret', secret, '--otp', oathtoolCode(secret, 0), '--ca-pin', this.serve.caPin], { input: TEST_PASSWORD + '\n' });
+    // Sign up and log in with the earliest steps auth accepts, each once (freshCode).
+    this.newUser(name);
+    const signup = await runPostern(['signup', url, '--password-stdin', '--totp-secret', secret, '--otp', await this.freshCode(name, secret), '--ca-pin', this.serve.caPin], { input: TEST_PASSWORD + '\n' });
     assert.equal(signup.code, 0, signup.stderr);
     const home = join(this.work, `home-${name}`);
     const login = await runPostern(['login', '--proxy', this.serve.web, '--user', name, '--password-stdin', '--otp', await this.freshCode(name, secret), '--ca-pin', this.serve.caPin, '--add-keys-to-agent', 'no'],
@@ -85,18 +102,28 @@ export class TestCluster {
     mkdirSync(dir, { recursive: true });
     const hostKey = join(dir, 'ssh_host_ed25519_key');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
-    const port = await freePort();
-    const add = await this.admin(['nodes', 'add', '--name', name, '--addr', `127.0.0.1:${port}`, '--labels', labels, '--host-key-file', `${hostKey}.pub`, '--out', dir]);
-    assert.equal(add.code, 0, add.stdout + add.stderr);
-    let sshd: Sshd = { port, dir, hostKeyPub: '', log: () => '', stop: async () => {} };
-    if (opts.start !== false) {
-      sshd = await startSshd({
-        trustedUserCaKeys: readFileSync(join(dir, 'user_ca.pub'), 'utf8'),
-        hostKey: { privatePath: hostKey, certPath: join(dir, `${name}-cert.pub`) },
-        port,
-      });
-      this.cleanup.push(() => sshd.stop());
-    }
+    // The address is registered before sshd starts (sshd needs the host certificate that
+    // `nodes add` writes), so sshd cannot take port 0: when the port was taken meanwhile,
+    // unregister and try another.
+    const sshd = await withFreshPort(async (port): Promise<Sshd> => {
+      const add = await this.admin(['nodes', 'add', '--name', name, '--addr', `127.0.0.1:${port}`, '--labels', labels, '--host-key-file', `${hostKey}.pub`, '--out', dir]);
+      assert.equal(add.code, 0, add.stdout + add.stderr);
+      if (opts.start === false) return { port, dir, hostKeyPub: '', log: () => '', stop: async () => {} };
+      try {
+        return await startSshd({
+          trustedUserCaKeys: readFileSync(join(dir, 'user_ca.pub'), 'utf8'),
+          hostKey: { privatePath: hostKey, certPath: join(dir, `${name}-cert.pub`) },
+          port,
+        });
+      } catch (err) {
+        if ((err as { code?: string }).code === 'EADDRINUSE') {
+          const rm = await this.admin(['nodes', 'rm', name]);
+          assert.equal(rm.code, 0, rm.stderr);
+        }
+        throw err;
+      }
+    });
+    if (opts.start !== false) this.cleanup.push(() => sshd.stop());
     const node = { ...sshd, dir, hostKey };
     this.nodes.set(name, node);
     return node;

@@ -2,22 +2,11 @@
 import { spawn, execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection } from 'node:net';
+import { waitFor } from './wait.ts';
+import { PortInUseError, withFreshPort } from './net.ts';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-
-/** A free TCP port on 127.0.0.1 (bound and released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The user the tests run as: the login sshd will accept. */
 export const LOCAL_USER = userInfo().username;
@@ -31,39 +20,64 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-/** Starts `sshd -D -e -f` with its own config, trusting a user CA (an authorized_keys line). */
+/**
+ * Starts `sshd -D -e -f` with its own config, trusting a user CA (an authorized_keys line).
+ * sshd must be told its port: without `port`, it gets one that was free and another if that
+ * was taken meanwhile; with `port`, a taken port throws a PortInUseError for the caller to
+ * handle.
+ */
 export async function startSshd(opts: { trustedUserCaKeys: string; hostKey?: { privatePath: string; certPath?: string }; extra?: string[]; port?: number }): Promise<Sshd> {
   const dir = mkdtempSync(join(tmpdir(), 'postern-sshd-'));
   chmodSync(dir, 0o755);
-  const port = opts.port ?? await freePort();
   let hostKeyPath = opts.hostKey?.privatePath;
   if (!hostKeyPath) {
     hostKeyPath = join(dir, 'ssh_host_ed25519_key');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKeyPath]);
   }
   writeFileSync(join(dir, 'user_ca.pub'), opts.trustedUserCaKeys.trim() + '\n');
-  const config = [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${hostKeyPath}`,
-    ...(opts.hostKey?.certPath ? [`HostCertificate ${opts.hostKey.certPath}`] : []),
-    `TrustedUserCAKeys ${join(dir, 'user_ca.pub')}`, 'AuthorizedKeysFile none', 'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes', 'StrictModes no', 'UsePAM no', 'PidFile none',
-    'PermitRootLogin yes', 'LogLevel VERBOSE', 'AllowTcpForwarding yes', 'MaxStartups 200:30:400', 'MaxSessions 100',
-    ...(opts.extra ?? []),
-  ];
-  writeFileSync(join(dir, 'sshd_config'), config.join('\n') + '\n');
-  const proc: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const keyPath = hostKeyPath;
+  const launch = async (port: number): Promise<Sshd> => {
+    const config = [
+      `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${keyPath}`,
+      ...(opts.hostKey?.certPath ? [`HostCertificate ${opts.hostKey.certPath}`] : []),
+      `TrustedUserCAKeys ${join(dir, 'user_ca.pub')}`, 'AuthorizedKeysFile none', 'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes', 'StrictModes no', 'UsePAM no', 'PidFile none',
+      'PermitRootLogin yes', 'LogLevel VERBOSE', 'AllowTcpForwarding yes', 'MaxStartups 200:30:400', 'MaxSessions 100',
+      ...(opts.extra ?? []),
+    ];
+    writeFileSync(join(dir, 'sshd_config'), config.join('\n') + '\n');
+    const { stop, log } = await startSshdProcess(join(dir, 'sshd_config'));
+    return { port, dir, hostKeyPub: '', log, stop };
+  };
+  const sshd = opts.port !== undefined ? await launch(opts.port) : await withFreshPort(launch);
+  sshd.hostKeyPub = execFileSync('ssh-keygen', ['-y', '-f', keyPath]).toString().trim();
+  return sshd;
+}
+
+/**
+ * Runs `sshd -D -e -f CONFIG` until it says it listens. Fails with sshd's log when it exits
+ * or is silent for 10 s; a PortInUseError when its port was taken.
+ */
+export async function startSshdProcess(config: string): Promise<{ log: () => string; stop: () => Promise<void> }> {
+  const proc: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr!.on('data', (d) => { log += d; });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  let started = false;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sshd did not start\n${log}`)), 10_000);
-    const check = (): void => { if (!started && log.includes('Server listening')) { started = true; clearTimeout(timer); resolve(); } };
-    proc.stderr!.on('data', check);
-    proc.once('exit', (code) => { if (!started) { clearTimeout(timer); reject(new Error(`sshd exited with ${code}\n${log}`)); } });
-  });
-  const hostKeyPub = execFileSync('ssh-keygen', ['-y', '-f', hostKeyPath]).toString().trim();
-  return { port, dir, hostKeyPub, log: () => log, async stop() { proc.kill('SIGTERM'); await exited; } };
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  let exitCode: number | null | undefined;
+  void exited.then((code) => { exitCode = code; });
+  try {
+    await waitFor(() => {
+      if (log.includes('Server listening')) return true;
+      if (exitCode === undefined) return false;
+      // sshd's own words for a taken port ("Bind to port N on 127.0.0.1 failed: Address already in use").
+      if (/Address already in use/.test(log)) throw new PortInUseError(`sshd's port was taken\n${log}`);
+      throw new Error(`sshd exited with ${exitCode}\n${log}`);
+    }, { what: 'sshd to listen', timeoutMs: 10_000, intervalMs: 20, detail: () => log });
+  } catch (err) {
+    proc.kill('SIGKILL');
+    throw err;
+  }
+  return { log: () => log, stop: async () => { proc.kill('SIGTERM'); await exited; } };
 }
 
 /** A running ssh-agent on its own socket. */
@@ -72,19 +86,48 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-/** Starts `ssh-agent -D -a SOCKET`. */
-export async function startAgent(): Promise<Agent> {
+/**
+ * Starts `ssh-agent -D -a SOCKET` and waits until the socket takes connections. Fails with
+ * the agent's output when it exits or does not come up within 10 s.
+ */
+export async function startAgent(opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Agent> {
   const dir = mkdtempSync(join(tmpdir(), 'postern-agent-'));
   const socket = join(dir, 'agent.sock');
-  const proc = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const { existsSync } = await import('node:fs');
-  for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
-  return { socket, async stop() { proc.kill('SIGTERM'); await exited; } };
+  const proc = spawn('ssh-agent', ['-D', '-a', socket], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  let output = '';
+  proc.stdout.on('data', (d) => { output += d; });
+  proc.stderr.on('data', (d) => { output += d; });
+  let exitCode: number | null | undefined;
+  const exited = new Promise<void>((resolve) => proc.once('exit', (code) => { exitCode = code; resolve(); }));
+  const stop = async (): Promise<void> => { if (exitCode === undefined) proc.kill('SIGTERM'); await exited; };
+  try {
+    await waitFor(async () => {
+      if (exitCode !== undefined) throw new Error(`ssh-agent exited with ${exitCode}`);
+      return canConnect(socket);
+    }, { what: `ssh-agent's socket ${socket}`, timeoutMs: 10_000, intervalMs: 20, detail: () => `ssh-agent said:\n${output}` });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { socket, stop };
+}
+
+/** Whether a Unix socket accepts a connection now. */
+function canConnect(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
 }
 
 /** The TOTP code for a secret at an offset of whole steps from now, from oathtool. */
 export function oathtoolCode(secret: string, stepOffset = 0): string {
   const at = Math.floor(Date.now() / 1000) + stepOffset * 30;
   return execFileSync('oathtool', ['--totp', '-b', secret, '--now', `@${at}`]).toString().trim();
+}
+
+/** The TOTP code of a 30 s step (Unix time / 30), from oathtool. */
+export function oathtoolCodeForStep(secret: string, step: number): string {
+  return execFileSync('oathtool', ['--totp', '-b', secret, '--now', `@${step * 30}`]).toString().trim();
 }

@@ -14,11 +14,11 @@
  * writes are in the kernel already).
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { PortInUseError, withFreshPort } from './net.ts';
 
 /** A running test server. */
 export interface PostgresServer {
@@ -50,18 +50,6 @@ export function postgresBinDir(): string {
   versions.sort((a, b) => Number(b) - Number(a));
   if (versions.length === 0) throw new Error('PostgreSQL is not installed: run `npm run pretest` (scripts/ensure-system-deps.ts) or apt-get install postgresql');
   return join(base, versions[0], 'bin');
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const asRoot = process.getuid?.() === 0;
@@ -118,12 +106,21 @@ export async function startPostgres(t: { after(fn: () => unknown): unknown }): P
   const t0 = performance.now();
   const bin = postgresBinDir();
   const template = templateDataDir(bin);
+  // PostgreSQL must be told its port: when the one that was free is taken by the time it
+  // starts, it starts again, from a fresh copy, on another.
+  const server = await withFreshPort((port) => startOn(bin, template, port));
+  server.startupMs = Math.round(performance.now() - t0);
+  t.after(() => server.stop());
+  return server;
+}
+
+/** One try of startPostgres on a given port; a PortInUseError when PostgreSQL could not bind it. */
+async function startOn(bin: string, template: string, port: number): Promise<PostgresServer> {
   const root = mkdtempSync(join(tmpdir(), 'postern-pg-'));
   const dataDir = join(root, 'data');
   chownToPostgres(root);
   // -a keeps the owner (postgres) and the mode PostgreSQL insists on (0700).
   execFileSync('cp', ['-a', template, dataDir]);
-  const port = await freePort();
   const opts = [
     `-c listen_addresses=127.0.0.1`, `-c port=${port}`, `-k ${root}`,
     '-c fsync=off', '-c full_page_writes=off', '-c max_connections=200', '-c shared_buffers=16MB',
@@ -183,10 +180,12 @@ export async function startPostgres(t: { after(fn: () => unknown): unknown }): P
     runPg(join(bin, 'pg_ctl'), startArgs, 'pg_ctl start');
     running = true;
   } catch (err) {
+    let serverLog = '';
+    try { serverLog = readFileSync(log, 'utf8'); } catch { /* no log yet */ }
     server.stop();
+    // PostgreSQL's words for a taken port ("could not bind IPv4 address ...: Address already in use").
+    if (/Address already in use/.test(serverLog)) throw new PortInUseError(`PostgreSQL's port ${port} was taken\n${serverLog}`);
     throw err;
   }
-  server.startupMs = Math.round(performance.now() - t0);
-  t.after(() => server.stop());
   return server;
 }

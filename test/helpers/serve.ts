@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { POSTERN_BIN } from './cli.ts';
+import { TEST_SERVE_ENV } from './auth.ts';
 
 /** A running serve. */
 export interface ServeProcess {
@@ -22,12 +23,12 @@ export interface ServeProcess {
   kill(): Promise<void>;
 }
 
-/** Starts serve with loopback ports; resolves on its ready line. */
+/** Starts serve with loopback ports (and the test scrypt cost); resolves on its ready line. */
 export function startServe(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<ServeProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'postern-data-'));
   const args = opts.args ?? ['--web-addr', '127.0.0.1:0', '--auth-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0', '--cluster-name', 'test.example'];
   const proc = spawn(process.execPath, [POSTERN_BIN, 'serve', '--data-dir', dataDir, ...args], {
-    env: { ...process.env, NO_COLOR: '1', POSTERN_FROM_SOURCE: '1', ...opts.env },
+    env: { ...process.env, NO_COLOR: '1', POSTERN_FROM_SOURCE: '1', ...TEST_SERVE_ENV, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

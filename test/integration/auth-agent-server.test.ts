@@ -19,6 +19,7 @@ import { AuthServer, localAuthClient } from '../../src/auth/auth-server.ts';
 import type { AuthClient } from '../../src/api/auth-client.ts';
 import { totpCode, newTotpSecret } from '../../src/auth/totp.ts';
 import { startSshd, LOCAL_USER } from '../helpers/openssh.ts';
+import { TEST_SCRYPT_LOG2N } from '../helpers/auth.ts';
 import type { Sshd } from '../helpers/openssh.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -68,7 +69,7 @@ function run(cmd: string, args: string[], opts: { input?: string; env?: Record<s
 
 before(async () => {
   backend = await openSqliteBackend({ dataDir: join(work, 'data') });
-  const auth = await AuthServer.open({ backend, clock: { now: () => new Date() }, clusterName: 'c.example' });
+  const auth = await AuthServer.open({ backend, clock: { now: () => new Date() }, clusterName: 'c.example', passwordCost: TEST_SCRYPT_LOG2N });
   admin = localAuthClient(auth, { role: 'admin', name: 'admin' });
   proxy = localAuthClient(auth, { role: 'proxy', name: 'p1' });
   const inv = await admin.createUser({ name: 'alice', logins: [LOCAL_USER, 'deploy'], roles: ['access'], inviteTtlMs: 60_000 });

@@ -15,6 +15,7 @@ import { startServe } from '../helpers/serve.ts';
 import type { ServeProcess } from '../helpers/serve.ts';
 import { startSshd, startAgent, oathtoolCode, LOCAL_USER } from '../helpers/openssh.ts';
 import type { Sshd, Agent } from '../helpers/openssh.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let serve: ServeProcess;
 let agent: Agent;
@@ -208,7 +209,8 @@ test('3. wrong password, wrong code, replayed code, bad invites, unknown user, l
   assert.match(twice.stderr, /already used or expired/);
   const short = await runPostern(['users', 'add', 'fred', '--logins', LOCAL_USER, '--ttl', '1s', '--format', 'json', '--data-dir', serve.dataDir]);
   const shortUrl = JSON.parse(short.stdout).inviteUrl.replace(/^https:\/\/[^/]+/, `https://${serve.web}`);
-  await new Promise((r) => setTimeout(r, 1500));
+  const shortEnds = Date.parse((JSON.parse(short.stdout) as { expiresAt: string }).expiresAt);
+  await waitFor(() => Date.now() > shortEnds, { what: "fred's one-second invite to run out", timeoutMs: 10_000 });
   const expired = await runPostern(['signup', shortUrl, '--password-stdin', '--otp', '123456', '--ca-pin', serve.caPin], { input: 'correct horse battery staple\n' });
   assert.equal(expired.code, 1);
   assert.match(expired.stderr, /error: the invite (is unknown, already used or expired|expired at)/);
@@ -295,7 +297,7 @@ test('5. a restart keeps CAs, users and settings; certificates from before still
   assert.equal(ssh.status, 0, ssh.stderr);
   // The new process's port differs; log in again through it, with a code of a later step than
   // test 1 used (a code is good once).
-  while (step() + 1 <= aliceStep) await new Promise((r) => setTimeout(r, 1000));
+  await waitFor(() => step() + 1 > aliceStep, { what: 'a TOTP step alice has not used', timeoutMs: 35_000, intervalMs: 250 });
   const again = await login('alice', oathtoolCode(SECRET_A, 1), ['--proxy', serve.web]);
   assert.equal(again.code, 0, again.stderr + serve.stderr());
 

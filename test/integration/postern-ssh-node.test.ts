@@ -24,6 +24,7 @@ import { encodePrivateKeyOpenSSH, formatAuthorizedKey, generateKeyPair } from '.
 import type { SshKeyPair } from '../../src/ssh/keys.ts';
 import { AgentClient } from '../../src/ssh/agent.ts';
 import { roundTrip } from '../helpers/net.ts';
+import { waitForText } from '../helpers/wait.ts';
 import { startSshd, startAgent, LOCAL_USER } from '../helpers/openssh.ts';
 import type { Sshd, Agent } from '../helpers/openssh.ts';
 
@@ -141,8 +142,9 @@ test('refused: a plain host key, a certificate for another name, another CA', as
 test('a PTY: raw mode on and restored, the terminal size, TERM, and a resize reaching the node', async () => {
   const client = await connect(web1, 'web1.test.example');
   const s = io({ tty: true });
-  const done = runSession(client, { command: 'stty size; echo "TERM=$TERM"; sleep 1; stty size', pty: { term: 'xterm-test' }, io: s });
-  for (let i = 0; i < 100 && !s.out().includes('TERM='); i++) await new Promise((r) => setTimeout(r, 50));
+  // After TERM, the node polls (at most 20 s) until its terminal size changes, then prints it.
+  const done = runSession(client, { command: 'stty size; echo "TERM=$TERM"; s=$(stty size); i=0; while [ "$(stty size)" = "$s" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; stty size', pty: { term: 'xterm-test' }, io: s });
+  await waitForText(() => s.out(), 'TERM=', 30_000);
   assert.deepEqual(s.raw, [true], 'raw mode while the session runs');
   (s.stdout as TermOut).columns = 120;
   (s.stdout as TermOut).rows = 40;
@@ -188,14 +190,17 @@ test('-L and -R forwards carry bytes both ways; closing them stops listening', a
   const echo = await echoServer();
   const warnings: string[] = [];
   const local = await startLocalForward(client, parseForwardSpec(`0:127.0.0.1:${echo}`, 'L'), (m) => warnings.push(m));
+  cleanup.push(() => local.close()); // closed below; this is for a failure before, so no listener keeps the file running
   const data = Buffer.alloc(3 * 1024 * 1024, 7);
   assert.ok((await roundTrip(local.port, data)).equals(data));
   const remote = new RemoteForwards(client, (m) => warnings.push(m));
+  cleanup.push(async () => remote.closeAll());
   const r = await remote.add(parseForwardSpec(`0:127.0.0.1:${echo}`, 'R'));
   assert.ok(r.port > 0);
   assert.equal((await roundTrip(r.port, Buffer.from('via -R\n'))).toString(), 'via -R\n');
   // A -L to a port nothing listens on: the node refuses the channel, the local connection closes.
   const dead = await startLocalForward(client, parseForwardSpec('0:127.0.0.1:1', 'L'), (m) => warnings.push(m));
+  cleanup.push(() => dead.close());
   await assert.rejects(roundTrip(dead.port, Buffer.from('x')), /closed after 0/);
   assert.match(warnings.join('\n'), /channel for -L 0:127\.0\.0\.1:1 failed/);
   await local.close();
@@ -205,6 +210,7 @@ test('-L and -R forwards carry bytes both ways; closing them stops listening', a
   await assert.rejects(roundTrip(local.port, Buffer.from('x')), /ECONNREFUSED/);
   // A port in use is a clear error.
   const busy = await startLocalForward(client, parseForwardSpec('0:127.0.0.1:9', 'L'), () => {});
+  cleanup.push(() => busy.close());
   await assert.rejects(startLocalForward(client, parseForwardSpec(`${busy.port}:127.0.0.1:9`, 'L'), () => {}), /cannot listen on 127\.0\.0\.1:\d+ for -L .*: the address is in use/);
   await busy.close();
 });

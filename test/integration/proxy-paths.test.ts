@@ -16,7 +16,8 @@ import { DatabaseSync } from 'node:sqlite';
 import { TestCluster, userFiles } from '../helpers/cluster.ts';
 import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
-import { parsePrivateKeyOpenSSH, parseAuthorizedKey, formatAuthorizedKey } from '../../src/ssh/keys.ts';
+import { userCaOf } from '../helpers/auth.ts';
+import { parseAuthorizedKey, formatAuthorizedKey } from '../../src/ssh/keys.ts';
 import { signCertificate, formatCertificate } from '../../src/ssh/certs.ts';
 
 const c = new TestCluster();
@@ -29,7 +30,7 @@ const traps: Server[] = [];
 
 async function trap(name: string, port: number): Promise<void> {
   const s = createServer((sock) => { dialled.push(name); sock.destroy(); });
-  await new Promise<void>((r) => s.listen(port, '127.0.0.1', () => r()));
+  await new Promise<void>((r, j) => { s.once('error', j); s.listen(port, '127.0.0.1', () => r()); });
   traps.push(s);
 }
 
@@ -162,11 +163,8 @@ test('refused at the proxy: a plain key, another CA, an expired certificate, a l
   assert.match(other.stderr, /Permission denied \(publickey\)/);
 
   // An expired certificate from the real user CA (read from auth's storage, as its admin could).
-  const db = new DatabaseSync(join(c.serve.dataDir, 'postern.db'), { readOnly: true });
-  const ca = JSON.parse((db.prepare("SELECT value FROM items WHERE key = 'cas/ssh/user'").get() as { value: string }).value) as { privateKey: string };
-  db.close();
   const subject = parseAuthorizedKey(readFileSync(`${f.key}.pub`, 'utf8'));
-  const expired = signCertificate(parsePrivateKeyOpenSSH(ca.privateKey), {
+  const expired = signCertificate(userCaOf(c.serve.dataDir), {
     type: 'user', subjectPublicKey: subject.wire, keyId: 'alice', principals: [LOCAL_USER], ttlMs: 60_000, now: new Date(Date.now() - 3_600_000), serial: 99n,
   });
   writeFileSync(join(dir, 'expired-cert.pub'), formatCertificate(expired) + '\n');

@@ -17,7 +17,9 @@ import { join } from 'node:path';
 import { TestCluster, userFiles } from '../helpers/cluster.ts';
 import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
 import { startServe } from '../helpers/serve.ts';
-import { LOCAL_USER, startAgent, freePort } from '../helpers/openssh.ts';
+import { LOCAL_USER, startAgent } from '../helpers/openssh.ts';
+import { boundPort, PortInUseError, withFreshPort } from '../helpers/net.ts';
+import { waitFor, waitForText as until } from '../helpers/wait.ts';
 import type { RecordingMeta } from '../../src/api/types.ts';
 
 const c = new TestCluster();
@@ -54,25 +56,15 @@ async function recordings(home: string): Promise<RecordingMeta[]> {
   return JSON.parse(r.stdout) as RecordingMeta[];
 }
 
-/** The newest recording of alice whose text holds `needle`, waiting a little for the last chunk. */
+/** The newest recording of alice whose text holds `needle`, waiting for the chunk with it to reach auth. */
 async function recordingWith(needle: string): Promise<{ meta: RecordingMeta; text: string }> {
-  for (let i = 0; i < 40; i++) {
+  return waitFor(async () => {
     for (const meta of (await recordings(alice)).slice(0, 5)) {
       const play = await runPostern(['play', meta.id, '--format', 'text'], { env: { TSH_HOME: alice } });
       if (play.code === 0 && play.stdout.includes(needle)) return { meta, text: play.stdout };
     }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`no recording holds ${needle}`);
-}
-
-/** Waits until `get()` holds `needle`. */
-async function until(get: () => string, needle: string | RegExp, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(typeof needle === 'string' ? get().includes(needle) : needle.test(get()))) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${needle}; got:\n${get().slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return undefined;
+  }, { what: `a recording that holds ${needle}`, timeoutMs: 30_000, intervalMs: 250 });
 }
 
 /** Sends `text` to 127.0.0.1:port and resolves with the first reply. */
@@ -82,6 +74,30 @@ function echoThrough(port: number, text: string): Promise<string> {
     sock.on('data', (d) => { resolve(d.toString()); sock.end(); });
     sock.on('error', reject);
     setTimeout(() => reject(new Error(`no reply through the forward on port ${port}`)), 30_000).unref();
+  });
+}
+
+/**
+ * `ssh -J` to web1 with a port forward (`-L` or `-R`) to the echo server, running until it
+ * printed `ready`. ssh must be told the forward's port, so when that port was taken (ssh
+ * exits: ExitOnForwardFailure) it starts again on another.
+ */
+function forward(flag: '-L' | '-R', ready: string): Promise<{ proc: ChildProcessWithoutNullStreams; port: number; out: () => string }> {
+  return withFreshPort(async (port) => {
+    const proc = spawn('ssh', ['-F', cfgA, '-o', 'ExitOnForwardFailure yes', flag, `${port}:127.0.0.1:${echoPort}`, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, `echo ${ready}; sleep 20`], { env: sshEnv() });
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; });
+    proc.stderr.on('data', (d) => { out += d; });
+    let exited = false;
+    proc.once('exit', () => { exited = true; });
+    await waitFor(() => {
+      if (out.includes(ready)) return true;
+      if (!exited) return false;
+      // ssh's words for a port it could not listen on, here (-L) or on the node (-R).
+      if (/Address already in use|forwarding failed for listen port/.test(out)) throw new PortInUseError(out);
+      throw new Error(`ssh ${flag} exited before ${ready}\nssh: ${out}\nserve: ${c.serve.stderr().slice(-3000)}`);
+    }, { what: ready, timeoutMs: 60_000, detail: () => `ssh: ${out}\nserve: ${c.serve.stderr().slice(-3000)}` });
+    return { proc, port, out: () => out };
   });
 }
 
@@ -110,8 +126,8 @@ before(async () => {
   await c.node('web1', 'env=prod');
   cfgA = sshConfig('agent', ['  ForwardAgent yes']);
   echo = createServer((s) => s.pipe(s));
-  echoPort = await freePort();
-  await new Promise<void>((r) => echo.listen(echoPort, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+  echoPort = boundPort(echo);
 });
 
 after(async () => {
@@ -181,32 +197,23 @@ test('without agent forwarding OpenSSH gets a clear message, exit 255, and no ha
 });
 
 test('a local port forward (-L) goes through the node; the cast of a recording plays in asciinema', async () => {
-  const local = await freePort();
-  const fwd = spawn('ssh', ['-F', cfgA, '-L', `${local}:127.0.0.1:${echoPort}`, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo fwd-ready; sleep 20'], { env: sshEnv() });
-  let out = '';
-  fwd.stdout.on('data', (d) => { out += d; });
-  fwd.stderr.on('data', (d) => { out += d; });
+  const fwd = await forward('-L', 'fwd-ready');
   try {
-    await until(() => out, 'fwd-ready');
-    assert.equal(await echoThrough(local, 'ping-through-node'), 'ping-through-node');
+    assert.equal(await echoThrough(fwd.port, 'ping-through-node'), 'ping-through-node');
   } catch (err) {
-    throw new Error(`${(err as Error).message}\nssh: ${out}\nserve: ${c.serve.stderr().slice(-3000)}\nnode: ${c.nodes.get('web1')!.log().slice(-2000)}`);
+    throw new Error(`${(err as Error).message}\nssh: ${fwd.out()}\nserve: ${c.serve.stderr().slice(-3000)}\nnode: ${c.nodes.get('web1')!.log().slice(-2000)}`);
   } finally {
-    fwd.kill();
+    fwd.proc.kill();
   }
   // -R: the node listens (its sshd runs on this machine), each connection comes back to the client.
-  const remote = await freePort();
-  const rfwd = spawn('ssh', ['-F', cfgA, '-o', 'ExitOnForwardFailure yes', '-R', `${remote}:127.0.0.1:${echoPort}`, '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo rfwd-ready; sleep 20'], { env: sshEnv() });
-  let rout = '';
-  rfwd.stdout.on('data', (d) => { rout += d; });
-  rfwd.stderr.on('data', (d) => { rout += d; });
+  const rfwd = await forward('-R', 'rfwd-ready');
+  const remote = rfwd.port;
   try {
-    await until(() => rout, 'rfwd-ready');
     assert.equal(await echoThrough(remote, 'pong-from-the-node-side'), 'pong-from-the-node-side');
   } catch (err) {
-    throw new Error(`${(err as Error).message}\nssh: ${rout}\nserve: ${c.serve.stderr().slice(-3000)}`);
+    throw new Error(`${(err as Error).message}\nssh: ${rfwd.out()}\nserve: ${c.serve.stderr().slice(-3000)}`);
   } finally {
-    rfwd.kill();
+    rfwd.proc.kill();
   }
   const audit = JSON.parse((await c.admin(['audit', '--type', 'port.forward', '--format', 'json'])).stdout) as Array<{ user: string; port: number; success: boolean; direction?: string }>;
   assert.ok(audit.some((e) => e.user === 'alice' && e.port === echoPort && e.success), JSON.stringify(audit));
@@ -290,7 +297,10 @@ test('join: an observer sees live output and cannot type; a peer types into the 
 test('a peer typing after the owner\'s input ended (EOF) does not break the proxy', async () => {
   const sh = longShell(cfgA);
   try {
-    sh.proc.stdin.end('echo eof-owner-ready; sleep 6; echo eof-owner-$((9*9)); exit\n');
+    // The shell outlives the owner's input until the peer has typed: it waits (at most 60 s) for
+    // a file the test makes then (the node's sshd runs on this machine).
+    const go = join(c.work, 'eof-owner-go');
+    sh.proc.stdin.end(`echo eof-owner-ready; i=0; while [ ! -e ${go} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo eof-owner-$((9*9)); exit\n`);
     await until(sh.out, 'eof-owner-ready');
     const ls = await runPostern(['sessions', 'ls', '--format', 'json'], { env: { TSH_HOME: alice } });
     const live = (JSON.parse(ls.stdout) as Array<{ id: string; user: string; kind: string }>).filter((s) => s.user === 'alice' && s.kind === 'ssh').at(-1);
@@ -299,7 +309,8 @@ test('a peer typing after the owner\'s input ended (EOF) does not break the prox
     let peerErr = '';
     peer.stderr.on('data', (d) => { peerErr += d; });
     await until(() => peerErr, /joined session/);
-    peer.stdin.write('echo too-late\n');
+    await new Promise((r) => peer.stdin.write('echo too-late\n', r));
+    writeFileSync(go, '');
     await until(sh.out, 'eof-owner-81');
     const exited = (p: ChildProcessWithoutNullStreams): Promise<number | null> => new Promise((r, j) => {
       if (p.exitCode !== null) return r(p.exitCode);
@@ -321,8 +332,8 @@ test('kill -9 of the proxy mid-session: the recording holds the output sent befo
   const sh = longShell(cfgA);
   sh.proc.stdin.write('echo before-kill-$((5*5))\n');
   await until(sh.out, 'before-kill-25');
-  // More than the recorder's flush interval: the chunk with that output has gone to auth.
-  await new Promise((r) => setTimeout(r, 2500));
+  // Until the chunk with that output has gone to auth (the recorder flushes on an interval).
+  await recordingWith('before-kill-25');
   const args = ['--web-addr', c.serve.web, '--auth-addr', c.serve.auth, '--ssh-addr', `127.0.0.1:${c.sshPort}`, '--cluster-name', 'test.example', '--config', join(c.work, 'postern.yaml')];
   await c.serve.kill();
   sh.proc.kill();

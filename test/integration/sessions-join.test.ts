@@ -18,6 +18,7 @@ import { randomInt } from 'node:crypto';
 import { TestCluster, userFiles } from '../helpers/cluster.ts';
 import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
 import { LOCAL_USER, startAgent } from '../helpers/openssh.ts';
+import { waitFor, waitForText as until } from '../helpers/wait.ts';
 import type { ActiveSession } from '../../src/api/types.ts';
 
 const c = new TestCluster();
@@ -28,24 +29,9 @@ let agentSock: string;
 
 interface Event { type: string; user?: string; success: boolean; sessionId?: string; mode?: string; reason?: string }
 
-/** Waits until `get()` holds `needle`. */
-async function until(get: () => string, needle: string | RegExp, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(typeof needle === 'string' ? get().includes(needle) : needle.test(get()))) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${needle}; got:\n${get().slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** Retries `fn` until it returns something, for state that auth learns a moment later. */
-async function eventually<T>(fn: () => Promise<T | undefined>, what: string, ms = 30_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+function eventually<T>(fn: () => Promise<T | undefined>, what: string, ms = 30_000): Promise<T> {
+  return waitFor(fn, { what, timeoutMs: ms, intervalMs: 300 });
 }
 
 async function sessionsOf(home: string): Promise<ActiveSession[]> {

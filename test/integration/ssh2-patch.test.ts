@@ -5,8 +5,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -19,6 +19,8 @@ import {
   verifyCertAuthSignature,
   type CertPublicKeyAuthMethod,
 } from '../../src/ssh/ssh2-certs.ts';
+import { startAgent, startSshdProcess } from '../helpers/openssh.ts';
+import { withFreshPort } from '../helpers/net.ts';
 
 const { Client, Server } = ssh2;
 const USER = userInfo().username;
@@ -61,14 +63,6 @@ function makeFixture(t: TestContext): Fixture {
   };
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
 /** A real sshd on loopback that trusts only the user CA and presents a host certificate. */
 interface Sshd {
   port: number;
@@ -78,44 +72,32 @@ interface Sshd {
 
 async function startSshd(t: TestContext, fx: Fixture): Promise<Sshd> {
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // privilege separation dir
-  const port = await freePort();
   const config = join(fx.dir, 'sshd_config');
-  writeFileSync(config, [
-    `Port ${port}`,
-    'ListenAddress 127.0.0.1',
-    `HostKey ${fx.key('host')}`,
-    `HostCertificate ${fx.key('host')}-cert.pub`,
-    `HostKey ${fx.key('host_rsa')}`,
-    `HostCertificate ${fx.key('host_rsa')}-cert.pub`,
-    `TrustedUserCAKeys ${fx.key('user_ca')}.pub`,
-    'AuthorizedKeysFile none',
-    'PubkeyAuthentication yes',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'PermitRootLogin prohibit-password',
-    'StrictModes no',
-    'UsePAM no',
-    'PidFile none',
-    'LogLevel VERBOSE',
-    '',
-  ].join('\n'));
-  const proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr.setEncoding('utf8').on('data', (d: string) => { log += d; });
-  t.after(() => { proc.kill(); });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sshd did not start:\n${log}`)), 10_000);
-    const check = (): void => {
-      if (log.includes('Server listening on')) {
-        clearTimeout(timer);
-        proc.stderr.off('data', check);
-        resolve();
-      }
-    };
-    proc.stderr.on('data', check);
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`sshd exited ${code}:\n${log}`)); });
+  // sshd must be told its port: startSshdProcess says when it was taken, and another is tried.
+  return withFreshPort(async (port) => {
+    writeFileSync(config, [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${fx.key('host')}`,
+      `HostCertificate ${fx.key('host')}-cert.pub`,
+      `HostKey ${fx.key('host_rsa')}`,
+      `HostCertificate ${fx.key('host_rsa')}-cert.pub`,
+      `TrustedUserCAKeys ${fx.key('user_ca')}.pub`,
+      'AuthorizedKeysFile none',
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'StrictModes no',
+      'UsePAM no',
+      'PidFile none',
+      'LogLevel VERBOSE',
+      '',
+    ].join('\n'));
+    const sshd = await startSshdProcess(config);
+    t.after(() => sshd.stop());
+    return { port, log: sshd.log };
   });
-  return { port, log: () => log };
 }
 
 /** Runs `body`, adding a server's log to whatever it throws. */
@@ -210,10 +192,9 @@ test('ssh2 client authenticates to sshd with a user certificate', async (t) => {
   }
 
   await t.test('ssh-agent holding key and certificate', () => withLog(sshd.log, async () => {
-    const sock = join(fx.dir, 'agent.sock');
-    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-    t.after(() => { agent.kill(); });
-    for (let i = 0; i < 50 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+    const agent = await startAgent();
+    t.after(() => agent.stop());
+    const sock = agent.socket;
     // ssh-add loads user-cert.pub beside the key: the agent holds the plain key and the certificate
     execFileSync('ssh-add', [fx.key('user')], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'pipe' });
     const logStart = sshd.log().length;

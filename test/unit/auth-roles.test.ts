@@ -18,6 +18,7 @@ import { parseNodeLabels, readRoleFile } from '../../src/cli/commands/roles.ts';
 import { generateKeyPair, formatAuthorizedKey } from '../../src/ssh/keys.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';
 import { searchAudit } from '../../src/auth/audit.ts';
+import { TEST_SCRYPT_LOG2N } from '../helpers/auth.ts';
 
 const role = (name: string, logins: string[], node_labels: Record<string, string[]>): RoleSpec => ({ name, logins, node_labels });
 
@@ -96,7 +97,7 @@ let proxy: AuthClient;
 
 before(async () => {
   backend = await openSqliteBackend({ dataDir: mkdtempSync(join(tmpdir(), 'postern-roles-')) });
-  auth = await AuthServer.open({ backend, clock: { now: () => new Date() }, clusterName: 'c.example', settings: { second_factor: 'off' } });
+  auth = await AuthServer.open({ backend, clock: { now: () => new Date() }, clusterName: 'c.example', settings: { second_factor: 'off' }, passwordCost: TEST_SCRYPT_LOG2N });
   admin = localAuthClient(auth, { role: 'admin', name: 'admin' });
   proxy = localAuthClient(auth, { role: 'proxy', name: 'p1' });
 });

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashPassword, verifyPassword, checkPasswordPolicy, DUMMY_HASH } from '../../src/auth/passwords.ts';
+import { hashPassword, verifyPassword, checkPasswordPolicy, DUMMY_HASH, dummyHash, scryptCostFromEnv, DEFAULT_SCRYPT_LOG2N, TEST_SCRYPT_LOG2N_ENV } from '../../src/auth/passwords.ts';
 import { checkTotp, totpCode, newTotpSecret, normaliseTotpSecret, totpUri } from '../../src/auth/totp.ts';
 import { validateSettings } from '../../src/auth/settings.ts';
 import { resolveServeConfig } from '../../src/cli/commands/serve-config.ts';
@@ -21,6 +21,23 @@ test('scrypt hashes verify, differ by salt, and refuse the wrong password', asyn
   assert.ok(!(await verifyPassword('x', 'plain$garbage')));
   assert.throws(() => checkPasswordPolicy('short'), /at least 12 characters/);
   checkPasswordPolicy('twelve chars');
+});
+
+test('a test suite may lower the scrypt cost to the floor and no further; unset means the production default', async () => {
+  const cheap = await hashPassword('correct horse battery staple', 10);
+  assert.match(cheap, /^scrypt\$1024\$8\$1\$/);
+  assert.ok(await verifyPassword('correct horse battery staple', cheap));
+  assert.ok(!(await verifyPassword('anything', dummyHash(10))));
+  await assert.rejects(hashPassword('correct horse battery staple', 9), RangeError);
+  await assert.rejects(hashPassword('correct horse battery staple', 16), RangeError, 'never above the default either');
+  assert.equal(DEFAULT_SCRYPT_LOG2N, 15);
+  assert.equal(dummyHash(), DUMMY_HASH);
+  assert.equal(scryptCostFromEnv({}), 15);
+  assert.equal(scryptCostFromEnv({ [TEST_SCRYPT_LOG2N_ENV]: '' }), 15);
+  assert.equal(scryptCostFromEnv({ [TEST_SCRYPT_LOG2N_ENV]: '10' }), 10);
+  for (const bad of ['9', '16', '12.5', 'low', '-1']) {
+    assert.throws(() => scryptCostFromEnv({ [TEST_SCRYPT_LOG2N_ENV]: bad }), (e: Error & { code?: string }) => e.code === 'ERR_POSTERN_CONFIG' && e.message.includes(TEST_SCRYPT_LOG2N_ENV), bad);
+  }
 });
 
 test('TOTP matches RFC 6238 SHA-1 vectors (6 digits) and allows one step either side', () => {

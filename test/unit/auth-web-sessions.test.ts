@@ -18,6 +18,7 @@ import { totpCode, newTotpSecret } from '../../src/auth/totp.ts';
 import { searchAudit } from '../../src/auth/audit.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';
 import { SshReader, SshWriter } from '../../src/ssh/wire.ts';
+import { TEST_SCRYPT_LOG2N } from '../helpers/auth.ts';
 
 const PASSWORD = 'correct horse battery staple';
 let backend: Backend;
@@ -46,7 +47,7 @@ async function login(user: string, extra: { password?: string; otp?: string } = 
 
 before(async () => {
   backend = await openSqliteBackend({ dataDir: mkdtempSync(join(tmpdir(), 'postern-websess-')) });
-  const auth = await AuthServer.open({ backend, clock, clusterName: 'c.example' });
+  const auth = await AuthServer.open({ backend, clock, clusterName: 'c.example', passwordCost: TEST_SCRYPT_LOG2N });
   admin = localAuthClient(auth, { role: 'admin', name: 'admin' });
   proxy = localAuthClient(auth, { role: 'proxy', name: 'p1' });
   await signUp('alice', ['access'], ['alice', 'root']);

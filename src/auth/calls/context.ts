@@ -13,6 +13,8 @@ export interface CallContext {
   backend: Backend;
   clock: Clock;
   clusterName: string;
+  /** log2 of scrypt's N for new password hashes (passwords.ts). */
+  passwordCost: number;
   /** Writes an audit event; a failure to write is logged and thrown. */
   audit(event: NewAuditEvent): Promise<void>;
 }

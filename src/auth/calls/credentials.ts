@@ -4,7 +4,7 @@ import type { PosternError } from '../../core/errors.ts';
 import { AuditType } from '../../api/audit.ts';
 import type { ClusterSettings } from '../../api/auth-types.ts';
 import * as users from '../users.ts';
-import { verifyPassword, DUMMY_HASH } from '../passwords.ts';
+import { verifyPassword, dummyHash } from '../passwords.ts';
 import { checkTotp } from '../totp.ts';
 import type { CallContext } from './context.ts';
 
@@ -29,7 +29,7 @@ export async function checkCredentials(
     throw new UserLockedError(lock);
   }
   const user = await users.getUser(ctx.backend, name);
-  const passwordOk = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
+  const passwordOk = await verifyPassword(password, user?.passwordHash ?? dummyHash(ctx.passwordCost));
   if (!user || !user.passwordHash || !passwordOk) return fail(!user ? 'unknown user' : !user.passwordHash ? 'user has not signed up' : 'wrong password');
   if (settings.second_factor === 'otp') {
     const code = typeof otp === 'string' ? otp.trim() : '';

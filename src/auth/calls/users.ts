@@ -130,7 +130,7 @@ export function userCalls(ctx: CallContext): Handlers<UserCallName> {
         }
         totp = { secret, lastCounter: counter };
       }
-      const passwordHash = await hashPassword(password);
+      const passwordHash = await hashPassword(password, ctx.passwordCost);
       if (!(await invites.consumeInvite(backend, token))) throw new InviteInvalidError('the invite was already used');
       await users.modifyUser(backend, inv.user, (u) => ({ ...u, passwordHash, ...(totp ? { totp } : {}) }));
       await users.clearFailures(backend, inv.user);

@@ -78,7 +78,7 @@ export function webSessionCalls(ctx: CallContext): Handlers<WebSessionCallName> 
       checkPasswordPolicy(newPassword);
       const addr = clientAddr(req);
       await checkCredentials(ctx, rec.user, str(req.currentPassword, 'currentPassword'), req.otp, addr, await getSettings(backend), now);
-      const passwordHash = await hashPassword(newPassword);
+      const passwordHash = await hashPassword(newPassword, ctx.passwordCost);
       await users.modifyUser(backend, rec.user, (u) => ({ ...u, passwordHash }));
       await ctx.audit({ type: AuditType.passwordChanged, user: rec.user, addr, success: true });
     },
