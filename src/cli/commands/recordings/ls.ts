@@ -1,12 +1,11 @@
 /** `postern recordings ls`: the session recordings the logged-in user may play. */
 import type { Command } from 'commander';
-import type { Deps } from '../deps.ts';
-import type { RunState } from '../run-state.ts';
-import { withSignedWeb } from '../signed-web.ts';
-import { formatOption } from '../options.ts';
-import { out, outJson, info, table } from '../output.ts';
-import { formatDuration } from '../../core/durations.ts';
-import type { RecordingMeta } from '../../api/types.ts';
+import type { Deps } from '../../deps.ts';
+import { withSignedWeb } from '../../signed-web.ts';
+import { formatOption } from '../../options.ts';
+import { out, outJson, info, table } from '../../output.ts';
+import { formatDuration } from '../../../core/durations.ts';
+import type { RecordingMeta } from '../../../api/types.ts';
 
 /** Options of `postern recordings ls`. */
 export interface RecordingsLsOptions {
@@ -32,9 +31,8 @@ export async function runRecordingsLs(opts: RecordingsLsOptions, deps: Deps): Pr
   out(deps, table(['ID', 'User', 'Node', 'Login', 'Started', 'Length', 'Status'], list.map(row)));
 }
 
-/** Registers `postern recordings`. */
-export function registerRecordings(program: Command, deps: Deps, _state: RunState): void {
-  const recordings = program.command('recordings').description('session recordings you may play');
+/** Registers `postern recordings ls`. */
+export function registerRecordingsLs(recordings: Command, deps: Deps): void {
   recordings.command('ls').description('list the recordings you may play, newest first (admins: every user\'s)')
     .option('--proxy <host[:port]>', 'the profile to use (default: the current one)')
     .addOption(formatOption(['text', 'json']))

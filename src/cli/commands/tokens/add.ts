@@ -1,16 +1,14 @@
 /** `postern tokens add`: a join token with which a proxy joins the cluster. */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import type { Deps } from '../deps.ts';
-import type { RunState } from '../run-state.ts';
-import { readAdminIdentity, withAdminClient } from '../admin.ts';
-import { dataDirOption, durationArg, formatOption } from '../options.ts';
-import { out, outJson } from '../output.ts';
-import { certificatePin } from '../../core/tls-pin.ts';
+import type { Deps } from '../../deps.ts';
+import { readAdminIdentity, withAdminClient } from '../../admin.ts';
+import { dataDirOption, durationArg, formatOption } from '../../options.ts';
+import { out, outJson } from '../../output.ts';
+import { certificatePin } from '../../../core/tls-pin.ts';
 
-/** Registers `postern tokens`. */
-export function registerTokens(program: Command, deps: Deps, _state: RunState): void {
-  const tokens = program.command('tokens').description('manage join tokens (on the auth server)');
+/** Registers `postern tokens add`. */
+export function registerTokensAdd(tokens: Command, deps: Deps): void {
   tokens.command('add').description('make a join token for a proxy')
     .addOption(new Option('--type <type>', 'what may join with it').choices(['proxy']).makeOptionMandatory())
     .addOption(new Option('--ttl <duration>', 'how long the token is valid').argParser(durationArg('--ttl')).default(3_600_000, '1h'))
