@@ -4,6 +4,7 @@ import { Option } from 'commander';
 import type { Deps } from '../../deps.ts';
 import { withAdminClient } from '../../admin.ts';
 import { dataDirOption, durationArg, formatOption, listArg } from '../../options.ts';
+import { certificatePin } from '../../../core/tls-pin.ts';
 import { printInvite } from './invite.ts';
 
 /** Options of `users add`. */
@@ -11,9 +12,11 @@ export interface UsersAddOptions { logins: string[]; roles: string[]; ttl?: numb
 
 /** Adds a user and prints the invite. */
 export async function runUsersAdd(name: string, opts: UsersAddOptions, deps: Deps): Promise<void> {
-  const r = await withAdminClient(opts.dataDir, deps, (auth) =>
-    auth.createUser({ name, logins: opts.logins, roles: opts.roles, inviteTtlMs: opts.ttl ?? 3_600_000 }));
-  printInvite(deps, r, opts.format, 'added');
+  const { r, pin } = await withAdminClient(opts.dataDir, deps, async (auth, identity) => ({
+    r: await auth.createUser({ name, logins: opts.logins, roles: opts.roles, inviteTtlMs: opts.ttl ?? 3_600_000 }),
+    pin: certificatePin(identity.caPem),
+  }));
+  printInvite(deps, r, pin, opts.format, 'added');
 }
 
 /** Registers `postern users add`. */

@@ -4,6 +4,7 @@ import { Option } from 'commander';
 import type { Deps } from '../../deps.ts';
 import { withAdminClient } from '../../admin.ts';
 import { dataDirOption, durationArg, formatOption } from '../../options.ts';
+import { certificatePin } from '../../../core/tls-pin.ts';
 import { printInvite } from './invite.ts';
 
 /** Registers `postern users reset`. */
@@ -14,7 +15,10 @@ export function registerUsersReset(users: Command, deps: Deps): void {
     .addOption(formatOption(['text', 'json']))
     .addOption(dataDirOption())
     .action(async (name: string, opts: { ttl: number; format: 'text' | 'json'; dataDir?: string }) => {
-      const r = await withAdminClient(opts.dataDir, deps, (auth) => auth.resetUser({ name, inviteTtlMs: opts.ttl }));
-      printInvite(deps, r, opts.format, 'reset: the old password and second factor no longer work');
+      const { r, pin } = await withAdminClient(opts.dataDir, deps, async (auth, identity) => ({
+        r: await auth.resetUser({ name, inviteTtlMs: opts.ttl }),
+        pin: certificatePin(identity.caPem),
+      }));
+      printInvite(deps, r, pin, opts.format, 'reset: the old password and second factor no longer work');
     });
 }

@@ -6,6 +6,8 @@ import { registerUsersAdd } from './add.ts';
 import { registerUsersLs } from './ls.ts';
 import { registerUsersRm } from './rm.ts';
 import { registerUsersReset } from './reset.ts';
+import { registerUsersUpdate } from './update.ts';
+import { registerUsersUnlock } from './unlock.ts';
 
 /** Registers `postern users` and its subcommands. */
 export function registerUsers(program: Command, deps: Deps, _state: RunState): void {
@@ -14,4 +16,6 @@ export function registerUsers(program: Command, deps: Deps, _state: RunState): v
   registerUsersLs(users, deps);
   registerUsersRm(users, deps);
   registerUsersReset(users, deps);
+  registerUsersUpdate(users, deps);
+  registerUsersUnlock(users, deps);
 }
