@@ -14,7 +14,7 @@ complete -c postern -n '__fish_seen_subcommand_from ls; and not __fish_seen_subc
 complete -c postern -n '__fish_use_subcommand' -a 'login' -d 'log in to a cluster and get a short-lived SSH certificate'
 complete -c postern -n '__fish_use_subcommand' -a 'status' -d 'show the current login: user, cluster, logins, time left, agent'
 complete -c postern -n '__fish_use_subcommand' -a 'logout' -d 'remove the current login\'s keys and certificate, here and in ssh-agent'
-complete -c postern -n '__fish_use_subcommand' -a 'ls' -d 'list the nodes you may reach, optionally by label'
+complete -c postern -n '__fish_use_subcommand' -a 'ls' -d 'list the nodes you may reach, optionally by label or keyword'
 complete -c postern -n '__fish_use_subcommand' -a 'ssh' -d 'run a shell or a command on a node through the proxy, end to end (like ssh)'
 complete -c postern -n '__fish_use_subcommand' -a 'proxy' -d 'commands for OpenSSH: the ProxyCommand'
 complete -c postern -n '__fish_use_subcommand' -a 'config' -d 'print an ssh_config block that makes plain ssh reach the cluster\'s nodes'

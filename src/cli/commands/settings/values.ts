@@ -2,6 +2,7 @@
 import { formatDuration, parseDuration } from '../../../core/durations.ts';
 import { UsageError } from '../../../core/errors.ts';
 import type { ClusterSettings } from '../../../api/auth-types.ts';
+import { didYouMean } from '../../suggest.ts';
 
 const DURATIONS = new Set(['max_session_ttl', 'lockout_window', 'lockout_duration']);
 
@@ -23,7 +24,8 @@ export const RECORDING_WARNING = 'warning: in recording proxy mode the proxy ter
 /** Turns `KEY VALUE` into a settings patch; auth checks the value again. */
 export function parseSetting(key: string, value: string): Partial<ClusterSettings> {
   if (!Object.hasOwn(SETTING_KEYS, key)) {
-    throw new UsageError(`unknown setting "${key}"`, { hint: `Settings: ${Object.keys(SETTING_KEYS).join(', ')}` });
+    const near = didYouMean(key, Object.keys(SETTING_KEYS));
+    throw new UsageError(`unknown setting "${key}"`, { hint: `${near ? `${near} ` : ''}Settings: ${Object.keys(SETTING_KEYS).join(', ')}` });
   }
   const k = key as keyof ClusterSettings;
   if (DURATIONS.has(k)) return { [k]: parseDuration(value, k) };
