@@ -9,8 +9,22 @@ function __postern_nodes
         sed -n 's/^ *"\([A-Za-z0-9][A-Za-z0-9._-]*\)",\{0,1\}$/\1/p' $f | string replace -r '^' -- "$pre"
     end
 end
+# Recording ids from the last `postern recordings ls` (the cache file only).
+function __postern_recordings
+    set -l home $TSH_HOME
+    test -n "$home"; or set home ~/.tsh
+    test -r $home/play-cache.json; and sed -n 's/^ *"\([A-Za-z0-9][A-Za-z0-9._-]*\)",\{0,1\}$/\1/p' $home/play-cache.json
+end
 complete -c postern -n '__fish_seen_subcommand_from ssh; and not __fish_seen_subcommand_from proxy' -a '(__postern_nodes)'
 complete -c postern -n '__fish_seen_subcommand_from ls; and not __fish_seen_subcommand_from proxy' -a '(__postern_nodes)'
+complete -c postern -n '__fish_seen_subcommand_from nodes; and __fish_seen_subcommand_from rm; and not __fish_seen_subcommand_from proxy' -a '(__postern_nodes)'
+complete -c postern -n '__fish_seen_subcommand_from nodes; and __fish_seen_subcommand_from update; and not __fish_seen_subcommand_from proxy' -a '(__postern_nodes)'
+complete -c postern -n '__fish_seen_subcommand_from nodes; and __fish_seen_subcommand_from renew; and not __fish_seen_subcommand_from proxy' -a '(__postern_nodes)'
+complete -c postern -n '__fish_seen_subcommand_from play' -a '(__postern_recordings)'
+complete -c postern -n '__fish_seen_subcommand_from settings; and __fish_seen_subcommand_from set; and test (count (commandline -opc)) -eq 3' -a 'second_factor max_session_ttl lockout_attempts lockout_window lockout_duration session_recording record_input allow_unregistered'
+complete -c postern -n '__fish_seen_subcommand_from settings; and __fish_seen_subcommand_from set; and __fish_seen_subcommand_from second_factor' -a 'otp off'
+complete -c postern -n '__fish_seen_subcommand_from settings; and __fish_seen_subcommand_from set; and __fish_seen_subcommand_from session_recording' -a 'off proxy'
+complete -c postern -n '__fish_seen_subcommand_from settings; and __fish_seen_subcommand_from set; and __fish_seen_subcommand_from record_input' -a 'true false'
 complete -c postern -n '__fish_use_subcommand' -a 'login' -d 'log in to a cluster and get a short-lived SSH certificate'
 complete -c postern -n '__fish_use_subcommand' -a 'status' -d 'show the current login: user, cluster, logins, time left, agent'
 complete -c postern -n '__fish_use_subcommand' -a 'logout' -d 'remove the current login\'s keys and certificate, here and in ssh-agent'

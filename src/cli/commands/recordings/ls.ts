@@ -6,6 +6,8 @@ import { formatOption } from '../../options.ts';
 import { out, outJson, info, table } from '../../output.ts';
 import { formatDuration } from '../../../core/durations.ts';
 import type { RecordingMeta } from '../../../api/types.ts';
+import { tshHome } from '../../../client/paths.ts';
+import { writePlayCache } from '../../play-cache.ts';
 
 /** Options of `postern recordings ls`. */
 export interface RecordingsLsOptions {
@@ -26,6 +28,7 @@ function row(r: RecordingMeta): string[] {
 /** Lists recordings through the proxy's web API: the user's own, or every one for an admin. */
 export async function runRecordingsLs(opts: RecordingsLsOptions, deps: Deps): Promise<void> {
   const list = await withSignedWeb(opts.proxy, deps, (web, sign) => web.listRecordings(sign));
+  writePlayCache(tshHome(deps.env, deps.homeDir), list.map((r) => r.id), deps.clock.now());
   if (opts.format === 'json') { outJson(deps, list); return; }
   if (list.length === 0) { info(deps, 'No recordings yet: sessions are recorded in recording proxy mode and in the web terminal.'); return; }
   out(deps, table(['ID', 'User', 'Node', 'Login', 'Started', 'Length', 'Status'], list.map(row)));
