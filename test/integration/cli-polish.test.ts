@@ -141,7 +141,6 @@ function terminalDeps(env: Record<string, string>): { deps: Deps; stdin: PassThr
   return { deps, stdin, out: () => o, err: () => e };
 }
 
-// eslint-disable-next-line no-control-regex
 const plain = (s: string): string => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 
 test('signup on a terminal asks again after a short password, a different repeat and a wrong code; the QR code shows only there', async () => {
@@ -181,7 +180,6 @@ test('signup on a terminal asks again after a short password, a different repeat
   assert.match(t.out(), /Signed up as hana/);
   assert.match(t.out(), /scan the QR code/);
   assert.match(t.out(), /[▀▄█]/, 'the QR code is drawn on a terminal');
-  // eslint-disable-next-line no-control-regex
   assert.doesNotMatch(t.out(), /\x1b\[/, 'no colour with NO_COLOR');
 
   // Without a terminal: no QR code, and flags as before.
@@ -196,13 +194,10 @@ test('signup on a terminal asks again after a short password, a different repeat
 test('colour only on a terminal without NO_COLOR', async () => {
   const coloured = terminalDeps({});
   await main(['users', 'add', 'jo', '--logins', 'jo', '--data-dir', c.serve.dataDir], coloured.deps);
-  // eslint-disable-next-line no-control-regex
   assert.match(coloured.out(), /\x1b\[1mjo\x1b\[22m/);
   const noColour = terminalDeps({ NO_COLOR: '1' });
   await main(['users', 'reset', 'jo', '--data-dir', c.serve.dataDir], noColour.deps);
-  // eslint-disable-next-line no-control-regex
   assert.doesNotMatch(noColour.out(), /\x1b\[/);
   const piped = await c.admin(['users', 'reset', 'jo']);
-  // eslint-disable-next-line no-control-regex
   assert.doesNotMatch(piped.stdout, /\x1b\[/);
 });

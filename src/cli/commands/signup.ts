@@ -95,7 +95,6 @@ export async function runSignup(inviteUrl: string, opts: SignupOptions, deps: De
         out(deps, 'Add this account to your authenticator app: scan the QR code, or enter the secret.');
         const qr = await QRCode.toString(uri, { type: 'terminal', small: true });
         // Its colours make it black on white; with NO_COLOR only the blocks are drawn.
-        // eslint-disable-next-line no-control-regex
         out(deps, decorated(deps) ? qr : qr.replace(/\x1b\[[0-9;]*m/g, ''));
       } else {
         out(deps, 'Add this account to your authenticator app: enter the secret, or the URI.');
