@@ -54,6 +54,17 @@ function usage(cmd: Command, path: string[]): string {
   return `postern ${path.join(' ')} ${cmd.usage()}`.trim();
 }
 
+/**
+ * What `--help` prints after the options (examples, notes: addHelpText('after')), so the
+ * man page carries the same text from the same source.
+ */
+export function helpEpilogue(cmd: Command): string {
+  let text = '';
+  cmd.configureOutput({ writeOut: (s) => { text += s; }, writeErr: (s) => { text += s; } });
+  cmd.outputHelp();
+  return text.startsWith(cmd.helpInformation()) ? text.slice(cmd.helpInformation().length).replace(/^\n+|\s+$/g, '') : '';
+}
+
 /** The man page of one command. */
 export function manPage(cmd: Command, path: string[]): string {
   const name = ['postern', ...path].join('-');
@@ -85,6 +96,8 @@ export function manPage(cmd: Command, path: string[]): string {
       lines.push('.TP', `.B ${roff(optionLine(o))}`, roff(text));
     }
   }
+  const epilogue = helpEpilogue(cmd);
+  if (epilogue) lines.push('.SH NOTES AND EXAMPLES', '.nf', roff(epilogue), '.fi');
   lines.push('.SH ENVIRONMENT', '.TP', '.B TSH_HOME', 'Where logins are kept (default ~/.tsh).', '.TP', '.B POSTERN_DATA_DIR',
     'The data directory of postern serve.', '.TP', '.B SSH_AUTH_SOCK', 'The ssh\\-agent that login adds keys to.', '.TP', '.B NO_COLOR', 'Turns colours off.');
   lines.push('.SH EXIT STATUS', '0 on success, 1 on failure, 2 on a usage error, 4 when not logged in or the certificate expired, 130 when cancelled, 255 when a connection fails.');
