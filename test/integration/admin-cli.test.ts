@@ -103,11 +103,13 @@ test('tokens ls shows live tokens by id, never the token; tokens rm removes one 
   const empty = await c.admin(['tokens', 'ls']);
   assert.equal(empty.code, 0, empty.stderr);
   assert.match(empty.stderr, /No join tokens/);
-  const made = [0, 1].map(async () => JSON.parse((await c.admin(['tokens', 'add', '--type', 'proxy', '--format', 'json'])).stdout) as { token: string });
+  const made = [0, 1].map(async () => JSON.parse((await c.admin(['tokens', 'add', '--type', 'proxy', '--format', 'json'])).stdout) as { token: string; id: string });
   const [t1, t2] = await Promise.all(made);
+  assert.match(t1.id, /^[0-9a-f]{16}$/);
   const ls = await c.admin(['tokens', 'ls', '--format', 'json']);
   const list = JSON.parse(ls.stdout) as Array<{ id: string; type: string }>;
   assert.equal(list.length, 2);
+  assert.deepEqual(list.map((t) => t.id).sort(), [t1.id, t2.id].sort(), 'tokens add names the id tokens ls shows');
   assert.ok(list.every((t) => /^[0-9a-f]{16}$/.test(t.id) && t.type === 'proxy'));
   assert.ok(!ls.stdout.includes(t1.token) && !ls.stdout.includes(t2.token), 'the token itself is never shown');
   const text = await c.admin(['tokens', 'ls']);

@@ -1,5 +1,6 @@
 /** `postern tokens add`: a join token with which a proxy joins the cluster. */
 import type { Command } from 'commander';
+import { createHash } from 'node:crypto';
 import { Option } from 'commander';
 import type { Deps } from '../../deps.ts';
 import { readAdminIdentity, withAdminClient } from '../../admin.ts';
@@ -18,8 +19,10 @@ export function registerTokensAdd(tokens: Command, deps: Deps): void {
       const r = await withAdminClient(opts.dataDir, deps, (auth) => auth.createToken({ type: opts.type, ttlMs: opts.ttl }));
       const identity = readAdminIdentity(opts.dataDir, deps);
       const pin = certificatePin(identity.caPem);
-      if (opts.format === 'json') { outJson(deps, { ...r, caPin: pin }); return; }
-      out(deps, `The join token ${r.token} is valid until ${r.expiresAt}.`);
+      // The id tokens ls and tokens rm use: auth stores only the token's hash, named by its start.
+      const id = createHash('sha256').update(r.token).digest('hex').slice(0, 16);
+      if (opts.format === 'json') { outJson(deps, { ...r, id, caPin: pin }); return; }
+      out(deps, `The join token ${r.token} (id ${id}) is valid until ${r.expiresAt}.`);
       out(deps, 'Start a proxy with it (replace AUTH_HOST with an address of this auth server that the proxy can reach):');
       out(deps);
       out(deps, `  postern serve --roles proxy --auth-server AUTH_HOST:${identity.authAddr.split(':').pop()} --join-token ${r.token} --ca-pin ${pin}`);
