@@ -23,6 +23,7 @@ import { proxyIdentity } from '../../proxy/join.ts';
 import type { Logger } from '../../core/logger.ts';
 import { formatHostPort } from '../../core/text.ts';
 import { out, colours } from '../output.ts';
+import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
 
 /** How serve writes its logs: JSON lines, or pino-pretty's readable lines. */
 export type LogFormat = 'json' | 'text';
@@ -44,6 +45,7 @@ export async function serverLogger(format: LogFormat, deps: Deps, debug: boolean
 
 /** Starts what the config asks for and resolves when a signal has shut it down. */
 export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, deps: Deps, debug: boolean): Promise<void> {
+  assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
   const cfg = resolveServeConfig(flags, resolveDataDir(undefined, deps), deps.env);
   const log = await serverLogger(logFormatFor(flags.logFormat, deps), deps, debug);
   const name = hostname();
