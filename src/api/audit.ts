@@ -13,9 +13,14 @@ export const AuditType = {
   userCreated: 'user.created',
   userDeleted: 'user.deleted',
   userReset: 'user.reset',
+  /** An admin changed a user's roles or logins (updateUser): before and after. */
+  userUpdated: 'user.updated',
+  /** An admin cleared a user's lockout (unlockUser). */
+  userUnlocked: 'user.unlocked',
   inviteAccepted: 'user.signup',
   inviteFailure: 'user.signup.failure',
   tokenCreated: 'token.created',
+  tokenDeleted: 'token.deleted',
   proxyJoined: 'proxy.joined',
   proxyJoinFailure: 'proxy.join.failure',
   settingsChanged: 'cluster.settings',

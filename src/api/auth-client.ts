@@ -13,7 +13,7 @@ import type { AuditEvent, AuditQuery, NewAuditEvent } from './audit.ts';
 import type {
   Identity, ClusterInfo, ClusterSettings, SshLoginResult, ProxyHeartbeat, CreateUserRequest, RoleSpec, AccessRequest, AccessDecision, AddNodeResult,
   StartRecordingRequest, StartRecordingResult, AppendRecordingRequest, AppendRecordingResult, FinishRecordingRequest, RecordingChunk, RecordingReadRequest,
-  CreateWebSessionRequest,
+  CreateWebSessionRequest, UpdateUserRequest, TokenInfo,
 } from './auth-types.ts';
 
 /** The calls, by name; each takes one argument object. */
@@ -33,6 +33,14 @@ export interface AuthClient {
   deleteUser(req: { name: string }): Promise<void>;
   resetUser(req: { name: string; inviteTtlMs: number }): Promise<InviteResult>;
   createToken(req: { type: 'proxy'; ttlMs: number }): Promise<TokenResult>;
+  /** Changes a user's roles and logins in place (no new invite): `set*` replaces, `add*`/`remove*` edit. */
+  updateUser(req: UpdateUserRequest): Promise<UserInfo>;
+  /** Clears a user's failed logins and lockout; the password and second factor stay. */
+  unlockUser(req: { name: string }): Promise<UserInfo>;
+  /** The join tokens that have not expired, by id (a token is stored only as its hash). */
+  listTokens(): Promise<TokenInfo[]>;
+  /** Removes a join token, named by its id (or by the token itself). */
+  deleteToken(req: { id: string }): Promise<void>;
   getSettings(): Promise<ClusterSettings>;
   updateSettings(req: Partial<ClusterSettings>): Promise<ClusterSettings>;
   /** The audit log; a proxy must name the `requester`, who must hold the admin role. */
@@ -106,6 +114,10 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   deleteUser: ['admin'],
   resetUser: ['admin'],
   createToken: ['admin'],
+  updateUser: ['admin'],
+  unlockUser: ['admin'],
+  listTokens: ['admin'],
+  deleteToken: ['admin'],
   getSettings: ['admin'],
   updateSettings: ['admin'],
   searchAudit: ['admin', 'proxy'],

@@ -179,3 +179,25 @@ export interface CreateWebSessionRequest {
   otp?: string;
   clientAddr: string;
 }
+
+/**
+ * `updateUser`: what changes. `setRoles`/`setLogins` replace the list; `add*` and `remove*`
+ * edit it (applied after a `set*`). At least one field; the result must keep a role and a login.
+ */
+export interface UpdateUserRequest {
+  name: string;
+  setRoles?: string[];
+  addRoles?: string[];
+  removeRoles?: string[];
+  setLogins?: string[];
+  addLogins?: string[];
+  removeLogins?: string[];
+}
+
+/** A join token as `listTokens` shows it: an id (a prefix of the token's hash), never the token. */
+export interface TokenInfo {
+  id: string;
+  type: 'proxy';
+  createdAt: string;
+  expiresAt: string;
+}

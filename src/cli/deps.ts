@@ -29,6 +29,8 @@ export interface Deps {
   io: Io;
   env: Record<string, string | undefined>;
   homeDir: string;
+  /** The working directory (admin commands look for a project's .postern/data from it); process.cwd() when absent. */
+  cwd?: string;
   clock: Clock;
   /** The command that runs this CLI again (for ProxyCommand lines), e.g. `/usr/bin/postern`. */
   selfCommand: string;
@@ -63,6 +65,7 @@ export function processDeps(): Deps {
     io: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
     env: process.env,
     homeDir: homedir(),
+    cwd: process.cwd(),
     clock: systemClock,
     selfCommand: process.env.POSTERN_SELF ?? process.argv[1] ?? 'postern',
     signals: processSignals,

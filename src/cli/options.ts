@@ -15,7 +15,7 @@ export function formatOption(choices: string[]): Option {
 
 /** `--data-dir DIR` for the serve host's commands. */
 export function dataDirOption(): Option {
-  return new Option('--data-dir <dir>', 'the data directory of postern serve (default $POSTERN_DATA_DIR, /var/lib/postern as root, else ~/.local/share/postern)');
+  return new Option('--data-dir <dir>', 'the data directory of postern serve (default $POSTERN_DATA_DIR, /var/lib/postern as root, else ~/.local/share/postern, else ./.postern/data of npm start)');
 }
 
 /** The data directory: the flag, else $POSTERN_DATA_DIR, else the default for this user (src/core/server-paths.ts). */

@@ -6,10 +6,17 @@ import type { Deps, OutStream } from './deps.ts';
 import { PosternError, toPosternError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
 
+/**
+ * May this stream carry decoration (colour, a spinner, cursor moves)? Only a terminal, and
+ * only when NO_COLOR is unset (https://no-color.org) and TERM is not dumb.
+ */
+export function decorated(deps: Deps, stream: OutStream = deps.io.stdout): boolean {
+  return !(deps.env.NO_COLOR !== undefined && deps.env.NO_COLOR !== '' || !stream.isTTY || deps.env.TERM === 'dumb');
+}
+
 /** A chalk that colours only when the stream is a terminal and NO_COLOR is unset. */
 export function colours(deps: Deps, stream: OutStream = deps.io.stdout): ChalkInstance {
-  const off = deps.env.NO_COLOR !== undefined && deps.env.NO_COLOR !== '' || !stream.isTTY || deps.env.TERM === 'dumb';
-  return new Chalk({ level: off ? 0 : 1 });
+  return new Chalk({ level: decorated(deps, stream) ? 1 : 0 });
 }
 
 /** Writes a line to stdout. */

@@ -113,7 +113,7 @@ export class UserLockedError extends PosternError {
   constructor(lockedUntil: Date, options: PosternErrorOptions = {}) {
     super('ERR_POSTERN_USER_LOCKED', `too many failed logins: the user is locked until ${lockedUntil.toISOString()}`, {
       status: 429,
-      hint: 'Wait until then, or ask an admin to run:  postern users reset NAME',
+      hint: 'Wait until then, or ask an admin to run:  postern users unlock NAME',
       ...options,
     });
     this.lockedUntil = lockedUntil;

@@ -36,7 +36,7 @@ export function runPostern(args: string[], opts: { env?: Record<string, string |
 }
 
 /** Runs `main(argv, deps)` in this process with captured output. */
-export async function runMain(argv: string[], opts: { env?: Record<string, string | undefined>; input?: string; homeDir?: string; now?: () => Date } = {}): Promise<CliResult> {
+export async function runMain(argv: string[], opts: { env?: Record<string, string | undefined>; input?: string; homeDir?: string; cwd?: string; now?: () => Date } = {}): Promise<CliResult> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   const stdin = new PassThrough();
@@ -49,6 +49,7 @@ export async function runMain(argv: string[], opts: { env?: Record<string, strin
     io: { stdin, stdout, stderr },
     env: { NO_COLOR: '1', ...opts.env },
     homeDir: opts.homeDir ?? '/nonexistent',
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
     clock: opts.now ? { now: opts.now } : systemClock,
     selfCommand: POSTERN_BIN,
     signals: noSignals,

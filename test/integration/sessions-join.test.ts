@@ -226,6 +226,8 @@ test('on a terminal: a peer types with a PTY and leaves with ~. at a line start;
     await until(observer.out, 'tty-watch-81');
     observer.proc.stdin.write('\x03');
     assert.equal(await observer.exit, 0, observer.out());
+    // The owner's prompt was the last thing on the screen: the local prompt starts on a new line.
+    assert.match(observer.out(), /\r\n$/, JSON.stringify(observer.out().slice(-80)));
     await until(out, 'carol left');
 
     // The session lives on after both left.

@@ -15,7 +15,7 @@ import type { AccessRequest } from '../../src/api/auth-types.ts';
 import { generateKeyPair, formatAuthorizedKey } from '../../src/ssh/keys.ts';
 import { globMatches, cidrContains } from '../../src/auth/access-policy.ts';
 import { roleMatchesNode, allowedLogins, BUILTIN_ROLES } from '../../src/auth/role-store.ts';
-import { parseNodeLabels } from '../../src/cli/commands/roles.ts';
+import { parseNodeLabels } from '../../src/cli/commands/roles/add.ts';
 import { searchAudit } from '../../src/auth/audit.ts';
 
 let backend: Backend;

@@ -14,7 +14,7 @@ import { AuthServer, localAuthClient } from '../../src/auth/auth-server.ts';
 import type { AuthClient } from '../../src/api/auth-client.ts';
 import type { RoleSpec } from '../../src/api/auth-types.ts';
 import { roleMatchesNode, allowedLogins, roleLogins, checkRole, roleIsWildcard, BUILTIN_ROLES, LOGINS_TEMPLATE } from '../../src/auth/role-store.ts';
-import { parseNodeLabels, readRoleFile } from '../../src/cli/commands/roles.ts';
+import { parseNodeLabels, readRoleFile } from '../../src/cli/commands/roles/add.ts';
 import { generateKeyPair, formatAuthorizedKey } from '../../src/ssh/keys.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';
 import { searchAudit } from '../../src/auth/audit.ts';

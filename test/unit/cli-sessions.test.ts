@@ -20,7 +20,7 @@ import { storeKeys } from '../../src/client/keystore.ts';
 import { saveProfile } from '../../src/client/profile.ts';
 import { profilePaths } from '../../src/client/paths.ts';
 import { parseSince } from '../../src/cli/commands/audit.ts';
-import { RECORDING_WARNING } from '../../src/cli/commands/settings.ts';
+import { RECORDING_WARNING } from '../../src/cli/commands/settings/values.ts';
 
 const userCa = generateKeyPair();
 

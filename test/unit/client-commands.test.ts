@@ -176,9 +176,10 @@ test('ls: not logged in and an expired login exit 4 with the login hint, before 
   } finally {
     await web.close();
   }
-  const badSel = await runMain(['ls', 'env'], { env: { TSH_HOME: empty } });
+  // A word without "=" is a search keyword (ls KEYWORD); one with "=" must be a selector.
+  const badSel = await runMain(['ls', '=prod'], { env: { TSH_HOME: empty } });
   assert.equal(badSel.code, 2);
-  assert.match(badSel.stderr, /invalid label selector "env"/);
+  assert.match(badSel.stderr, /invalid label selector "=prod"/);
 });
 
 test('ls selectors and label formatting', () => {

@@ -12,7 +12,7 @@ import { generateKeyPair, verifySsh } from '../../src/ssh/keys.ts';
 import { SshReader, SshWriter } from '../../src/ssh/wire.ts';
 import { readCookie, sessionCookie } from '../../src/proxy/web-auth.ts';
 import { EscapeFilter } from '../../src/client/join.ts';
-import { parseSetting } from '../../src/cli/commands/settings.ts';
+import { parseSetting } from '../../src/cli/commands/settings/values.ts';
 import { parseTunnelRequest } from '../../src/proxy/tunnel.ts';
 import { SessionHub } from '../../src/proxy/session-hub.ts';
 import type { HubAuth } from '../../src/api/proxy-auth.ts';

@@ -2,7 +2,7 @@
  * Users and login: SSH logins (a user certificate), invites and sign-up, the admin calls on
  * users, and join tokens.
  */
-import { AccessDeniedError, InviteInvalidError, ValidationError } from '../../core/errors.ts';
+import { AccessDeniedError, InviteInvalidError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseAuthorizedKey } from '../../ssh/keys.ts';
 import { formatCertificate } from '../../ssh/certs.ts';
 import type { InviteResult } from '../../api/types.ts';
@@ -28,7 +28,21 @@ export const DEFAULT_INVITE_TTL = 3_600_000;
 export const MAX_INVITE_TTL = 48 * 3_600_000;
 
 /** The calls of this group. */
-export type UserCallName = 'loginSsh' | 'getInvite' | 'acceptInvite' | 'createUser' | 'listUsers' | 'deleteUser' | 'resetUser' | 'createToken';
+export type UserCallName = 'loginSsh' | 'getInvite' | 'acceptInvite' | 'createUser' | 'listUsers' | 'deleteUser' | 'resetUser' | 'createToken'
+  | 'updateUser' | 'unlockUser' | 'listTokens' | 'deleteToken';
+
+/** A list argument of updateUser: absent, or strings. */
+function names(v: unknown, what: string): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new ValidationError(`${what} must be a list of names`);
+  return (v as string[]).map((x) => x.trim()).filter(Boolean);
+}
+
+/** A list after `set`, then `add`, then `remove`; the order of the first appearance is kept. */
+export function editList(current: string[], set?: string[], add?: string[], remove?: string[]): string[] {
+  const drop = new Set(remove ?? []);
+  return [...new Set([...(set ?? current), ...(add ?? [])])].filter((x) => !drop.has(x));
+}
 
 /** The handlers of logins, invites, users and tokens. */
 export function userCalls(ctx: CallContext): Handlers<UserCallName> {
@@ -176,6 +190,50 @@ export function userCalls(ctx: CallContext): Handlers<UserCallName> {
       const { token, expiresAt } = await tokens.createToken(backend, 'proxy', ttl, clock.now());
       await ctx.audit({ type: AuditType.tokenCreated, user: id.name, success: true, tokenType: 'proxy', expiresAt: expiresAt.toISOString() });
       return { token, type: 'proxy', expiresAt: expiresAt.toISOString() };
+    },
+
+    async updateUser(id, req) {
+      const name = str(req.name, 'name');
+      const setRoles = names(req.setRoles, 'setRoles');
+      const addRoles = names(req.addRoles, 'addRoles');
+      const removeRoles = names(req.removeRoles, 'removeRoles');
+      const setLogins = names(req.setLogins, 'setLogins');
+      const addLogins = names(req.addLogins, 'addLogins');
+      const removeLogins = names(req.removeLogins, 'removeLogins');
+      if ([setRoles, addRoles, removeRoles, setLogins, addLogins, removeLogins].every((v) => v === undefined)) {
+        throw new ValidationError('nothing to change', { hint: 'Give roles or logins to set, add or remove, e.g. --add-roles dev' });
+      }
+      const existing = await users.getUser(backend, name);
+      if (!existing) throw new NotFoundError(`user "${name}" does not exist`, { hint: 'List users with:  postern users ls' });
+      const roles = editList(existing.roles, setRoles, addRoles, removeRoles);
+      const logins = editList(existing.logins, setLogins, addLogins, removeLogins);
+      if (roles.length === 0) throw new ValidationError(`${name} would have no role left`, { hint: 'A user needs at least one role, e.g. access' });
+      await roleStore.resolveRoles(backend, roles);
+      users.checkLogins(logins);
+      const before = { roles: existing.roles, logins: existing.logins };
+      const updated = await users.modifyUser(backend, name, (u) => ({ ...u, roles, logins }));
+      await ctx.audit({ type: AuditType.userUpdated, user: id.name, success: true, target: name, before, roles, logins });
+      return users.userInfo(backend, updated, clock.now());
+    },
+
+    async unlockUser(id, req) {
+      const name = str(req.name, 'name');
+      const u = await users.getUser(backend, name);
+      if (!u) throw new NotFoundError(`user "${name}" does not exist`, { hint: 'List users with:  postern users ls' });
+      const wasLocked = await users.lockedUntil(backend, name, clock.now());
+      await users.clearFailures(backend, name);
+      await ctx.audit({ type: AuditType.userUnlocked, user: id.name, success: true, target: name, ...(wasLocked ? { lockedUntil: wasLocked.toISOString() } : {}) });
+      return users.userInfo(backend, u, clock.now());
+    },
+
+    async listTokens() {
+      return (await tokens.listTokens(backend, clock.now())).map((t) => ({ id: t.id, type: t.type, createdAt: t.createdAt, expiresAt: t.expiresAt }));
+    },
+
+    async deleteToken(id, req) {
+      const tokenId = str(req.id, 'id').trim().toLowerCase();
+      await tokens.deleteToken(backend, tokenId);
+      await ctx.audit({ type: AuditType.tokenDeleted, user: id.name, success: true, tokenId: tokenId.slice(0, 16) });
     },
   };
 }

@@ -33,6 +33,9 @@ export async function runJoin(id: string, opts: JoinOptions, deps: Deps, state: 
   try {
     client.on('error', () => { /* ends the session below */ });
     const exit = await joinSession(client, id, opts.mode, deps.io, deps.env.TERM);
+    // The shared screen may leave the cursor mid-line (at the owner's prompt): the local
+    // prompt starts on a line of its own.
+    if (deps.io.stdout.isTTY) deps.io.stdout.write('\r\n');
     state.exitCode = exitCodeOf(exit);
   } finally {
     client.end();

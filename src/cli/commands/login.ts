@@ -14,7 +14,7 @@ import { isPin } from '../../core/tls-pin.ts';
 import { parseHostPort, formatHostPort } from '../../core/text.ts';
 import { formatDuration } from '../../core/durations.ts';
 import { DEFAULT_WEB_PORT } from '../../api/types.ts';
-import { out, info, colours } from '../output.ts';
+import { out, info, colours, decorated } from '../output.ts';
 import { escapeControl } from '../../core/text.ts';
 
 /** Options of `postern login`. */
@@ -51,7 +51,7 @@ export async function runLogin(opts: LoginOptions, deps: Deps): Promise<void> {
     let otp = opts.otp ?? deps.env.POSTERN_OTP;
     if (ping.secondFactor === 'otp' && !otp) otp = await askSecret(deps, 'Code from your authenticator app', '--otp CODE');
 
-    const spinner = ora({ text: `Logging in to ${escapeControl(ping.clusterName)}`, stream: deps.io.stderr, isEnabled: Boolean(deps.io.stderr.isTTY) }).start();
+    const spinner = ora({ text: `Logging in to ${escapeControl(ping.clusterName)}`, stream: deps.io.stderr, isEnabled: decorated(deps, deps.io.stderr) }).start();
     let result;
     try {
       result = await login({

@@ -8,7 +8,7 @@ import { formatOption } from '../options.ts';
 import { info } from '../output.ts';
 import { parseCast } from '../../api/asciicast.ts';
 import { castTranscript, replayCast } from '../../client/cast-player.ts';
-import { UsageError } from '../../core/errors.ts';
+import { NotFoundError, UsageError } from '../../core/errors.ts';
 import { escapeControl } from '../../core/text.ts';
 
 /** Options of `postern play`. */
@@ -33,10 +33,44 @@ export function parseSpeed(text: string): number {
   return n;
 }
 
+/** A recording as the user may name it: its id or a prefix of it, or the id (or a prefix) of its live session. */
+export interface PlayCandidate { id: string; sessionId?: string; user: string; node: string; startedAt: string }
+
+/**
+ * The recording `word` names among `recordings` (and the live `sessions`' recordings): a
+ * whole id, else the one recording whose id or session id starts with it. None is a
+ * NotFoundError; several a UsageError listing them.
+ */
+export function resolveRecordingId(word: string, recordings: PlayCandidate[], sessions: Array<{ id: string; recordingId?: string }> = []): string {
+  const exact = recordings.find((r) => r.id === word || r.sessionId === word) ?? (() => {
+    const s = sessions.find((x) => x.id === word && x.recordingId);
+    return s ? { id: s.recordingId! } : undefined;
+  })();
+  if (exact) return exact.id;
+  const ids = new Set<string>();
+  for (const r of recordings) if (r.id.startsWith(word) || r.sessionId?.startsWith(word)) ids.add(r.id);
+  for (const x of sessions) if (x.recordingId && x.id.startsWith(word)) ids.add(x.recordingId);
+  if (ids.size === 1) return [...ids][0];
+  if (ids.size === 0) {
+    throw new NotFoundError(`no recording or live session you may play matches "${escapeControl(word)}"`, { hint: 'See the ids with:  postern recordings ls  (live sessions:  postern sessions ls)' });
+  }
+  const rows = [...ids].map((id) => recordings.find((r) => r.id === id) ?? { id, user: '', node: '', startedAt: '' });
+  throw new UsageError(`"${escapeControl(word)}" matches ${ids.size} recordings: give more of the id`, {
+    hint: rows.map((r) => `${r.id}  ${escapeControl(r.user)}@${escapeControl(r.node)}  ${r.startedAt}`).join('\n      '),
+  });
+}
+
 /** Fetches the recording through the proxy (as the logged-in user) and plays it. */
-export async function runPlay(id: string, opts: PlayOptions, deps: Deps): Promise<void> {
-  if (!ID_RE.test(id)) throw new UsageError(`invalid recording id "${escapeControl(id)}"`, { hint: 'See the ids of the recordings you may play with:  postern recordings ls' });
-  const text = await withSignedWeb(opts.proxy, deps, (web, sign) => web.recordingCast(id, sign));
+export async function runPlay(word: string, opts: PlayOptions, deps: Deps): Promise<void> {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(word)) throw new UsageError(`invalid recording id "${escapeControl(word)}"`, { hint: 'See the ids of the recordings you may play with:  postern recordings ls' });
+  const text = await withSignedWeb(opts.proxy, deps, async (web, sign) => {
+    let id = word;
+    if (!ID_RE.test(word)) {
+      const [recordings, sessions] = await Promise.all([web.listRecordings(sign), web.listSessions(sign).catch(() => [])]);
+      id = resolveRecordingId(word, recordings, sessions);
+    }
+    return web.recordingCast(id, sign);
+  });
   if (opts.format === 'cast') { deps.io.stdout.write(text); return; }
   const cast = parseCast(text);
   if (opts.format === 'text') { deps.io.stdout.write(castTranscript(cast.events)); return; }
@@ -54,7 +88,7 @@ export async function runPlay(id: string, opts: PlayOptions, deps: Deps): Promis
 /** Registers `postern play`. */
 export function registerPlay(program: Command, deps: Deps, _state: RunState): void {
   program.command('play').description('replay a session recording (yours, or any for an admin)')
-    .argument('<id>', 'the recording, from  postern recordings ls')
+    .argument('<id>', 'the recording, from  postern recordings ls: its id, a unique prefix of it, or a live session\'s id')
     .addOption(new Option('--speed <n>', 'play faster (2) or slower (0.5)').argParser(parseSpeed).default(1))
     .option('--skip-idle', `shorten pauses to at most ${IDLE_LIMIT_SEC}s`)
     .addOption(formatOption(['pty', 'text', 'cast']))
@@ -65,8 +99,11 @@ Formats:
   text   the output as plain text, escape sequences removed: a readable transcript
   cast   the recording as an asciicast v2 file, for asciinema and its web player
 
+A unique prefix of the id is enough (an ambiguous one lists the matches); the id of a live
+session (postern sessions ls) plays what its recording holds so far.
+
 Examples:
-  postern play ID --speed 2 --skip-idle
+  postern play 3f2a --speed 2 --skip-idle
   postern play ID --format text | less
   postern play ID --format cast > session.cast && asciinema play session.cast`)
     .action((id: string, opts: PlayOptions) => runPlay(id, opts, deps));

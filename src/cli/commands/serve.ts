@@ -3,6 +3,7 @@
  * line, and shuts down cleanly on SIGTERM or SIGINT.
  */
 import type { Command } from 'commander';
+import { Option } from 'commander';
 import { hostname } from 'node:os';
 import pino from 'pino';
 import type { Deps } from '../deps.ts';
@@ -24,11 +25,29 @@ import { formatHostPort } from '../../core/text.ts';
 import { out, colours } from '../output.ts';
 import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
 
+/** How serve writes its logs: JSON lines, or pino-pretty's readable lines. */
+export type LogFormat = 'json' | 'text';
+
+/** The log format: --log-format, else text on a terminal and JSON otherwise (a file, journald, a pipe). */
+export function logFormatFor(flag: LogFormat | undefined, deps: Deps): LogFormat {
+  return flag ?? (deps.io.stderr.isTTY ? 'text' : 'json');
+}
+
+/** The server's logger on stderr, in the format asked for; pino-pretty is loaded only for text. */
+export async function serverLogger(format: LogFormat, deps: Deps, debug: boolean): Promise<Logger> {
+  const opts = { level: debug ? 'debug' : 'info', base: { pid: process.pid } };
+  if (format === 'json') return pino(opts, deps.io.stderr) as unknown as Logger;
+  const { default: pretty } = await import('pino-pretty');
+  const colorize = colours(deps, deps.io.stderr).level > 0;
+  const stream = pretty({ colorize, sync: true, destination: deps.io.stderr, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+  return pino(opts, stream) as unknown as Logger;
+}
+
 /** Starts what the config asks for and resolves when a signal has shut it down. */
-export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): Promise<void> {
+export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, deps: Deps, debug: boolean): Promise<void> {
   assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
   const cfg = resolveServeConfig(flags, resolveDataDir(undefined, deps), deps.env);
-  const log = pino({ level: debug ? 'debug' : 'info', base: { pid: process.pid } }, deps.io.stderr) as unknown as Logger;
+  const log = await serverLogger(logFormatFor(flags.logFormat, deps), deps, debug);
   const name = hostname();
   let auth: RunningAuth | undefined;
   let proxy: RunningProxy | undefined;
@@ -98,6 +117,7 @@ export function registerServe(program: Command, deps: Deps, _state: RunState): v
     .option('--cert-file <file>', 'a TLS certificate chain for the web address (else the cluster CA issues one)')
     .option('--key-file <file>', 'the key of --cert-file')
     .option('--second-factor <mode>', 'the cluster\'s second factor: otp (default) or off')
+    .addOption(new Option('--log-format <format>', 'how logs on stderr look (default: text on a terminal, else json)').choices(['json', 'text']))
     .option('--storage <url>', 'with the auth role: a PostgreSQL database for several auth servers, postgres://USER@HOST:PORT/DB?sslmode=verify-full (default $POSTERN_STORAGE, else SQLite in the data dir)')
-    .action((opts: ServeFlags, cmd: Command) => runServe(opts, deps, Boolean(cmd.optsWithGlobals().debug)));
+    .action((opts: ServeFlags & { logFormat?: LogFormat }, cmd: Command) => runServe(opts, deps, Boolean(cmd.optsWithGlobals().debug)));
 }

@@ -7,7 +7,9 @@ import { UsageError, ValidationError } from '../../core/errors.ts';
 import { isPin } from '../../core/tls-pin.ts';
 import { escapeControl, formatHostPort } from '../../core/text.ts';
 import { askSecret, readSecretStdin } from '../prompt.ts';
-import { out, colours } from '../output.ts';
+import { out, info, colours, decorated } from '../output.ts';
+import { checkPasswordPolicy, MIN_PASSWORD_LENGTH } from '../../auth/passwords.ts';
+import { checkTotp } from '../../auth/totp.ts';
 
 /** Options of `postern signup`. */
 export interface SignupOptions {
@@ -37,6 +39,39 @@ function otpauthUri(secret: string, issuer: string, user: string): string {
   return `otpauth://totp/${label}?issuer=${encodeURIComponent(issuer)}&secret=${secret}&algorithm=SHA1&digits=6&period=30`;
 }
 
+/** How many times a prompt asks again before giving up. */
+const ATTEMPTS = 5;
+
+/**
+ * Asks for the new password and its repeat on the terminal, checking each as it comes (the
+ * length, the repeat) and asking again after a mistake instead of failing at the end.
+ */
+export async function askNewPassword(deps: Deps): Promise<string> {
+  for (let i = 0; i < ATTEMPTS; i++) {
+    const password = await askSecret(deps, `New password (at least ${MIN_PASSWORD_LENGTH} characters)`, '--password-stdin');
+    try {
+      checkPasswordPolicy(password);
+    } catch (err) {
+      info(deps, `${(err as Error).message}; try again`);
+      continue;
+    }
+    const again = await askSecret(deps, 'The same password again', '--password-stdin');
+    if (again === password) return password;
+    info(deps, 'the two passwords differ; try again');
+  }
+  throw new ValidationError('no acceptable password after several tries', { hint: `Run the command again; a password needs at least ${MIN_PASSWORD_LENGTH} characters, typed the same twice` });
+}
+
+/** Asks for the app's current code until one matches the secret (checked here; auth checks it again). */
+export async function askCode(deps: Deps, secret: string): Promise<string> {
+  for (let i = 0; i < ATTEMPTS; i++) {
+    const code = (await askSecret(deps, 'The current code from the app', '--otp CODE')).replace(/\s/g, '');
+    if (checkTotp(secret, code, deps.clock.now()) !== undefined) return code;
+    info(deps, 'that code does not match the secret (check the device\'s clock and that the app has this secret); try again');
+  }
+  throw new ValidationError('the one-time code does not match the secret', { hint: 'Check the clock of the device and that the app has the secret shown; then run the command again' });
+}
+
 /** Accepts an invite. */
 export async function runSignup(inviteUrl: string, opts: SignupOptions, deps: Deps): Promise<void> {
   const { host, port, token } = parseInviteUrl(inviteUrl);
@@ -47,14 +82,7 @@ export async function runSignup(inviteUrl: string, opts: SignupOptions, deps: De
     const ping = await web.ping();
     const c = colours(deps);
     out(deps, `Signing up ${c.bold(escapeControl(invite.user))} on cluster ${escapeControl(ping.clusterName)} (the invite expires at ${invite.expiresAt}).`);
-    let password: string;
-    if (opts.passwordStdin) {
-      password = await readSecretStdin(deps);
-    } else {
-      password = await askSecret(deps, 'New password (at least 12 characters)', '--password-stdin');
-      const again = await askSecret(deps, 'The same password again', '--password-stdin');
-      if (again !== password) throw new ValidationError('the two passwords differ', { hint: 'Run the command again and type the same password twice' });
-    }
+    const password = opts.passwordStdin ? await readSecretStdin(deps) : await askNewPassword(deps);
     let totpSecret: string | undefined;
     let otp: string | undefined;
     if (invite.secondFactor === 'otp') {
@@ -62,12 +90,19 @@ export async function runSignup(inviteUrl: string, opts: SignupOptions, deps: De
       if (!totpSecret) throw new ValidationError('the server proposed no TOTP secret', { hint: 'Pass one with --totp-secret BASE32' });
       const uri = opts.totpSecret ? otpauthUri(totpSecret, ping.clusterName, invite.user) : invite.otpauthUri ?? otpauthUri(totpSecret, ping.clusterName, invite.user);
       out(deps);
-      out(deps, 'Add this account to your authenticator app: scan the QR code, or enter the secret.');
-      out(deps, await QRCode.toString(uri, { type: 'terminal', small: true }));
+      // The QR code is drawn with block characters: only a terminal shows it as one.
+      if (deps.io.stdout.isTTY) {
+        out(deps, 'Add this account to your authenticator app: scan the QR code, or enter the secret.');
+        const qr = await QRCode.toString(uri, { type: 'terminal', small: true });
+        // Its colours make it black on white; with NO_COLOR only the blocks are drawn.
+        out(deps, decorated(deps) ? qr : qr.replace(/\x1b\[[0-9;]*m/g, ''));
+      } else {
+        out(deps, 'Add this account to your authenticator app: enter the secret, or the URI.');
+      }
       out(deps, `  Secret: ${totpSecret}`);
       out(deps, `  URI:    ${escapeControl(uri)}`);
       out(deps);
-      otp = opts.otp ?? await askSecret(deps, 'The current code from the app', '--otp CODE');
+      otp = opts.otp ?? await askCode(deps, totpSecret);
     }
     const r = await web.acceptInvite(token, { password, ...(totpSecret ? { totpSecret } : {}), ...(otp ? { otp: otp.trim() } : {}) });
     out(deps, `${c.green('>')} Signed up as ${escapeControl(r.user)}. Log in with:`);

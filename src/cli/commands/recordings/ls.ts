@@ -1,12 +1,13 @@
 /** `postern recordings ls`: the session recordings the logged-in user may play. */
 import type { Command } from 'commander';
-import type { Deps } from '../deps.ts';
-import type { RunState } from '../run-state.ts';
-import { withSignedWeb } from '../signed-web.ts';
-import { formatOption } from '../options.ts';
-import { out, outJson, info, table } from '../output.ts';
-import { formatDuration } from '../../core/durations.ts';
-import type { RecordingMeta } from '../../api/types.ts';
+import type { Deps } from '../../deps.ts';
+import { withSignedWeb } from '../../signed-web.ts';
+import { formatOption } from '../../options.ts';
+import { out, outJson, info, table } from '../../output.ts';
+import { formatDuration } from '../../../core/durations.ts';
+import type { RecordingMeta } from '../../../api/types.ts';
+import { tshHome } from '../../../client/paths.ts';
+import { writePlayCache } from '../../play-cache.ts';
 
 /** Options of `postern recordings ls`. */
 export interface RecordingsLsOptions {
@@ -27,14 +28,14 @@ function row(r: RecordingMeta): string[] {
 /** Lists recordings through the proxy's web API: the user's own, or every one for an admin. */
 export async function runRecordingsLs(opts: RecordingsLsOptions, deps: Deps): Promise<void> {
   const list = await withSignedWeb(opts.proxy, deps, (web, sign) => web.listRecordings(sign));
+  writePlayCache(tshHome(deps.env, deps.homeDir), list.map((r) => r.id), deps.clock.now());
   if (opts.format === 'json') { outJson(deps, list); return; }
   if (list.length === 0) { info(deps, 'No recordings yet: sessions are recorded in recording proxy mode and in the web terminal.'); return; }
   out(deps, table(['ID', 'User', 'Node', 'Login', 'Started', 'Length', 'Status'], list.map(row)));
 }
 
-/** Registers `postern recordings`. */
-export function registerRecordings(program: Command, deps: Deps, _state: RunState): void {
-  const recordings = program.command('recordings').description('session recordings you may play');
+/** Registers `postern recordings ls`. */
+export function registerRecordingsLs(recordings: Command, deps: Deps): void {
   recordings.command('ls').description('list the recordings you may play, newest first (admins: every user\'s)')
     .option('--proxy <host[:port]>', 'the profile to use (default: the current one)')
     .addOption(formatOption(['text', 'json']))

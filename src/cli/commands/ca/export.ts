@@ -1,15 +1,13 @@
 /** `postern ca export`: a CA's public key, as the authorized_keys line sshd's TrustedUserCAKeys takes. */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import type { Deps } from '../deps.ts';
-import type { RunState } from '../run-state.ts';
-import { withAdminClient } from '../admin.ts';
-import { dataDirOption } from '../options.ts';
-import { out } from '../output.ts';
+import type { Deps } from '../../deps.ts';
+import { withAdminClient } from '../../admin.ts';
+import { dataDirOption } from '../../options.ts';
+import { out } from '../../output.ts';
 
-/** Registers `postern ca`. */
-export function registerCa(program: Command, deps: Deps, _state: RunState): void {
-  const ca = program.command('ca').description('the cluster\'s certificate authorities (on the auth server)');
+/** Registers `postern ca export`. */
+export function registerCaExport(ca: Command, deps: Deps): void {
   ca.command('export').description('print a CA public key (user: for sshd TrustedUserCAKeys; host: for @cert-authority)')
     .addOption(new Option('--type <type>', 'which CA').choices(['user', 'host']).makeOptionMandatory())
     .addOption(dataDirOption())

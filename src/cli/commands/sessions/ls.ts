@@ -1,13 +1,12 @@
 /** `postern sessions ls`: the live sessions the logged-in user may see and join. */
 import type { Command } from 'commander';
-import type { Deps } from '../deps.ts';
-import type { RunState } from '../run-state.ts';
-import { withSignedWeb } from '../signed-web.ts';
-import { formatOption } from '../options.ts';
-import { out, outJson, info, table } from '../output.ts';
-import { escapeControl } from '../../core/text.ts';
-import type { ActiveSession } from '../../api/types.ts';
-import { formatStarted } from './recordings.ts';
+import type { Deps } from '../../deps.ts';
+import { withSignedWeb } from '../../signed-web.ts';
+import { formatOption } from '../../options.ts';
+import { out, outJson, info, table } from '../../output.ts';
+import { escapeControl } from '../../../core/text.ts';
+import type { ActiveSession } from '../../../api/types.ts';
+import { formatStarted } from '../recordings/ls.ts';
 
 /** Options of `postern sessions ls`. */
 export interface SessionsLsOptions {
@@ -30,9 +29,8 @@ export async function runSessionsLs(opts: SessionsLsOptions, deps: Deps): Promis
   ])));
 }
 
-/** Registers `postern sessions`. */
-export function registerSessions(program: Command, deps: Deps, _state: RunState): void {
-  const sessions = program.command('sessions').description('live sessions you may see and join');
+/** Registers `postern sessions ls`. */
+export function registerSessionsLs(sessions: Command, deps: Deps): void {
   sessions.command('ls').description('list the live sessions you may see: yours, and those your roles may join')
     .option('--proxy <host[:port]>', 'the profile to use (default: the current one)')
     .addOption(formatOption(['text', 'json']))

@@ -1,14 +1,13 @@
-/** `postern roles add|ls|rm`: which logins users may use on which nodes. */
+/** `postern roles add`: adds or replaces a role (flags or a YAML file). */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import type { Deps } from '../deps.ts';
-import type { RunState } from '../run-state.ts';
-import type { RoleSpec } from '../../api/auth-types.ts';
-import { withAdminClient } from '../admin.ts';
-import { dataDirOption, formatOption, listArg } from '../options.ts';
-import { out, outJson, table } from '../output.ts';
-import { UsageError } from '../../core/errors.ts';
+import type { Deps } from '../../deps.ts';
+import type { RoleSpec } from '../../../api/auth-types.ts';
+import { withAdminClient } from '../../admin.ts';
+import { dataDirOption, listArg } from '../../options.ts';
+import { out } from '../../output.ts';
+import { UsageError } from '../../../core/errors.ts';
 
 /**
  * Parses `--node-labels`: comma-separated NAME=VALUES, VALUES separated by "|", "*" for any
@@ -61,11 +60,11 @@ export function readRoleFile(path: string): RoleSpec {
   };
 }
 
-const labelRules = (r: RoleSpec): string => Object.entries(r.node_labels).map(([k, v]) => `${k}=${v.join('|')}`).join(',');
+/** A role's node_labels as `k=v|v,k=v`. */
+export const labelRules = (r: RoleSpec): string => Object.entries(r.node_labels).map(([k, v]) => `${k}=${v.join('|')}`).join(',');
 
-/** Registers `postern roles`. */
-export function registerRoles(program: Command, deps: Deps, _state: RunState): void {
-  const roles = program.command('roles').description('manage roles (on the auth server)');
+/** Registers `postern roles add`. */
+export function registerRolesAdd(roles: Command, deps: Deps): void {
   roles.command('add').description('add or replace a role: logins on nodes with matching labels')
     .argument('[name]', 'role name (or give --file)')
     .option('--logins <logins>', `comma-separated logins; {{internal.logins}} is the user's own`, listArg)
@@ -93,22 +92,5 @@ Examples:
       }
       const r = await withAdminClient(opts.dataDir, deps, (auth) => auth.upsertRole(spec));
       out(deps, `Role ${r.name} saved: logins ${r.logins.join(',')} on nodes with ${labelRules(r)}.`);
-    });
-  roles.command('ls').description('list roles')
-    .addOption(formatOption(['text', 'json']))
-    .addOption(dataDirOption())
-    .action(async (opts: { format: string; dataDir?: string }) => {
-      const list = await withAdminClient(opts.dataDir, deps, (auth) => auth.listRoles());
-      if (opts.format === 'json') { outJson(deps, list); return; }
-      out(deps, table(['Role', 'Logins', 'Node labels', 'Built in'], list.map((r) => [
-        r.name, r.logins.join(','), labelRules(r), r.builtin ? 'yes' : '',
-      ])));
-    });
-  roles.command('rm').description('remove a role (no user may hold it)')
-    .argument('<name>', 'role name')
-    .addOption(dataDirOption())
-    .action(async (name: string, opts: { dataDir?: string }) => {
-      await withAdminClient(opts.dataDir, deps, (auth) => auth.deleteRole({ name }));
-      out(deps, `Role ${name} removed.`);
     });
 }
