@@ -3,7 +3,6 @@
  * identity that admin commands on this host use (<data-dir>/admin-identity.json, 0600).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import type { Backend } from '../storage/backend.ts';
@@ -18,16 +17,11 @@ import { formatHostPort } from '../core/text.ts';
 import { AuthServer } from './auth-server.ts';
 import type { ClusterSettings } from '../api/auth-types.ts';
 import { startAuthApi } from './api-server.ts';
-import type { TlsIdentity } from './remote-client.ts';
+import { serverPaths } from '../core/server-paths.ts';
+import type { IdentityFile } from '../core/server-paths.ts';
 
-/** An identity file: how to reach auth, and the client certificate to do it with. */
-export interface IdentityFile extends TlsIdentity {
-  authAddr: string;
-  clusterName: string;
-}
-
-/** The admin identity's path in a data dir. */
-export const adminIdentityPath = (dataDir: string): string => join(dataDir, 'admin-identity.json');
+/** An identity file: how to reach auth, and the client certificate to do it with (the paths and shape: src/core/server-paths.ts). */
+export type { IdentityFile } from '../core/server-paths.ts';
 
 /** How the auth role runs. */
 export interface AuthServiceOptions {
@@ -60,10 +54,9 @@ export async function startAuthService(opts: AuthServiceOptions): Promise<Runnin
   let api: Server | undefined;
   try {
     const auth = await AuthServer.open({ backend, clock: opts.clock, logger: opts.log, clusterName: opts.clusterName, settings: opts.settings });
-    const dir = join(opts.dataDir, 'auth');
-    ensurePrivateDir(dir);
-    const keyPath = join(dir, 'api.key');
-    const { keyPem, publicKeyPem } = loadOrCreateTlsKey(keyPath);
+    const paths = serverPaths(opts.dataDir);
+    ensurePrivateDir(paths.authDir);
+    const { keyPem, publicKeyPem } = loadOrCreateTlsKey(paths.authApiKey);
     const wildcard = ['0.0.0.0', '::', ''].includes(opts.authAddr.host);
     const hosts = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...(wildcard ? [] : [opts.authAddr.host])])];
     const { certPem } = await auth.issueIdentity(publicKeyPem, 'auth', 'auth', hosts, YEAR);
@@ -81,7 +74,7 @@ export async function startAuthService(opts: AuthServiceOptions): Promise<Runnin
       keyPem: admin.keyPem,
       caPem: adminCert.caPem,
     };
-    writeFileAtomic(adminIdentityPath(opts.dataDir), JSON.stringify(identity, null, 2) + '\n', 0o600);
+    writeFileAtomic(paths.adminIdentity, JSON.stringify(identity, null, 2) + '\n', 0o600);
     const server = api;
     return {
       auth,

@@ -4,12 +4,8 @@
  */
 import { Command } from 'commander';
 import type { Deps } from './deps.ts';
+import type { RunState } from './run-state.ts';
 import { VERSION } from '../core/version.ts';
-
-/** Where a command leaves its exit code when it is not 0 (e.g. a remote status). */
-export interface RunState {
-  exitCode: number;
-}
 
 /** Adds one command (and its subcommands) to the tree. */
 type Register = (program: Command, deps: Deps, state: RunState) => void;
@@ -25,7 +21,7 @@ const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
   ['logout', async () => (await import('./commands/logout.ts')).registerLogout],
   ['ls', async () => (await import('./commands/ls.ts')).registerLs],
   ['ssh', async () => (await import('./commands/ssh.ts')).registerSsh],
-  ['proxy', async () => (await import('./commands/proxy-ssh.ts')).registerProxySsh],
+  ['proxy', async () => (await import('./commands/proxy/proxy.ts')).registerProxy],
   ['config', async () => (await import('./commands/config.ts')).registerConfig],
   ['recordings', async () => (await import('./commands/recordings.ts')).registerRecordings],
   ['play', async () => (await import('./commands/play.ts')).registerPlay],

@@ -14,7 +14,7 @@
  * not possible opening fails with a ConfigError.
  */
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { serverPaths } from '../core/server-paths.ts';
 import { DatabaseSync } from 'node:sqlite';
 import type { StatementSync } from 'node:sqlite';
 import type { Clock } from '../core/clock.ts';
@@ -27,8 +27,8 @@ import { checkKey, checkOp, checkRangeOptions, prefixEnd, rangePrefix } from './
 import { migrate } from './migrations.ts';
 import { openError, operationError, sqliteCode } from './sqlite-errors.ts';
 
-/** The database file's name inside the data directory. */
-export const DB_FILE_NAME = 'postern.db';
+/** The database file's name inside the data directory (the tree: src/core/server-paths.ts). */
+export { DB_FILE_NAME } from '../core/server-paths.ts';
 
 /** Options for openSqliteBackend. */
 export interface SqliteBackendOptions {
@@ -373,7 +373,7 @@ export async function openSqliteBackend(opts: SqliteBackendOptions): Promise<Sql
   const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new ValidationError('busyTimeoutMs must be a non-negative integer');
   prepareDataDir(opts.dataDir);
-  const path = join(opts.dataDir, DB_FILE_NAME);
+  const path = serverPaths(opts.dataDir).database;
   prepareDbFiles(path);
 
   let db: DatabaseSync | undefined;
