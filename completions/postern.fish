@@ -79,7 +79,7 @@ complete -c postern -n '__fish_seen_subcommand_from serve' -l auth-addr -r -d 'a
 complete -c postern -n '__fish_seen_subcommand_from serve' -l public-addr -r -d 'the name (and web port) users reach the proxy at (default: localhost or the listen host)'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l cluster-name -r -d 'the cluster\'s name, fixed at first start (default: this host\'s name)'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l roles -r -d 'what this process runs: auth,proxy (default), auth, or proxy'
-complete -c postern -n '__fish_seen_subcommand_from serve' -l auth-server -r -d 'with --roles proxy: the auth server to use'
+complete -c postern -n '__fish_seen_subcommand_from serve' -l auth-server -r -d 'with --roles proxy: the auth server, or several on one database separated by commas (calls fail over between them)'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l join-token -r -d 'with --roles proxy: the token from `postern tokens add --type proxy`'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l ca-pin -r -d 'with --roles proxy: the cluster CA pin to trust auth by (sha256:…)'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l cert-file -r -d 'a TLS certificate chain for the web address (else the cluster CA issues one)'
