@@ -46,9 +46,11 @@ _postern() {
     "settings set") words="--data-dir" ;;
     "ca") words="export" ;;
     "ca export") words="--type --data-dir" ;;
+    "storage") words="migrate" ;;
+    "storage migrate") words="--from --to --format" ;;
     "version") words="--format" ;;
-    "") words="login status logout ls ssh proxy config recordings play sessions join signup serve users nodes roles tokens audit settings ca version --version --debug" ;;
-    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|sessions|join|signup|serve|users|nodes|roles|tokens|audit|settings|ca|version) ;; *) path="" ;; esac; }; continue ;;
+    "") words="login status logout ls ssh proxy config recordings play sessions join signup serve users nodes roles tokens audit settings ca storage version --version --debug" ;;
+    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|sessions|join|signup|serve|users|nodes|roles|tokens|audit|settings|ca|storage|version) ;; *) path="" ;; esac; }; continue ;;
     esac
     break
   done
