@@ -112,7 +112,8 @@ export interface RemoteClientOptions {
 export function remoteAuthClient(
   addrs: { host: string; port: number } | ReadonlyArray<{ host: string; port: number }>, identity: TlsIdentity, options: RemoteClientOptions = {},
 ): AuthClient {
-  const list = Array.isArray(addrs) ? addrs : [addrs as { host: string; port: number }];
+  type Addr = { host: string; port: number };
+  const list: readonly Addr[] = 'host' in addrs ? [addrs as Addr] : (addrs as readonly Addr[]);
   if (list.length === 0) throw new ConnectionError('no auth server address');
   const servers: Server[] = list.map((addr) => ({
     origin: `https://${formatHostPort(addr.host, addr.port)}`,
@@ -150,7 +151,7 @@ export function remoteAuthClient(
         markUp(s);
       } catch (err) {
         // An answer that is an error (503 while its database is away) still means the server is back.
-        if (!(err instanceof ConnectionError)) markUp(s);
+        if (!(err instanceof ConnectionError) && !(err instanceof TlsTrustError)) markUp(s);
       }
     }));
   };
@@ -168,6 +169,12 @@ export function remoteAuthClient(
         markUp(s);
         return res.result;
       } catch (err) {
+        // A server whose certificate we cannot trust got no request: try the next (and say why if none works).
+        if (err instanceof TlsTrustError && servers.length > 1) {
+          markDown(s, err);
+          lastErr = err;
+          continue;
+        }
         if (!(err instanceof CallConnectionError)) throw err;
         markDown(s, err);
         lastErr = err;
