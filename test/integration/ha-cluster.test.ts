@@ -118,8 +118,18 @@ test('two auth servers and two proxies on one PostgreSQL survive the loss of an 
   const set = await adminA(['settings', 'set', 'second_factor', 'off']);
   assert.equal(set.code, 0, set.stderr);
   const setAt = Date.now();
-  await until('a password-only login through proxy 2 after second_factor off', 5_000, async () => (await login(p2, 'bob', home())).code === 0);
-  t.diagnostic(`propagation: second_factor off through auth A, in force through proxy 2 after ${Date.now() - setAt} ms`);
+  // The bound: the attempt that first succeeds must have started within 5 s of the change.
+  let attempts = 0;
+  let okStartedAt = 0;
+  await until('a password-only login through proxy 2 after second_factor off', 30_000, async () => {
+    const startedAt = Date.now();
+    attempts++;
+    if ((await login(p2, 'bob', home())).code !== 0) return false;
+    okStartedAt = startedAt;
+    return true;
+  });
+  assert.ok(okStartedAt - setAt <= 5_000, `second_factor off took more than 5 s to reach proxy 2 (${okStartedAt - setAt} ms)`);
+  t.diagnostic(`propagation: second_factor off through auth A; the first login through proxy 2 started ${okStartedAt - setAt} ms later succeeded (attempt ${attempts}, done ${Date.now() - setAt} ms after the change)`);
 
   // PostgreSQL crashes in the middle of traffic: clear errors, then it all works again by itself.
   await pg.crash();

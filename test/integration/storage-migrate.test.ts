@@ -53,6 +53,7 @@ test('a SQLite cluster migrated to PostgreSQL keeps its CAs, certificates, users
 
   const mig = await runPostern(['storage', 'migrate', '--from', old.dataDir, '--to', url]);
   assert.equal(mig.code, 0, mig.stderr);
+  for (const line of mig.stdout.trim().split('\n')) t.diagnostic(line);
   const copied = Number(/^copied (\d+) items from /m.exec(mig.stdout)?.[1]);
   assert.ok(copied > 10, mig.stdout);
   assert.match(mig.stdout, new RegExp(`^verified: ${copied} items on both sides, sha256 [0-9a-f]{64}$`, 'm'));
