@@ -216,6 +216,12 @@ test('two auth servers and two proxies on one PostgreSQL survive the loss of an 
 
   // ls and new SSH connections through both proxies, right after.
   for (const r of await Promise.all([ls(alice1), ls(alice2), ssh(alice1, 'echo again'), ssh(alice2, 'echo again')])) assert.equal(r.code, 0, r.stderr);
+  // When each proxy found auth A dead (its log line), counted from the kill.
+  for (const [i, p] of [p1, p2].entries()) {
+    const line = p.stderr().split('\n').find((l) => l.includes('auth server unreachable') && l.includes(authA.auth));
+    assert.ok(line, `proxy ${i + 1} never marked auth A down`);
+    t.diagnostic(`kill -9: proxy ${i + 1} marked auth A down ${(JSON.parse(line) as { time: number }).time - killedAt} ms after the kill, at its first call there`);
+  }
 
   // The session open before the kill went on.
   assert.equal(await openExit, 0, openErr);
