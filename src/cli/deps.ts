@@ -5,34 +5,17 @@
  * `process` itself.
  */
 import { homedir } from 'node:os';
-import type { Readable, Writable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import type { WebClient, WebClientOptions } from '../client/web-client.ts';
 import { openControllingTerminal } from './terminal.ts';
-
-/** An output stream that may be a terminal. */
-export type OutStream = Writable & { isTTY?: boolean; columns?: number };
-/** An input stream that may be a terminal. */
-export type InStream = Readable & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
-
-/** The streams a command reads and writes. */
-export interface Io {
-  stdin: InStream;
-  stdout: OutStream;
-  stderr: OutStream;
-}
+import type { Io, Terminal } from './io.ts';
+export type { InStream, Io, OutStream, Terminal } from './io.ts';
 
 /** Process signals, as a command may listen to them. */
 export interface Signals {
   /** Calls `handler` on each of `signals` until the returned function is called. */
   on(signals: readonly NodeJS.Signals[], handler: (signal: NodeJS.Signals) => void): () => void;
-}
-
-/** The terminal opened on its own (stdin and stdout may carry something else, as for a ProxyCommand). */
-export interface Terminal {
-  io: Io;
-  close(): void;
 }
 
 /** Makes the clients commands talk to, so a test can hand in its own. */

@@ -5,7 +5,7 @@
 import { openSync, closeSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
 import { Writable } from 'node:stream';
-import type { OutStream, Terminal } from './deps.ts';
+import type { OutStream, Terminal } from './io.ts';
 
 /** Opens /dev/tty for reading and writing; undefined when this process has no terminal. */
 export function openControllingTerminal(): Terminal | undefined {

@@ -23,7 +23,7 @@ import type { PostgresBackend } from '../../src/storage/postgres.ts';
 import { LATEST_PG_SCHEMA_VERSION } from '../../src/storage/postgres-migrations.ts';
 import { startAuthService } from '../../src/auth/service.ts';
 import { adminIdentityPath } from '../../src/core/server-paths.ts';
-import type { IdentityFile } from '../../src/auth/service.ts';
+import type { IdentityFile } from '../../src/core/server-paths.ts';
 import { ensureClusterCas } from '../../src/auth/cluster-cas.ts';
 import { sshCaPublicKey } from '../../src/auth/ssh-ca.ts';
 import { startPostgres } from '../helpers/postgres.ts';
