@@ -8,8 +8,8 @@
  * crash in the middle of traffic gives clear "storage is unavailable" errors and then
  * everything works again without restarting Postern; `kill -9` of one auth server while 20
  * logins run: every login succeeds (a login whose call died with the server is tried once
- * more, as a user would), an open SSH session goes on, and every acknowledged write is
- * there afterwards. Timings are printed as test diagnostics (the report's numbers).
+ * more, as a user would), an open SSH session goes on, a web session made before works
+ * through both proxies, and every acknowledged write is there afterwards. Timings are printed as test diagnostics (the report's numbers).
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +22,7 @@ import type { CliResult } from '../helpers/cli.ts';
 import { startServe } from '../helpers/serve.ts';
 import type { ServeProcess } from '../helpers/serve.ts';
 import { startPostgres } from '../helpers/postgres.ts';
+import { Agent, request } from 'undici';
 import { TEST_PASSWORD, TestCluster } from '../helpers/cluster.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
 
@@ -148,6 +149,21 @@ test('two auth servers and two proxies on one PostgreSQL survive the loss of an 
   assert.equal((await ls(alice1)).code, 0);
   const lsBaseline = Date.now() - lsStart;
 
+  // A web session made through proxy 1, used after the kill through both proxies.
+  const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+  t.after(() => insecure.close());
+  const web = async (proxy: ServeProcess, method: 'GET' | 'POST', path: string, body?: unknown, cookie?: string): Promise<{ status: number; text: string; setCookie: string }> => {
+    const res = await request(`https://${proxy.web}${path}`, {
+      method, dispatcher: insecure, body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(cookie ? { cookie } : {}) },
+    });
+    return { status: res.statusCode, text: await res.body.text(), setCookie: String(res.headers['set-cookie'] ?? '') };
+  };
+  const webLogin = await web(p1, 'POST', '/webapi/sessions/web', { user: 'bob', password: TEST_PASSWORD });
+  assert.equal(webLogin.status, 200, webLogin.text);
+  const cookie = /(__Host-postern_session=[^;]+)/.exec(webLogin.setCookie)?.[1] ?? '';
+  assert.ok(cookie);
+
   // kill -9 of auth A while 20 logins run, with an SSH session open and admin writes going on.
   const open = spawn(process.execPath, [POSTERN_BIN, 'ssh', `${LOCAL_USER}@web1`, 'echo started; sleep 6; echo survived'], {
     env: { ...process.env, NO_COLOR: '1', POSTERN_FROM_SOURCE: '1', TSH_HOME: alice1 }, stdio: ['ignore', 'pipe', 'pipe'],
@@ -221,6 +237,12 @@ test('two auth servers and two proxies on one PostgreSQL survive the loss of an 
     const line = p.stderr().split('\n').find((l) => l.includes('auth server unreachable') && l.includes(authA.auth));
     assert.ok(line, `proxy ${i + 1} never marked auth A down`);
     t.diagnostic(`kill -9: proxy ${i + 1} marked auth A down ${(JSON.parse(line) as { time: number }).time - killedAt} ms after the kill, at its first call there`);
+  }
+
+  for (const p of [p1, p2]) {
+    const nodes = await web(p, 'GET', '/webapi/nodes', undefined, cookie);
+    assert.equal(nodes.status, 200, nodes.text);
+    assert.match(nodes.text, /web1/);
   }
 
   // The session open before the kill went on.
