@@ -79,6 +79,11 @@ export interface AuthClient {
   listActiveSessions(req: { user?: string }): Promise<ActiveSession[]>;
   /** May `user` join session `id` in `mode`? Returns the session; throws 404 / 403 (audited either way as session.join). */
   authorizeJoin(req: { user: string; sessionId: string; mode: JoinMode; clientAddr: string }): Promise<ActiveSession>;
+  /**
+   * One admin call (web-admin.ts's WEB_ADMIN_CALLS) for the user of a web session: auth checks
+   * that the user holds the admin role now, then runs it as that user, audited as the CLI's are.
+   */
+  webAdmin(req: { sessionId: string; clientAddr?: string; call: string; arg?: unknown }): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -130,4 +135,5 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   endActiveSession: ['proxy'],
   listActiveSessions: ['proxy', 'admin'],
   authorizeJoin: ['proxy'],
+  webAdmin: ['proxy'],
 };
