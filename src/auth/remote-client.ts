@@ -75,7 +75,8 @@ async function post(dispatcher: Agent, origin: string, path: string, body: unkno
  * the same thing again (a heartbeat, a session report, a chunk by its sequence number,
  * a certificate for the caller's own key). Every other call (a login that consumes a
  * one-time code, an audit event, a new user…) is retried on another auth server only when
- * it never reached the first one.
+ * it never reached the first one. (authorizeSsh writes an audit event when it refuses: sent
+ * again after a server died mid-call, one refusal may be logged twice, never a grant.)
  */
 export const IDEMPOTENT_CALLS: ReadonlySet<AuthCallName> = new Set<AuthCallName>([
   'ping', 'getInvite', 'caKeys', 'signHostCert', 'signTlsCert', 'heartbeatProxy', 'listUsers', 'getSettings', 'searchAudit',
