@@ -60,9 +60,11 @@ _postern() {
     "settings set") words="--data-dir" ;;
     "ca") words="export" ;;
     "ca export") words="--type --data-dir" ;;
+    "storage") words="migrate" ;;
+    "storage migrate") words="--from --to --format" ;;
     "version") words="--format" ;;
-    "") words="login status logout ls ssh proxy config recordings play sessions join signup serve users nodes roles tokens audit settings ca version --version --debug" ;;
-    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|sessions|join|signup|serve|users|nodes|roles|tokens|audit|settings|ca|version) ;; *) path="" ;; esac; }; continue ;;
+    "") words="login status logout ls ssh proxy config recordings play sessions join signup serve users nodes roles tokens audit settings ca storage version --version --debug" ;;
+    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|sessions|join|signup|serve|users|nodes|roles|tokens|audit|settings|ca|storage|version) ;; *) path="" ;; esac; }; continue ;;
     esac
     break
   done
@@ -179,6 +181,9 @@ _postern() {
     "settings set|--data-dir") values="" ;;
     "ca export|--type") values="user host" ;;
     "ca export|--data-dir") values="" ;;
+    "storage migrate|--from") values="" ;;
+    "storage migrate|--to") values="" ;;
+    "storage migrate|--format") values="text json" ;;
     "version|--format") values="text json" ;;
     esac
     if [[ "$values" != "-" ]]; then

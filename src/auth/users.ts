@@ -109,22 +109,38 @@ export async function lockedUntil(backend: Backend, name: string, now: Date): Pr
   return undefined;
 }
 
-/** Records a failed login; returns the lock time when this failure locked the name. */
+/**
+ * Records a failed login; returns the lock time when this failure locked the name.
+ * A compare-and-swap loop, so failures counted at the same moment by several auth servers
+ * on one database all count (a plain read-then-put would lose one of two).
+ */
 export async function recordFailure(
   backend: Backend, name: string, now: Date, policy: { attempts: number; window: number; duration: number },
 ): Promise<Date | undefined> {
-  const rec = (await getJson<FailureRecord>(backend, failKey(name))) ?? { failures: [] };
   const t = now.getTime();
-  const failures = [...rec.failures.filter((f) => f > t - policy.window), t];
-  let until: number | undefined = rec.lockedUntil && rec.lockedUntil > t ? rec.lockedUntil : undefined;
-  let locked: Date | undefined;
-  if (!until && failures.length >= policy.attempts) {
-    until = t + policy.duration;
-    locked = new Date(until);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const item = await backend.get(failKey(name));
+    const rec = item ? (JSON.parse(item.value) as FailureRecord) : { failures: [] };
+    const failures = [...rec.failures.filter((f) => f > t - policy.window), t];
+    let until: number | undefined = rec.lockedUntil && rec.lockedUntil > t ? rec.lockedUntil : undefined;
+    let locked: Date | undefined;
+    if (!until && failures.length >= policy.attempts) {
+      until = t + policy.duration;
+      locked = new Date(until);
+    }
+    const next = JSON.stringify({ failures: until ? [] : failures, ...(until ? { lockedUntil: until } : {}) } satisfies FailureRecord);
+    const opts = { expires: new Date(Math.max(t + policy.window, until ?? 0)) };
+    try {
+      if (item) await backend.compareAndSwap(failKey(name), item.revision, next, opts);
+      else await backend.create(failKey(name), next, opts);
+      return locked;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      // Another auth server wrote first: read again and count on top of its write.
+      if (code !== 'ERR_POSTERN_CONFLICT' && code !== 'ERR_POSTERN_ALREADY_EXISTS' && code !== 'ERR_POSTERN_NOT_FOUND') throw err;
+    }
   }
-  const next: FailureRecord = { failures: until ? [] : failures, ...(until ? { lockedUntil: until } : {}) };
-  await backend.put(failKey(name), JSON.stringify(next), { expires: new Date(Math.max(t + policy.window, until ?? 0)) });
-  return locked;
+  throw new Error(`could not record a failed login of "${name}": too many concurrent changes`);
 }
 
 /** Forgets failed logins after a success or a reset. */

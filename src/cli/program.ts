@@ -36,6 +36,7 @@ const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
   ['audit', async () => (await import('./commands/audit.ts')).registerAudit],
   ['settings', async () => (await import('./commands/settings/settings.ts')).registerSettings],
   ['ca', async () => (await import('./commands/ca/ca.ts')).registerCa],
+  ['storage', async () => (await import('./commands/storage/storage.ts')).registerStorage],
   ['version', async () => (await import('./commands/version.ts')).registerVersion],
 ];
 

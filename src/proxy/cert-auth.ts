@@ -6,7 +6,7 @@
  *
  * over "postern-webapi-v1\n" + method + "\n" + path+query + "\n" + ts + "\n" + nonce.
  * The proxy accepts it when the certificate is a user certificate of the cluster's user CA
- * (keys from auth, cached a minute) within its validity, the signature verifies with the
+ * (keys from auth, cached at most 5 s like every cluster fact, so a change reaches every proxy) within its validity, the signature verifies with the
  * key the certificate names, ts is within ±5 minutes, and the nonce was not seen in that
  * window. Every refusal is a 401 with a message that says which check failed.
  *
@@ -24,13 +24,12 @@ import { parseCertificate, verifyCertificate } from '../ssh/certs.ts';
 import type { SshCertificate } from '../ssh/certs.ts';
 import { isCertAlgo, verifyCertAuthSignature } from '../ssh/ssh2-certs.ts';
 import type { SignedPublicKeyAuth } from '../ssh/ssh2-certs.ts';
-import { ClusterInfoSource } from './cluster-info.ts';
+import { CLUSTER_INFO_MAX_AGE_MS, ClusterInfoSource } from './cluster-info.ts';
 import { parseSelector } from '../api/labels.ts';
 
 /** How far a request's timestamp may be from the proxy's clock. */
 export const MAX_SKEW_MS = 5 * 60_000;
 
-const CA_CACHE_MS = 60_000;
 const SCHEME = 'Postern-Cert';
 const CONTEXT = 'postern-webapi-v1';
 
@@ -109,7 +108,7 @@ export class CertAuthenticator {
   }
 
   private async userCaWires(): Promise<Buffer[]> {
-    return (await this.cluster.get(CA_CACHE_MS)).userCaKeys;
+    return (await this.cluster.get(CLUSTER_INFO_MAX_AGE_MS)).userCaKeys;
   }
 
   /** Verifies a request's Authorization header; resolves with the caller or throws RequestAuthError (401). */

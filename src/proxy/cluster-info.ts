@@ -5,8 +5,9 @@
  * the web terminal and GET /webapi/ping, so they agree and auth is asked once for all.
  *
  * Short, because it also carries `session_recording`: a switch to recording takes effect
- * within {@link CLUSTER_INFO_MAX_AGE_MS}. A caller that can live with older facts (the
- * web API's CA check) passes a longer age; one that must be current passes 0.
+ * within {@link CLUSTER_INFO_MAX_AGE_MS}. No caller keeps them longer: with several auth
+ * servers and proxies (docs/ha.md), a change made through any auth server is in force at
+ * every proxy within 5 s. One that must be current passes 0.
  */
 import type { ClusterInfo } from '../api/auth-types.ts';
 import type { ClusterInfoAuth } from '../api/proxy-auth.ts';

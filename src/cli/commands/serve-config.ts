@@ -43,7 +43,8 @@ export interface ServeConfig {
   publicAddr?: { host: string; port?: number };
   clusterName: string;
   roles: { auth: boolean; proxy: boolean };
-  authServer?: { host: string; port: number };
+  /** With --roles proxy: the auth servers, one or several on one database (the proxy fails over between them). */
+  authServers?: Array<{ host: string; port: number }>;
   joinToken?: string;
   caPin?: string;
   certFile?: string;
@@ -154,15 +155,22 @@ export function resolveServeConfig(flags: ServeFlags, defaultDataDir: string, en
     cfg.publicAddr = m ? a : { host: a.host };
   }
   const authServer = pick('authServer');
-  if (authServer) cfg.authServer = addr(authServer, DEFAULT_AUTH_PORT, '--auth-server');
+  if (authServer) {
+    // A comma list on the command line, a YAML list (joined with commas by pick) in the file.
+    const list = authServer.split(',').map((t) => t.trim()).filter(Boolean);
+    if (list.length === 0) throw new ConfigError('--auth-server names no address', { hint: 'e.g. --auth-server auth1:3025,auth2:3025' });
+    cfg.authServers = list.map((t) => addr(t, DEFAULT_AUTH_PORT, '--auth-server'));
+    const seen = new Set(cfg.authServers.map((a) => `${a.host}:${a.port}`));
+    if (seen.size !== cfg.authServers.length) throw new ConfigError('--auth-server names the same address twice');
+  }
   cfg.joinToken = pick('joinToken');
   cfg.caPin = pick('caPin');
   cfg.certFile = pick('certFile');
   cfg.keyFile = pick('keyFile');
   if (cfg.caPin && !isPin(cfg.caPin)) throw new ConfigError(`invalid --ca-pin "${cfg.caPin}"`, { hint: 'A pin looks like sha256:<64 hex digits>' });
-  if (!roles.auth && !cfg.authServer) {
+  if (!roles.auth && !cfg.authServers) {
     throw new ConfigError('a proxy without the auth role needs --auth-server', { hint: 'postern serve --roles proxy --auth-server AUTH_HOST:3025 --join-token TOKEN --ca-pin sha256:…' });
   }
-  if (roles.auth && cfg.authServer) throw new ConfigError('--auth-server is for --roles proxy alone; this process runs auth itself');
+  if (roles.auth && cfg.authServers) throw new ConfigError('--auth-server is for --roles proxy alone; this process runs auth itself');
   return cfg;
 }

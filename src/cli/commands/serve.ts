@@ -9,7 +9,7 @@ import pino from 'pino';
 import type { Deps } from '../deps.ts';
 import type { RunState } from '../run-state.ts';
 import { resolveServeConfig } from './serve-config.ts';
-import type { ServeFlags } from './serve-config.ts';
+import type { ServeConfig, ServeFlags } from './serve-config.ts';
 import { resolveDataDir, dataDirOption } from '../options.ts';
 import { describeStorage } from '../../storage/open.ts';
 import { startAuthService } from '../../auth/service.ts';
@@ -20,6 +20,8 @@ import type { AuthClient } from '../../api/auth-client.ts';
 import { startProxy } from '../../proxy/proxy-service.ts';
 import type { RunningProxy } from '../../proxy/proxy-service.ts';
 import { proxyIdentity } from '../../proxy/join.ts';
+import type { JoinCall } from '../../proxy/join.ts';
+import { ConnectionError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import { formatHostPort } from '../../core/text.ts';
 import { out, colours } from '../output.ts';
@@ -41,6 +43,31 @@ export async function serverLogger(format: LogFormat, deps: Deps, debug: boolean
   const colorize = colours(deps, deps.io.stderr).level > 0;
   const stream = pretty({ colorize, sync: true, destination: deps.io.stderr, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
   return pino(opts, stream) as unknown as Logger;
+}
+
+/**
+ * The proxy's client of the auth servers it was given: joined once through the first that
+ * answers, then failing over between all of them (src/auth/remote-client.ts).
+ */
+async function remoteProxyClient(cfg: ServeConfig, name: string, log: Logger): Promise<AuthClient> {
+  const servers = cfg.authServers!;
+  const joinAny: JoinCall = async (_addr, pin, req) => {
+    let lastErr: unknown;
+    for (const a of servers) {
+      try { return await joinCluster(a, pin, req); } catch (err) {
+        if (!(err instanceof ConnectionError)) throw err;
+        lastErr = err;
+      }
+    }
+    throw lastErr;
+  };
+  const identity = await proxyIdentity({ dataDir: cfg.dataDir, name, authServer: servers[0], joinToken: cfg.joinToken, caPin: cfg.caPin }, joinAny);
+  return remoteAuthClient(servers, identity, {
+    onHealth: (origin, up, err) => {
+      if (up) log.info({ authServer: origin }, 'auth server is back');
+      else log.warn({ authServer: origin, err: err?.message }, 'auth server unreachable: calls go to the others');
+    },
+  });
 }
 
 /** Starts what the config asks for and resolves when a signal has shut it down. */
@@ -68,9 +95,7 @@ export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, de
       caPin = auth.caPin;
     }
     if (cfg.roles.proxy) {
-      client = auth
-        ? localAuthClient(auth.auth, { role: 'proxy', name })
-        : remoteAuthClient(cfg.authServer!, await proxyIdentity({ dataDir: cfg.dataDir, name, authServer: cfg.authServer!, joinToken: cfg.joinToken, caPin: cfg.caPin }, joinCluster));
+      client = auth ? localAuthClient(auth.auth, { role: 'proxy', name }) : await remoteProxyClient(cfg, name, log);
       const info = await client.ping();
       clusterName = info.clusterName;
       proxy = await startProxy({
@@ -111,7 +136,7 @@ export function registerServe(program: Command, deps: Deps, _state: RunState): v
     .option('--public-addr <host[:port]>', 'the name (and web port) users reach the proxy at (default: localhost or the listen host)')
     .option('--cluster-name <name>', 'the cluster\'s name, fixed at first start (default: this host\'s name)')
     .option('--roles <roles>', 'what this process runs: auth,proxy (default), auth, or proxy')
-    .option('--auth-server <host:port>', 'with --roles proxy: the auth server to use')
+    .option('--auth-server <host:port,...>', 'with --roles proxy: the auth server, or several on one database separated by commas (calls fail over between them)')
     .option('--join-token <token>', 'with --roles proxy: the token from `postern tokens add --type proxy`')
     .option('--ca-pin <pin>', 'with --roles proxy: the cluster CA pin to trust auth by (sha256:…)')
     .option('--cert-file <file>', 'a TLS certificate chain for the web address (else the cluster CA issues one)')
