@@ -79,6 +79,12 @@ export interface AuthClient {
   listActiveSessions(req: { user?: string }): Promise<ActiveSession[]>;
   /** May `user` join session `id` in `mode`? Returns the session; throws 404 / 403 (audited either way as session.join). */
   authorizeJoin(req: { user: string; sessionId: string; mode: JoinMode; clientAddr: string }): Promise<ActiveSession>;
+  /**
+   * Is the certificate's account (its user and the generation in its `postern-account@postern.dev`
+   * extension, '' for none) still the live account? False after `users reset` and `users rm`;
+   * every proxy surface asks before it lets a certificate in (kept a few seconds there).
+   */
+  checkAccount(req: { user: string; account: string }): Promise<{ valid: boolean; reason?: string }>;
   close(): Promise<void>;
 }
 
@@ -130,4 +136,5 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   endActiveSession: ['proxy'],
   listActiveSessions: ['proxy', 'admin'],
   authorizeJoin: ['proxy'],
+  checkAccount: ['proxy'],
 };

@@ -21,6 +21,7 @@ import type { TlsCaMaterial, TlsIdentityRole } from './tls-ca.ts';
 import { updateSettings } from './settings.ts';
 import * as tokens from './tokens.ts';
 import { emitAudit } from './audit.ts';
+import { LoginThrottle } from './login-throttle.ts';
 import type { CallContext, HandlerTable } from './calls/context.ts';
 import { userCalls } from './calls/users.ts';
 import { webSessionCalls } from './calls/web-sessions.ts';
@@ -33,6 +34,8 @@ export interface AuthServerOptions {
   backend: Backend;
   clock: Clock;
   logger?: Logger;
+  /** Called just before each password check (tests count them under concurrency). */
+  onPasswordCheck?: (user: string) => void;
 }
 
 /** The auth service. Create with `AuthServer.open()`, which makes the CAs on first start. */
@@ -48,7 +51,10 @@ export class AuthServer {
     this.clock = opts.clock;
     this.log = opts.logger ?? silentLogger;
     this.clusterName = clusterName;
-    const ctx: CallContext = { backend: this.backend, clock: this.clock, clusterName, audit: (e) => this.audit(e) };
+    const ctx: CallContext = {
+      backend: this.backend, clock: this.clock, clusterName, audit: (e) => this.audit(e), throttle: new LoginThrottle(),
+      ...(opts.onPasswordCheck ? { onPasswordCheck: opts.onPasswordCheck } : {}),
+    };
     this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx) };
   }
 
