@@ -23,7 +23,7 @@
  */
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import type { ClusterInfoAuth, TunnelAuth } from '../api/proxy-auth.ts';
+import type { TunnelAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import { PosternError, ValidationError } from '../core/errors.ts';
 import { errorToBody } from '../api/errors.ts';

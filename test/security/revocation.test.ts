@@ -89,14 +89,14 @@ function surfaces(home: string, user: string): Record<string, () => Promise<bool
   };
 }
 
-async function web(method: string, path: string, opts: { body?: unknown; cookie?: string } = {}): Promise<{ status: number; json: any; setCookie: string }> {
+async function web(method: string, path: string, opts: { body?: unknown; cookie?: string } = {}): Promise<{ status: number; json: unknown; setCookie: string }> {
   const res = await request(`https://${c.serve.web}${path}`, {
     method: method as 'GET', dispatcher,
     headers: { ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(opts.cookie ? { cookie: opts.cookie } : {}) },
     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
   });
   const text = await res.body.text();
-  return { status: res.statusCode, json: text ? JSON.parse(text) : undefined, setCookie: String(res.headers['set-cookie'] ?? '') };
+  return { status: res.statusCode, json: text ? (JSON.parse(text) as unknown) : undefined, setCookie: String(res.headers['set-cookie'] ?? '') };
 }
 
 /** Polls `refused` until it is true; returns the seconds it took, or fails after the deadline. */

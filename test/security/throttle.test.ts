@@ -17,6 +17,7 @@ import type { ServeProcess } from '../helpers/serve.ts';
 import { runPostern } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
 import { generateKeyPair, formatAuthorizedKey } from '../../src/ssh/keys.ts';
+import type { ErrorBody } from '../../src/api/types.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const PER_SOURCE = 10;
@@ -24,7 +25,7 @@ const publicKey = formatAuthorizedKey(generateKeyPair().publicWire, 'flood');
 let serve: ServeProcess;
 
 /** POSTs JSON over HTTPS from `source` (a loopback address: node's localAddress, which undici's Agent does not pass on). */
-function post(source: string, path: string, body: unknown): Promise<{ status: number; retryAfter: string | undefined; json: any }> {
+function post(source: string, path: string, body: unknown): Promise<{ status: number; retryAfter: string | undefined; json: ErrorBody }> {
   const [host, port] = serve.web.split(':');
   return new Promise((resolve, reject) => {
     const req = httpsRequest({ host, port: Number(port), path, method: 'POST', localAddress: source, rejectUnauthorized: false, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
@@ -33,7 +34,7 @@ function post(source: string, path: string, body: unknown): Promise<{ status: nu
       res.on('data', (d) => { text += d; });
       res.on('end', () => {
         const ra = res.headers['retry-after'];
-        resolve({ status: res.statusCode ?? 0, retryAfter: typeof ra === 'string' ? ra : undefined, json: text ? JSON.parse(text) : undefined });
+        resolve({ status: res.statusCode ?? 0, retryAfter: typeof ra === 'string' ? ra : undefined, json: (text ? JSON.parse(text) : {}) as ErrorBody });
       });
     });
     req.on('error', reject);
@@ -91,7 +92,7 @@ test('100 concurrent logins for unknown names from one address get 429 beyond th
   for (const a of limited) {
     assert.equal(a.json.error.code, 'ERR_POSTERN_RATE_LIMITED');
     assert.match(a.json.error.message, /too many login attempts from 127\.0\.0\.2/);
-    assert.match(a.json.error.hint, /^Wait \d+ s and try again/);
+    assert.match(a.json.error.hint ?? '', /^Wait \d+ s and try again/);
     assert.match(a.retryAfter ?? '', /^[1-9]\d*$/, 'Retry-After in whole seconds');
     assert.equal(Number(a.retryAfter), a.json.error.retryAfter);
   }
