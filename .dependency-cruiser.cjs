@@ -5,8 +5,6 @@
 // Type-only imports count as much as value imports (tsPreCompilationDeps below): the rules
 // are about which machine and which layer a file may know, not about what survives type
 // stripping.
-//
-// Known exceptions are marked "KNOWN EXCEPTION" below; each says what removes it.
 // test/unit/dependency-rules.test.ts runs every rule on a tree with one wrong import for it:
 // a new rule needs a wrong import there too.
 'use strict';
@@ -56,13 +54,7 @@ const layerRules = Object.entries(layers).map(([layer, allowed]) => ({
   from: { path: `^src/${layer}/` },
   to: {
     path: '^src/',
-    pathNot: [
-      under([layer, ...allowed]),
-      // KNOWN EXCEPTION (lead removes it when AuthClient lives in src/api): the proxy
-      // may `import type` the AuthClient contract from auth/auth-client.ts; the rule
-      // proxy-auth-client-type-only below keeps that import type-only.
-      ...(layer === 'proxy' ? ['^src/auth/auth-client[.]ts$'] : []),
-    ],
+    pathNot: under([layer, ...allowed]),
   },
 }));
 
@@ -75,16 +67,6 @@ const builtins = `^(node:)?(${[...new Set(builtinModules.map((m) => m.replace(/^
 module.exports = {
   forbidden: [
     ...layerRules,
-    {
-      // KNOWN EXCEPTION, temporary (lead removes it when AuthClient moves to src/api):
-      // until then the proxy may see auth/auth-client.ts, but only its types. A value
-      // import would load auth's implementation into the proxy process.
-      name: 'proxy-auth-client-type-only',
-      severity: 'error',
-      comment: 'src/proxy may only `import type` from src/auth/auth-client.ts (the AuthClient contract)',
-      from: { path: '^src/proxy/' },
-      to: { path: '^src/auth/auth-client[.]ts$', dependencyTypesNot: ['type-only'] },
-    },
     {
       // core is imported by every layer and by the web UI's contract: an npm package there
       // would be loaded by every process and every command.
@@ -139,11 +121,6 @@ module.exports = {
       from: {},
       to: {
         circular: true,
-        // KNOWN EXCEPTION (lead removes it when RunState leaves program.ts): the cycle
-        // src/cli/program.ts ↔ src/cli/commands/*. A cycle is still reported when any
-        // module in it lies outside those files. (One regex string: dependency-cruiser
-        // 18 does not turn an array into a regex for via.pathNot.)
-        via: { pathNot: '^src/cli/(program[.]ts$|commands/)' },
       },
     },
     {

@@ -24,6 +24,8 @@ const needs: Array<{ pkg: string; path: string }> = [
   { pkg: 'chromium', path: '/usr/bin/chromium' },
   // The fonts Chromium draws the screenshots with.
   { pkg: 'fonts-dejavu-core', path: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf' },
+  // The PostgreSQL backend's tests start their own server from it (test/helpers/postgres.ts finds the version).
+  { pkg: 'postgresql', path: '/usr/lib/postgresql' },
 ];
 const missing = needs.filter((n) => !existsSync(n.path)).map((n) => n.pkg);
 if (missing.length === 0) { ensurePrivsepDir(); process.exit(0); }
