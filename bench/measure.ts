@@ -1,5 +1,5 @@
 /**
- * The five measurements of issue 6 (the sixth, web terminal echo, waits for the web UI).
+ * Measurements 1 to 5 of the benchmark (the sixth, web terminal key to echo, is in web-echo.ts).
  * Each alternates the paths round by round and keeps every raw sample; none loops
  * without a bound, and every process it starts has a deadline.
  */

@@ -1,6 +1,6 @@
 /**
  * The benchmark's outputs: the markdown table (rows: measurement × path, ratio against
- * path b), the targets of issue 6 with met or missed, and the generated part of
+ * path b), the targets with met or missed, and the generated part of
  * docs/benchmarks.md (between its bench markers; the prose around them is kept).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,7 +39,7 @@ export interface Results {
   seconds: number;
 }
 
-/** A target of the issue and whether this run met it. */
+/** A target of the benchmark and whether this run met it. */
 export interface Target {
   text: string;
   measured: string;
@@ -136,7 +136,7 @@ export function table(r: Results): string {
   ].join('\n');
 }
 
-/** The issue's targets, judged on this run. */
+/** The benchmark's targets, judged on this run. */
 export function targets(r: Results): Target[] {
   const out: Target[] = [];
   if (r.throughput) {
@@ -182,7 +182,7 @@ export function targets(r: Results): Target[] {
 /** The targets as a markdown table. */
 export function targetTable(ts: Target[]): string {
   return [
-    '| Target (issue 6) | This run | Met |',
+    '| Target | This run | Met |',
     '| --- | --- | --- |',
     ...ts.map((t) => `| ${t.text} | ${t.measured} | ${t.met === undefined ? 'n/a' : t.met ? 'met' : '**missed**'} |`),
   ].join('\n');

@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: Postern's paths to a node against OpenSSH's own, on loopback, in one run
- * (issue 6). Sets up a `postern serve`, a logged-in user, two sshd nodes and a plain
+ * `npm run bench`: Postern's paths to a node against OpenSSH's own, on loopback, in one
+ * run. Sets up a `postern serve`, a logged-in user, two sshd nodes and a plain
  * OpenSSH jump host; measures throughput, connection setup, CLI start, sessions held open
  * with their memory, and login; prints a markdown table, writes bench/results/latest.json
  * and the generated part of docs/benchmarks.md.

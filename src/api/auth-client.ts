@@ -85,6 +85,11 @@ export interface AuthClient {
    * every proxy surface asks before it lets a certificate in (kept a few seconds there).
    */
   checkAccount(req: { user: string; account: string }): Promise<{ valid: boolean; reason?: string }>;
+  /**
+   * One admin call (web-admin.ts's WEB_ADMIN_CALLS) for the user of a web session: auth checks
+   * that the user holds the admin role now, then runs it as that user, audited as the CLI's are.
+   */
+  webAdmin(req: { sessionId: string; clientAddr?: string; call: string; arg?: unknown }): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -137,4 +142,5 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   listActiveSessions: ['proxy', 'admin'],
   authorizeJoin: ['proxy'],
   checkAccount: ['proxy'],
+  webAdmin: ['proxy'],
 };

@@ -2,7 +2,8 @@
  * The parts of AuthClient each proxy component uses, by name. A component takes only its
  * part, so what it may ask of auth shows in its options, and a test can hand it a small
  * fake. The wider parts are built from the narrower ones, ending at `ProxyAuth`: all the
- * proxy asks of auth (no admin call).
+ * proxy asks of auth (no admin call of its own: the admin pages' calls go through
+ * `webAdmin`, for an admin's web session, and auth checks the role).
  */
 import type { AuthClient } from './auth-client.ts';
 
@@ -41,6 +42,9 @@ export type WebRoutesAuth = RecordingReadAuth & Pick<AuthClient,
   'createWebSession' | 'deleteWebSession' | 'changePassword' | 'beginTotpEnrol' | 'finishTotpEnrol'
   | 'listNodes' | 'listActiveSessions' | 'listRecordings' | 'searchAudit'>;
 
+/** The web UI's admin pages (web-admin-routes.ts): admin calls made for an admin's web session, checked by auth. */
+export type WebAdminAuth = Pick<AuthClient, 'webAdmin'>;
+
 /** The web terminal (web-terminal.ts): dial, the agent of the session, joins. */
 export type WebTerminalAuth = ClusterInfoAuth & NodeDialAuth & WebSessionAgentAuth & Pick<AuthClient, 'authorizeJoin'>;
 
@@ -49,7 +53,7 @@ export type SshListenerAuth = ClusterInfoAuth & NodeDialAuth & RecordingProxyAut
 
 /** The web server (web-server.ts): login and invites, and everything it serves. */
 export type WebServerAuth = Pick<AuthClient, 'ping' | 'caKeys' | 'loginSsh' | 'getInvite' | 'acceptInvite'>
-  & TunnelAuth & WebSessionAuth & WebRoutesAuth & WebTerminalAuth;
+  & TunnelAuth & WebSessionAuth & WebRoutesAuth & WebAdminAuth & WebTerminalAuth;
 
 /** All the proxy asks of auth (proxy-service.ts): its TLS certificate, heartbeats, and its parts. */
 export type ProxyAuth = Pick<AuthClient, 'signTlsCert' | 'heartbeatProxy'> & WebServerAuth & SshListenerAuth & HubAuth;

@@ -102,6 +102,6 @@ export function checkJoinRules(roleName: string, rules: unknown): RoleSpec['join
     if (!Array.isArray(rule.modes) || rule.modes.length === 0 || rule.modes.some((m) => m !== 'observer' && m !== 'peer')) {
       throw new ValidationError(`join_sessions[${i}] of role "${roleName}" needs modes: observer, peer or both`);
     }
-    return { roles: [...rule.roles] as string[], modes: [...new Set(rule.modes as JoinMode[])] };
+    return { roles: [...(rule.roles as string[])], modes: [...new Set(rule.modes as JoinMode[])] };
   });
 }

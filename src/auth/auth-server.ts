@@ -27,6 +27,7 @@ import { webSessionCalls } from './calls/web-sessions.ts';
 import { nodeCalls } from './calls/nodes.ts';
 import { sessionCalls } from './calls/sessions.ts';
 import { clusterCalls, issueIdentity, tlsCa } from './calls/cluster.ts';
+import { webAdminCalls } from './calls/web-admin.ts';
 
 /** What an AuthServer needs. */
 export interface AuthServerOptions {
@@ -54,7 +55,8 @@ export class AuthServer {
       backend: this.backend, clock: this.clock, clusterName, audit: (e) => this.audit(e), throttle: new LoginThrottle(),
       ...(opts.onPasswordCheck ? { onPasswordCheck: opts.onPasswordCheck } : {}),
     };
-    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx) };
+    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx),
+      ...webAdminCalls(ctx, (id, method, arg) => this.call(id, method, arg)) };
   }
 
   /** Opens auth on a backend: creates the cluster's CAs on first start, checks the name later. */

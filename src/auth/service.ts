@@ -2,7 +2,6 @@
  * Starting the auth role: storage, the AuthServer, the Auth API listener and the admin
  * identity that admin commands on this host use (<data-dir>/admin-identity.json, 0600).
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import type { Backend } from '../storage/backend.ts';

@@ -44,7 +44,7 @@ async function caSigner(backend: Backend, type: CaType): Promise<SshKeyPair> {
   const stored = await getJson<StoredCa>(backend, caKey(type));
   if (!stored) throw new Error(`the ${type} CA does not exist yet`);
   let cache = signers.get(backend);
-  if (!cache) signers.set(backend, (cache = new Map()));
+  if (!cache) signers.set(backend, (cache = new Map<CaType, { privateKey: string; pair: SshKeyPair }>()));
   const hit = cache.get(type);
   if (hit && hit.privateKey === stored.privateKey) return hit.pair;
   const pair = parsePrivateKeyOpenSSH(stored.privateKey);

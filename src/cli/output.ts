@@ -1,4 +1,5 @@
 /** Printing: colours only on a terminal without NO_COLOR, tables, JSON, and errors. */
+import { inspect } from 'node:util';
 import { Chalk } from 'chalk';
 import type { ChalkInstance } from 'chalk';
 import type { Deps, OutStream } from './deps.ts';
@@ -34,6 +35,13 @@ export function table(header: string[], rows: string[][]): string {
   return [line(cells[0]), line(widths.map((w) => '-'.repeat(w))), ...cells.slice(1).map(line)].join('\n');
 }
 
+/** What was thrown, for --debug: an error's stack, anything else as inspect() shows it (never `[object Object]`). */
+function describeThrown(thrown: unknown): string {
+  const stack = (thrown as { stack?: unknown } | null | undefined)?.stack;
+  if (typeof stack === 'string') return stack;
+  return typeof thrown === 'string' ? thrown : inspect(thrown);
+}
+
 /** Prints an error as `error: …` and `hint: …`, with the stack when debugging; returns its exit code. */
 export function printError(deps: Deps, err: unknown, debug: boolean): number {
   const e: PosternError = toPosternError(err);
@@ -41,10 +49,10 @@ export function printError(deps: Deps, err: unknown, debug: boolean): number {
   info(deps, `${c.red('error:')} ${escapeControl(e.message)}`);
   if (e.hint) info(deps, `${c.dim('hint:')} ${escapeControl(e.hint)}`);
   if (debug) {
-    info(deps, String((err as Error)?.stack ?? err));
+    info(deps, describeThrown(err));
     let cause = (err as { cause?: unknown })?.cause;
     while (cause) {
-      info(deps, `caused by: ${String((cause as Error).stack ?? cause)}`);
+      info(deps, `caused by: ${describeThrown(cause)}`);
       cause = (cause as { cause?: unknown }).cause;
     }
   }

@@ -14,7 +14,8 @@ import type { Client, ClientChannel, PseudoTtyOptions } from 'ssh2';
 import type { JoinMode } from '../api/types.ts';
 import { ConnectionError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
-import type { SessionExit, SessionIo, TermOut } from './ssh-session.ts';
+import { watchExit, windowOf } from './ssh-session.ts';
+import type { SessionExit, SessionIo } from './ssh-session.ts';
 
 /** Cuts `~.` (after a newline or at the start) and, for observers on a terminal, Ctrl-C out of the keystrokes; calls `leave` on them. */
 export class EscapeFilter {
@@ -52,10 +53,6 @@ export class EscapeFilter {
 /** The proxy's notices (`[postern] TEXT`, contract of the SSH listener) mean we are attached; its refusals start with `error: `. */
 const NOTICE = '[postern] ';
 
-function windowOf(out: TermOut): { rows: number; cols: number } {
-  return { rows: out.rows && out.rows > 0 ? out.rows : 24, cols: out.columns && out.columns > 0 ? out.columns : 80 };
-}
-
 /**
  * Joins session `id` through a connected proxy client; resolves when the session ends or
  * we leave. The exit: the proxy's status (0 when the session ended, 1 when it refused us),
@@ -71,11 +68,7 @@ export function joinSession(client: Client, id: string, mode: JoinMode, io: Sess
         reject(new ConnectionError(`the proxy refused the join: ${escapeControl(err.message)}`, { cause: err }));
         return;
       }
-      const exit: SessionExit = {};
-      ch.on('exit', (code: number | null, signal?: string) => {
-        if (typeof code === 'number') exit.code = code;
-        else if (signal) exit.signal = signal;
-      });
+      const exit = watchExit(ch);
       let attached = false;
       let leaving = false;
       let left = false;

@@ -163,7 +163,7 @@ export async function runOnSelector(access: NodeAccess, selector: Labels, text: 
     proxy?.end();
     for (const link of links) link.close();
   });
-  const statuses: number[] = new Array(nodes.length).fill(ExitCode.connection);
+  const statuses = new Array<number>(nodes.length).fill(ExitCode.connection);
   try {
     let next = 0;
     const worker = async (): Promise<void> => {

@@ -13,10 +13,10 @@
  */
 import { createServer, connect as netConnect } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Client, ClientChannel, TcpConnectionDetails, AcceptConnection, RejectConnection } from 'ssh2';
 import { UsageError, ConnectionError } from '../core/errors.ts';
 import { escapeControl, formatHostPort } from '../core/text.ts';
+import { pipeBoth } from '../core/pipe.ts';
 
 /** Which way a forward goes. */
 export type ForwardKind = 'L' | 'R';
@@ -106,25 +106,6 @@ export interface ActiveForward {
   close(): Promise<void>;
 }
 
-/** Pipes two streams both ways; when either ends or fails, both are closed. */
-export function pipeBoth(a: Duplex, b: Duplex): void {
-  a.pipe(b);
-  b.pipe(a);
-  let done = false;
-  const close = (): void => {
-    if (done) return;
-    done = true;
-    a.unpipe(b);
-    b.unpipe(a);
-    a.destroy();
-    b.destroy();
-  };
-  for (const s of [a, b]) {
-    s.once('error', close);
-    s.once('close', close);
-  }
-}
-
 /** Reports what happens to forwarded connections (a failed channel, say); never fatal. */
 export type ForwardLog = (message: string) => void;
 
@@ -146,7 +127,6 @@ export function startLocalForward(client: Client, spec: ForwardSpec, log: Forwar
       }
       if (sock.destroyed) { ch.close(); return; }
       pipeBoth(sock, ch);
-      sock.resume();
     });
   });
   return new Promise((resolve, reject) => {

@@ -21,7 +21,7 @@ import ssh2 from 'ssh2';
 import type { Client, ClientChannel } from 'ssh2';
 import { connectWithCertificate, isCertAlgo } from '../ssh/ssh2-certs.ts';
 import type { HostKeyAlgorithm } from '../ssh/ssh2-certs.ts';
-import { encodePrivateKeyOpenSSH, fingerprintSha256, parseAuthorizedKey, wireKeyType } from '../ssh/keys.ts';
+import { fingerprintSha256, parseAuthorizedKey, wireKeyType } from '../ssh/keys.ts';
 import type { SshKeyPair } from '../ssh/keys.ts';
 import { parseCertificate, verifyCertificate } from '../ssh/certs.ts';
 import type { SshCertificate } from '../ssh/certs.ts';
@@ -185,7 +185,7 @@ export async function connectToProxy(opts: ConnectToProxyOptions): Promise<Clien
       host,
       port,
       username: opts.username,
-      privateKey: encodePrivateKeyOpenSSH(opts.keyPair),
+      privateKey: opts.keyPair,
       certificate: opts.certificateText,
       readyTimeout: opts.timeoutMs ?? 20_000,
       keepaliveInterval: opts.keepaliveMs ?? 15_000,

@@ -12,17 +12,15 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import ssh2 from 'ssh2';
 import type { Client } from 'ssh2';
-import { connectWithCertificate } from '../ssh/ssh2-certs.ts';
-import type { CertPublicKeyAuthMethod } from '../ssh/ssh2-certs.ts';
-import { checkNodeHostKey, NODE_HOST_KEY_ALGORITHMS } from '../ssh/host-trust.ts';
+import { certAuthMethod } from '../ssh/ssh2-certs.ts';
+import { connectNodeSsh } from '../ssh/node-connect.ts';
 import type { NodeTrust } from '../ssh/host-trust.ts';
 export { acceptedHostNames, checkNodeHostKey, NODE_HOST_KEY_ALGORITHMS } from '../ssh/host-trust.ts';
 export type { NodeTrust } from '../ssh/host-trust.ts';
-import { encodePrivateKeyOpenSSH, parseAuthorizedKey } from '../ssh/keys.ts';
+import { parseAuthorizedKey } from '../ssh/keys.ts';
 import type { SshKeyPair } from '../ssh/keys.ts';
-import { ConnectionError, PosternError, UsageError } from '../core/errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
 
 /** A destination as typed: `[USER@]TARGET`. */
@@ -79,55 +77,22 @@ export interface ConnectToNodeOptions {
  * certificate; resolves with the ready client. A host key that fails `checkNodeHostKey`
  * ends the handshake. Failures are ConnectionError (exit 255).
  */
-export async function connectToNode(opts: ConnectToNodeOptions): Promise<Client> {
-  const client = new ssh2.Client();
-  let hostProblem: string | undefined;
-  const method: CertPublicKeyAuthMethod = {
-    type: 'publickey',
-    username: opts.login,
-    key: encodePrivateKeyOpenSSH(opts.keyPair),
-    certificate: opts.certificateText,
-  };
-  try {
-    await connectWithCertificate(client, {
-      sock: opts.stream,
-      username: opts.login,
-      // Only the certificate authenticates; the agent (if any) is there to be forwarded.
-      authHandler: [method],
+export function connectToNode(opts: ConnectToNodeOptions): Promise<Client> {
+  return connectNodeSsh({
+    sock: opts.stream,
+    label: opts.label,
+    login: opts.login,
+    trust: opts.trust,
+    // Only the certificate authenticates; the agent (if any) is there to be forwarded.
+    auth: {
+      authHandler: [certAuthMethod(opts.login, opts.keyPair, opts.certificateText)],
       ...(opts.agentSocket ? { agent: opts.agentSocket, agentForward: true } : {}),
-      readyTimeout: opts.timeoutMs ?? 20_000,
-      keepaliveInterval: opts.keepaliveMs ?? 15_000,
-      keepaliveCountMax: 3,
-      algorithms: { serverHostKey: NODE_HOST_KEY_ALGORITHMS },
-      hostVerifier: (key: Buffer) => {
-        hostProblem = checkNodeHostKey(key, opts.trust);
-        return hostProblem === undefined;
-      },
-    });
-  } catch (err) {
-    client.end();
-    opts.stream.destroy();
-    throw nodeConnectError(err as Error & { level?: string }, opts.label, opts.login, hostProblem);
-  }
-  return client;
-}
-
-function nodeConnectError(err: Error & { level?: string }, label: string, login: string, hostProblem?: string): PosternError {
-  const node = escapeControl(label);
-  if (hostProblem !== undefined) {
-    return new ConnectionError(`refusing node "${node}": ${hostProblem}`, {
-      cause: err,
-      hint: 'A node must present the host certificate `postern nodes add` issued (HostCertificate in its sshd_config); if it should, ask an admin to run:  postern nodes renew NAME',
-    });
-  }
-  if (err.level === 'client-authentication') {
-    return new ConnectionError(`node "${node}" refused the certificate for login "${escapeControl(login)}"`, {
-      cause: err,
-      hint: 'Check that the login is one of yours (postern status) and that the node trusts the cluster\'s user CA (TrustedUserCAKeys)',
-    });
-  }
-  if (err.level === 'client-timeout') {
-    return new ConnectionError(`no SSH handshake with node "${node}" in time`, { cause: err });
-  }
-  return new ConnectionError(`the SSH connection to node "${node}" failed: ${escapeControl(err.message)}`, { cause: err });
+    },
+    ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+    ...(opts.keepaliveMs === undefined ? {} : { keepaliveMs: opts.keepaliveMs }),
+    hints: {
+      hostRefused: 'A node must present the host certificate `postern nodes add` issued (HostCertificate in its sshd_config); if it should, ask an admin to run:  postern nodes renew NAME',
+      authRefused: 'Check that the login is one of yours (postern status) and that the node trusts the cluster\'s user CA (TrustedUserCAKeys)',
+    },
+  });
 }

@@ -45,8 +45,19 @@ export function exitCodeOf(exit: SessionExit): number {
   return exit.code ?? 255;
 }
 
-function windowOf(out: TermOut): { rows: number; cols: number } {
+/** The window size of a terminal for a PTY; 80x24 when it tells none. */
+export function windowOf(out: TermOut): { rows: number; cols: number } {
   return { rows: out.rows && out.rows > 0 ? out.rows : 24, cols: out.columns && out.columns > 0 ? out.columns : 80 };
+}
+
+/** How a channel's remote command ended, filled in when its 'exit' arrives. */
+export function watchExit(ch: ClientChannel): SessionExit {
+  const exit: SessionExit = {};
+  ch.on('exit', (code: number | null, signal?: string) => {
+    if (typeof code === 'number') exit.code = code;
+    else if (signal) exit.signal = signal;
+  });
+  return exit;
 }
 
 /**
@@ -64,11 +75,7 @@ export function runSession(client: Client, opts: SessionOptions): Promise<Sessio
         reject(new ConnectionError(`the node refused the session: ${escapeControl(err.message)}`, { cause: err }));
         return;
       }
-      const exit: SessionExit = {};
-      ch.on('exit', (code: number | null, signal?: string) => {
-        if (typeof code === 'number') exit.code = code;
-        else if (signal) exit.signal = signal;
-      });
+      const exit = watchExit(ch);
       let raw = false;
       if (pty && stdin.isTTY && typeof stdin.setRawMode === 'function') {
         stdin.setRawMode(true);

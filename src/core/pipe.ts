@@ -1,7 +1,8 @@
 /**
  * The one bidirectional pipe of Postern: every relay (the TLS tunnel, the SSH listener's
- * `proxy:` subsystem and `direct-tcpip` channels, the recording proxy's forwards) copies
- * bytes both ways through {@link pipeBoth}, so its speed is tuned in this one place.
+ * `proxy:` subsystem and `direct-tcpip` channels, the recording proxy's forwards, the
+ * client's `-L`/`-R` forwards) copies bytes both ways through {@link pipeBoth}, so its
+ * speed is tuned in this one place.
  * It works on any Duplex: net and TLS sockets, ssh2 channels (whose destroy() sends EOF
  * and CLOSE).
  */

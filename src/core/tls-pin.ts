@@ -16,8 +16,3 @@ export function certificatePin(cert: string | Buffer | X509Certificate): string 
 export function isPin(text: string): boolean {
   return /^sha256:[0-9a-f]{64}$/.test(text);
 }
-
-/** Splits a PEM bundle into its certificates. */
-export function splitPemBundle(pem: string): string[] {
-  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-}

@@ -12,7 +12,7 @@ import type { Logger } from '../core/logger.ts';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fs.ts';
 import { ConfigError } from '../core/errors.ts';
 import { formatHostPort } from '../core/text.ts';
-import { newTlsKeyPair, loadOrCreateTlsKey } from '../core/tls-keys.ts';
+import { loadOrCreateTlsKey } from '../core/tls-keys.ts';
 import { generateKeyPair, encodePrivateKeyOpenSSH, parsePrivateKeyOpenSSH, formatAuthorizedKey } from '../ssh/keys.ts';
 import type { SshKeyPair } from '../ssh/keys.ts';
 import { buildWebServer } from './web-server.ts';

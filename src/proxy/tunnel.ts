@@ -100,7 +100,7 @@ async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () =
   const clientAddr = sock.remoteAddress ?? 'unknown';
   const log = opts.log.child({ clientAddr, via: 'tunnel' });
   sock.setNoDelay(true);
-  sock.on('error', (err) => log.debug({ err }, 'tunnel client connection error'));
+  sock.on('error', (err: Error) => log.debug({ err }, 'tunnel client connection error'));
   const answer = (body: unknown): void => { sock.end(JSON.stringify(body) + '\n'); };
   let node: Socket | undefined;
   try {

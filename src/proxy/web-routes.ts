@@ -1,10 +1,11 @@
 /**
  * The web API routes of the web UI (and of the CLI where they overlap): web login and
- * logout, the account, nodes, live sessions, recordings and the audit log. Authentication
+ * logout, the account, nodes, live sessions, recordings and the audit log (and, from
+ * web-admin-routes.ts, the admin pages'). Authentication
  * is web-auth.ts's: the session cookie (with CSRF on state changes) or a signed request.
  */
 import type { FastifyInstance } from 'fastify';
-import type { WebRoutesAuth } from '../api/proxy-auth.ts';
+import type { WebAdminAuth, WebRoutesAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import { AccessDeniedError } from '../core/errors.ts';
 import { recordingParamsSchema } from '../api/schemas.ts';
@@ -13,10 +14,11 @@ import { parseNodesQuery } from './cert-auth.ts';
 import { openCastStream, CAST_CONTENT_TYPE } from './recording-cast.ts';
 import type { WebAuth } from './web-auth.ts';
 import { readCookie, SESSION_COOKIE, setSessionCookie } from './web-auth.ts';
+import { registerWebAdminRoutes } from './web-admin-routes.ts';
 
 /** What the routes need. */
 export interface WebRoutesOptions {
-  auth: WebRoutesAuth;
+  auth: WebRoutesAuth & WebAdminAuth;
   webAuth: WebAuth;
   log: Logger;
 }
@@ -100,6 +102,9 @@ export function registerWebRoutes(app: FastifyInstance, opts: WebRoutesOptions):
       limit: q.limit ? Math.min(Number(q.limit), 5000) : 500,
     });
   });
+
+  // The admin pages: users, roles, the node registry, settings, join tokens (auth checks the role).
+  registerWebAdminRoutes(app, { auth, webAuth });
 
   // A browser that still sends an ended session's cookie gets it cleared with the 401.
   app.addHook('onSend', async (req, reply, payload) => {

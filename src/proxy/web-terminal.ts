@@ -127,15 +127,15 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const log = opts.log.child({ user: caller.user, target, login, via: 'web' });
   // Keys typed and sizes sent while the connection to the node is being made are kept.
   const early: Buffer[] = [];
-  let onKey: ((d: Buffer) => void) | undefined;
-  let onResize: ((c: number, r: number) => void) | undefined;
+  // Set once the session runs, by the code after the connection to the node.
+  const to: { key?: (d: Buffer) => void; resize?: (c: number, r: number) => void } = {};
   let gone = false;
   ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (isBinary) { if (onKey) onKey(data); else early.push(Buffer.from(data)); return; }
+    if (isBinary) { if (to.key) to.key(data); else early.push(Buffer.from(data)); return; }
     let msg: { type?: string; cols?: number; rows?: number };
     try { msg = JSON.parse(data.toString('utf8')) as typeof msg; } catch { return; }
     if (msg.type === 'resize' && Number.isInteger(msg.cols) && Number.isInteger(msg.rows) && msg.cols! > 1 && msg.rows! > 1 && msg.cols! <= 1000 && msg.rows! <= 1000) {
-      if (onResize) onResize(msg.cols!, msg.rows!); else { cols = msg.cols!; rows = msg.rows!; }
+      if (to.resize) to.resize(msg.cols!, msg.rows!); else { cols = msg.cols!; rows = msg.rows!; }
     }
   });
   ws.on('close', () => { gone = true; });
@@ -162,8 +162,8 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const owner = live.attach(wsParticipant(ws, caller.user, 'owner', live, { pause: () => stream.pause(), resume: () => stream.resume() }));
   void opts.auth.emitAudit({ type: 'session.start', user: caller.user, addr: clientAddr, success: true, node: nodeName, login, sessionId: live.id, recording: live.recordingId, via: 'web' }).catch(() => {});
   sendJson(ws, { type: 'session', id: live.id, recordingId: live.recordingId, node: nodeName, login, mode: 'owner', participants: live.describe().participants });
-  onKey = (d) => owner.input(d);
-  onResize = (c, r) => owner.resize(c, r);
+  to.key = (d) => owner.input(d);
+  to.resize = (c, r) => owner.resize(c, r);
   for (const k of early.splice(0)) owner.input(k);
   // A write after the node closed its side must not take the proxy down with it.
   stream.on('error', (err: Error) => log.info({ err }, 'node channel error'));

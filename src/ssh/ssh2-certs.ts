@@ -2,8 +2,8 @@
  * Glue for OpenSSH certificates over `ssh2`, as patched by
  * `patches/ssh2+1.17.0.patch` (applied by patch-package at install).
  *
- * The patch teaches ssh2 three things; this module types them and adds the
- * small parsing the app needs around them:
+ * The patch teaches ssh2 what follows; this module types it and adds the
+ * small parsing the app needs around it:
  *
  * - client: `Client.connect({ privateKey, certificate })`, or an `authHandler`
  *   entry `{ type: 'publickey', username, key, certificate }`, sends the
@@ -32,6 +32,7 @@ import type {
   Client,
   ConnectConfig,
   EncryptedPrivateKey,
+  ParsedKey,
   PublicKeyAuthMethod,
   ServerHostKeyAlgorithm,
 } from 'ssh2';
@@ -239,7 +240,8 @@ export function certHostKey(
   let publicWire: Buffer;
   let key: Buffer | string;
   if (typeof privateKey === 'string' || Buffer.isBuffer(privateKey)) {
-    const parsedKey = ssh2.utils.parseKey(privateKey, passphrase);
+    // Typed as ssh2 answers at run time: an array when the text holds several keys.
+    const parsedKey = ssh2.utils.parseKey(privateKey, passphrase) as ParsedKey | ParsedKey[] | Error;
     const parsed = Array.isArray(parsedKey) ? parsedKey[0] : parsedKey;
     if (parsed instanceof Error || !parsed?.isPrivateKey()) {
       throw new CertificateError('ERR_POSTERN_KEY_INVALID', 'host key is not a private key ssh2 can read', parsed instanceof Error ? { cause: parsed } : {});

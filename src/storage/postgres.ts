@@ -285,7 +285,8 @@ class PostgresStore implements PostgresBackend {
   }
 
   async atomic(ops: readonly AtomicOp[]): Promise<number> {
-    if (!Array.isArray(ops) || ops.length === 0) throw new ValidationError('an atomic batch needs at least one operation');
+    // Checked at run time for callers that pass parsed JSON; `as unknown` keeps Array.isArray from narrowing ops to any[].
+    if (!Array.isArray(ops as unknown) || ops.length === 0) throw new ValidationError('an atomic batch needs at least one operation');
     const seen = new Set<string>();
     for (const op of ops) {
       checkOp(op);

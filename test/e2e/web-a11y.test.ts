@@ -1,5 +1,5 @@
 /**
- * Issue 14, the web UI at a phone's width and for keyboard and screen-reader users, in
+ * The web UI at a phone's width and for keyboard and screen-reader users, in
  * headless Chromium against a real `postern serve` and a real sshd node. Every page (sign
  * up, log in, nodes, terminal, a joined session, live sessions, recordings and the player,
  * audit, account) is checked at 1280 and at 375 px: axe-core finds no serious or critical

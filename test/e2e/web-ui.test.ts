@@ -1,5 +1,5 @@
 /**
- * Issue 4, end to end in headless Chromium against a real `postern serve` and real sshd
+ * The web UI end to end in headless Chromium against a real `postern serve` and real sshd
  * nodes: sign up from an invite (TOTP from the secret on the page), log in, the nodes the
  * role allows and only those, a terminal (echo, resize and `tput cols`), a second browser
  * joining as observer (sees, cannot type) and peer (types), the recording in the list and

@@ -84,7 +84,7 @@ before(async () => {
 after(async () => {
   await new Promise((r) => server?.close(r));
   await sshd?.stop();
-  backend?.close();
+  await backend?.close();
 });
 
 test('ssh-add -L lists the session certificate (user CA, the logins as principals) and its plain key', async () => {

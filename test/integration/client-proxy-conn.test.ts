@@ -273,7 +273,7 @@ test('plain OpenSSH reaches a real sshd through `postern config` and `postern pr
   // Asynchronous: the proxy listener runs in this process.
   const ssh = (args: string[], input?: Buffer) => run('ssh', ['-F', cfgPath, '-o', 'BatchMode=yes', '-o', 'IdentityAgent=none', ...args], env, input);
   const ok = await ssh([`${LOCAL_USER}@web2.test.example`, 'echo', 'ok']);
-  assert.equal(ok.status, 0, `${ok.stderr}\n--- sshd ---\n${sshd.log()}`);
+  assert.equal(ok.status, 0, `${ok.stderr.toString()}\n--- sshd ---\n${sshd.log()}`);
   assert.equal(ok.stdout.toString(), 'ok\n');
 
   // 32 MiB up through the ProxyCommand, hashed on the node.

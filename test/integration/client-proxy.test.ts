@@ -1,5 +1,5 @@
 /**
- * Issue 3's client side against a real cluster (TestCluster: `postern serve`, users logged
+ * The client side against a real cluster (TestCluster: `postern serve`, users logged
  * in, real sshd nodes registered with `nodes add`): plain OpenSSH with the output of
  * `postern config` (ProxyCommand `postern proxy ssh`, strict host key checking, and the
  * jump block), `postern ls` with labels and roles, an expired certificate (message, exit

@@ -1,5 +1,5 @@
 /**
- * Issue 2, end to end against the real programs: `postern serve`, `users add`, `signup`
+ * The cluster's core, end to end against the real programs: `postern serve`, `users add`, `signup`
  * with oathtool codes, `login` into a real ssh-agent, a real sshd trusting the user CA,
  * the errors of bad credentials and lockout, a proxy alone against auth, and a restart.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 3, the admin's side, against a real `postern serve`: `nodes add` with a host key from
+ * The admin's side of nodes, against a real `postern serve`: `nodes add` with a host key from
  * `ssh-keygen`, a host certificate that `ssh-keygen -L` reads and that a real sshd presents to
  * a real `ssh` trusting only the host CA, the user certificate from `postern login` accepted
  * by that sshd; `nodes ls|update|renew|rm`, `roles add|ls|rm` (flags and YAML), and

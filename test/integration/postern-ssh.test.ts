@@ -1,5 +1,5 @@
 /**
- * `postern ssh` end to end (issue 3, "Client commands" and "Done when" 3): a real
+ * `postern ssh` end to end: a real
  * `postern serve`, real OpenSSH sshd nodes with host certificates from `postern nodes add`,
  * a real ssh-agent. The node session runs over the proxy's `proxy:` subsystem, SSH inside
  * SSH, so these also prove the proxy carries bytes it cannot read.

@@ -1,5 +1,5 @@
 /**
- * Issue 3, "Done when" 2, 4 and 5: OpenSSH's own `ssh -J` through the proxy's listener,
+ * OpenSSH's own `ssh -J` through the proxy's listener,
  * 256 MiB intact through all three paths (ProxyCommand, -J, postern ssh), and every refusal
  * with its message and without the proxy dialling anything.
  */

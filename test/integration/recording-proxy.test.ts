@@ -1,5 +1,5 @@
 /**
- * Issue 5: recording proxy mode with the real OpenSSH client and real sshd nodes. With
+ * Recording proxy mode with the real OpenSSH client and real sshd nodes. With
  * `session_recording: proxy`, `ssh -A` through `postern proxy ssh`, `ssh -A -J` and
  * `postern ssh -A` run commands and shells with strict host key checking; each is recorded
  * and `postern play` shows it (asciinema reads the cast); without agent forwarding a clear

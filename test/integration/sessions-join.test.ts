@@ -1,5 +1,5 @@
 /**
- * Issue 5, live sessions from the CLI: with `session_recording: proxy`, alice runs a long
+ * Live sessions from the CLI: with `session_recording: proxy`, alice runs a long
  * shell with the real OpenSSH client (`ssh -A -tt`, ProxyCommand `postern proxy ssh`) on a
  * real sshd node. `postern sessions ls` lists it to those who may see it; carol (a role that
  * may observe alice's role) watches it live with `postern join --mode observer` without a

@@ -73,7 +73,7 @@ async function freePort(): Promise<number> {
 interface Sshd {
   port: number;
   /** Everything sshd wrote to stderr so far, for failure messages. */
-  log(): string;
+  log: () => string;
 }
 
 async function startSshd(t: TestContext, fx: Fixture): Promise<Sshd> {
@@ -134,7 +134,7 @@ function exec(client: InstanceType<typeof Client>, command: string): Promise<{ c
       if (err) return reject(err);
       let stdout = '';
       let code = -1;
-      stream.on('data', (d: Buffer) => { stdout += d; });
+      stream.on('data', (d: Buffer) => { stdout += d.toString(); });
       stream.stderr.resume();
       stream.on('exit', (c: number) => { code = c; });
       stream.on('close', () => resolve({ code, stdout }));

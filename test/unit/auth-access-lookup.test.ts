@@ -273,6 +273,6 @@ test('nodes: add (lower-cased name, principals, a year), duplicate, update, rene
     await assert.rejects(call(), (e: Error & { code?: string; hint?: string }) => e.code === 'ERR_POSTERN_NOT_FOUND' && e.message === 'node "cache1" is not registered' && e.hint === 'List nodes with:  postern nodes ls');
   }
   await assert.rejects(proxy.addNode({ name: 'x', addr: '1.2.3.4', labels: {}, hostPublicKey: key() }), /a proxy may not call addNode/);
-  const events = (await searchAudit(backend, { type: 'node' })).slice(seen).map((e) => `${e.type} ${e.node}`);
+  const events = (await searchAudit(backend, { type: 'node' })).slice(seen).map((e) => `${e.type} ${String(e.node)}`);
   assert.deepEqual(events, ['node.added cache1', 'node.updated cache1', 'node.renewed cache1', 'node.removed cache1']);
 });

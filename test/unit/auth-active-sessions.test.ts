@@ -104,7 +104,7 @@ test('authorizeJoin: 404 unknown, 403 without a rule for that mode, the owner al
   await assert.rejects(join('ghost', 'sess-alice-1', 'observer'), { status: 403 });
   const events = await searchAudit(backend, { type: 'session.join' });
   // One fixed clock: the events share a time, so compare them as a set.
-  const seen = events.map((e) => `${e.user}>${e.sessionId}:${e.mode}:${e.success}`).sort();
+  const seen = events.map((e) => `${e.user}>${String(e.sessionId)}:${String(e.mode)}:${e.success}`).sort();
   assert.deepEqual(seen, [
     'aud>sess-nope-01:observer:false', 'aud>sess-alice-1:observer:true', 'aud>sess-alice-1:peer:false', 'aud>sess-olga-01:observer:false',
     'oscar>sess-olga-01:peer:true', 'plain>sess-alice-1:observer:false', 'alice>sess-plain-1:observer:false', 'root1>sess-plain-1:peer:true',

@@ -194,7 +194,7 @@ test('reads: a user sees their own recordings, a user with the admin role and th
   assert.match((await proxy.getRecording({ id: bobs.id, user: 'carol' })).events, /bob was here/);
   const access = (await searchAudit(backend, { type: 'recording.access' })).filter((e) => e.recording === bobs.id);
   // (The fake clock stands still, so the two events share a time: compare them unordered.)
-  assert.deepEqual(access.map((e) => `${e.user}:${e.owner}`).sort(), ['bob:bob', 'carol:bob']);
+  assert.deepEqual(access.map((e) => `${e.user}:${String(e.owner)}`).sort(), ['bob:bob', 'carol:bob']);
 
   await assert.rejects(proxy.getRecording({ id: '00000000-0000-4000-8000-000000000000', user: 'carol' }), (err: Error & { code?: string }) => err.code === 'ERR_POSTERN_NOT_FOUND' && /does not exist/.test(err.message));
   await assert.rejects(proxy.getRecording({ id: 'nope', user: 'carol' }), (err: Error & { code?: string }) => err.code === 'ERR_POSTERN_INVALID' && /invalid recording id/.test(err.message));

@@ -1,5 +1,5 @@
 /**
- * The commands of issue 5 through `main` (runMain): `sessions ls`, `join`, `settings` and
+ * The session commands through `main` (runMain): `sessions ls`, `join`, `settings` and
  * `audit`. Argument errors are refused before anything is dialled; `join` and `sessions ls`
  * against a closed proxy exit 255 (join) and name the address; `settings` and `audit` run
  * against a real `postern serve` (its data dir's admin identity), so auth's own validation

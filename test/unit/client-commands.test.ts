@@ -1,5 +1,5 @@
 /**
- * The client commands of issue 3 without a cluster: `proxy ssh` target parsing and its
+ * The client commands without a cluster: `proxy ssh` target parsing and its
  * refusals before any dial, `config` output, `ls` selectors and the completion cache,
  * loadLogin's expiry. Logins are written to a temp $TSH_HOME with real certificates.
  */

@@ -108,7 +108,7 @@ test('the SessionHub: observers\' keys dropped, peers\' sent, the screen replaye
   const hub = new SessionHub({ auth, proxyName: 'p1', log: silentLogger, reportIntervalMs: 60_000 });
   const toNode: string[] = [];
   const live = await hub.start({ kind: 'web', user: 'alice', node: 'web1', login: 'root', width: 80, height: 24 }, { toNode: (d) => toNode.push(d.toString()) });
-  const seen = (name: string): { out: string[]; notes: string[]; closed: string[] } => ({ out: [], notes: [], closed: [] });
+  const seen = (_name: string): { out: string[]; notes: string[]; closed: string[] } => ({ out: [], notes: [], closed: [] });
   const o = seen('owner');
   const owner = live.attach({ user: 'alice', mode: 'owner', write: (d) => o.out.push(d.toString()), notice: (t) => o.notes.push(t), close: (r) => o.closed.push(r) });
   live.output(Buffer.from('prompt$ '));

@@ -52,7 +52,7 @@ test('a database that does not exist is a ConfigError that says how to create it
 
 test('a schema newer than this Postern is refused, and nothing is written', async (t) => {
   const url = await server.createDatabase(t);
-  (await openPostgresBackend({ url })).close();
+  await (await openPostgresBackend({ url })).close();
   await server.sql(url, "INSERT INTO postern_schema_version (version, description, applied_at) VALUES ($1, 'from the future', now())", [LATEST_PG_SCHEMA_VERSION + 1]);
   await assert.rejects(openPostgresBackend({ url }), (err: unknown) => {
     assert.ok(err instanceof ConfigError, String(err));

@@ -96,7 +96,7 @@ test('an SQLite database of another application is a ConfigError', async (t) => 
 
 test('a database locked by another process is a ConfigError', async (t) => {
   const dataDir = join(tempDir(t), 'data');
-  (await openSqliteBackend({ dataDir })).close();
+  await (await openSqliteBackend({ dataDir })).close();
   const holder = new DatabaseSync(join(dataDir, DB_FILE_NAME));
   holder.exec('BEGIN EXCLUSIVE');
   t.after(() => holder.close());

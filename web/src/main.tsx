@@ -1,4 +1,5 @@
-// The Postern web UI: sign up, log in, nodes, terminal, live sessions, recordings, audit, account.
+// The Postern web UI: sign up, log in, nodes, terminal, live sessions, recordings, audit,
+// the admin pages (users, roles, node registry, settings, join tokens), account.
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import './styles.css';
@@ -25,6 +26,12 @@ const Recordings = lazy(() => import('./pages/recordings.tsx').then((m) => m.Rec
 const Player = lazy(() => import('./pages/recordings.tsx').then((m) => m.Player));
 import { Audit } from './pages/audit.tsx';
 import { Account } from './pages/account.tsx';
+import { ADMIN_PAGES } from './pages/admin.tsx';
+const AdminUsers = lazy(() => import('./pages/admin-users.tsx').then((m) => m.AdminUsers));
+const AdminRoles = lazy(() => import('./pages/admin-roles.tsx').then((m) => m.AdminRoles));
+const AdminNodes = lazy(() => import('./pages/admin-nodes.tsx').then((m) => m.AdminNodes));
+const AdminSettings = lazy(() => import('./pages/admin-settings.tsx').then((m) => m.AdminSettings));
+const AdminTokens = lazy(() => import('./pages/admin-settings.tsx').then((m) => m.AdminTokens));
 
 const PAGES: Record<string, string> = { nodes: 'Nodes', sessions: 'Live sessions', recordings: 'Recordings', audit: 'Audit log', account: 'Account', terminal: 'Terminal', join: 'Joined session' };
 
@@ -35,7 +42,20 @@ function titleOf(path: string, me: Me | null | undefined): string {
   if (me === null) return 'Log in';
   const [page, sub] = path.split('/');
   if (page === 'recordings' && sub) return 'Recording';
+  if (page === 'admin' && me.isAdmin) return ADMIN_PAGES.find(([p]) => p === (sub || 'users'))?.[1] ?? 'No such page';
   return PAGES[page || 'nodes'] ?? (page === 'login' ? 'Nodes' : 'No such page');
+}
+
+/** The admin page at admin/SUB (only rendered for an admin; auth refuses anyone else's calls). */
+function adminPage(sub: string, me: Me) {
+  switch (sub) {
+    case 'users': return <AdminUsers me={me} />;
+    case 'roles': return <AdminRoles />;
+    case 'nodes': return <AdminNodes />;
+    case 'settings': return <AdminSettings />;
+    case 'tokens': return <AdminTokens />;
+    default: return <p>No such page. <a href="/web/admin/users">Users</a></p>;
+  }
 }
 
 function App() {
@@ -75,7 +95,7 @@ function App() {
     navigate('login');
   };
   const page = path.split('/')[0] || 'nodes';
-  const links: Array<[string, string]> = [['nodes', 'Nodes'], ['sessions', 'Sessions'], ['recordings', 'Recordings'], ...(me.isAdmin ? [['audit', 'Audit'] as [string, string]] : []), ['account', 'Account']];
+  const links: Array<[string, string]> = [['nodes', 'Nodes'], ['sessions', 'Sessions'], ['recordings', 'Recordings'], ...(me.isAdmin ? [['audit', 'Audit'], ['admin', 'Admin']] as Array<[string, string]> : []), ['account', 'Account']];
   const fill = page === 'terminal' || page === 'join';
   const onHeaderKey = (e: KeyboardEvent): void => {
     if (e.key === 'Escape' && menuOpen) { setMenuOpen(false); menuButton.current?.focus(); }
@@ -108,6 +128,7 @@ function App() {
           : page === 'recordings' && path.split('/')[1] ? <Player id={path.split('/')[1]} />
           : page === 'recordings' ? <Recordings />
           : page === 'audit' && me.isAdmin ? <Audit />
+          : page === 'admin' && me.isAdmin ? adminPage(path.split('/')[1] || 'users', me)
           : page === 'account' ? <Account me={me} onLogout={() => void logout()} />
           : <p>No such page. <a href="/web/nodes">Nodes</a></p>}
       </main>

@@ -118,7 +118,9 @@ export function resolveServeConfig(flags: ServeFlags, defaultDataDir: string, en
     const fromFile = fileKey ? file[fileKey] : undefined;
     if (flags[k] !== undefined) return flags[k];
     if (fromFile === undefined || fromFile === null) return undefined;
-    return Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile);
+    if (Array.isArray(fromFile)) return fromFile.map(String).join(',');
+    if (typeof fromFile === 'object') throw new ConfigError(`"${fileKey}" in ${flags.config} must be a string or a list, not a mapping`);
+    return String(fromFile as string | number | boolean);
   };
   const rolesText = pick('roles') ?? 'auth,proxy';
   const roleList = rolesText.split(',').map((s) => s.trim()).filter(Boolean);

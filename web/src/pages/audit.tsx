@@ -17,7 +17,7 @@ export function Audit() {
     if (type) p.set('type', type);
     if (user) p.set('user', user);
     if (since) p.set('since', new Date(since).toISOString());
-    const t = setTimeout(() => api<AuditEvent[]>('GET', `/webapi/audit${p.size ? `?${p}` : ''}`).then((e) => { setEvents(e.reverse()); setError(''); }, (err) => setError(errorText(err))), 200);
+    const t = setTimeout(() => { void api<AuditEvent[]>('GET', `/webapi/audit${p.size ? `?${p}` : ''}`).then((e) => { setEvents(e.reverse()); setError(''); }, (err) => setError(errorText(err))); }, 200);
     return () => clearTimeout(t);
   }, [type, user, since]);
   return (

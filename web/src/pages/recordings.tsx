@@ -64,7 +64,7 @@ export function Player(props: { id: string }) {
   useEffect(() => {
     let term: Terminal | undefined;
     fetch(`/webapi/recordings/${encodeURIComponent(props.id)}`, { credentials: 'same-origin' }).then(async (res) => {
-      if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error?.message ?? `cannot load the recording (${res.status})`);
+      if (!res.ok) throw new Error(((await res.json().catch(() => ({}))) as { error?: { message?: string } }).error?.message ?? `cannot load the recording (${res.status})`);
       const cast = parseCast(await res.text());
       term = new Terminal({ cols: cast.width, rows: cast.height, fontSize: 13, disableStdin: true, theme: { background: '#111418' } });
       term.open(host.current!);
