@@ -122,7 +122,10 @@ export function startLocalForward(client: Client, spec: ForwardSpec, log: Forwar
     client.forwardOut(src, srcPort, spec.host, spec.hostPort, (err: Error | undefined, ch: ClientChannel) => {
       if (err) {
         log(`channel for -L ${spec.text} failed: ${escapeControl(err.message)}`);
-        sock.destroy();
+        // Read and drop what the local client sent, then close with a FIN: destroying a
+        // socket with unread bytes makes the kernel answer with a reset instead.
+        sock.resume();
+        sock.end();
         return;
       }
       if (sock.destroyed) { ch.close(); return; }

@@ -22,9 +22,11 @@ import { proxyIdentity } from '../../proxy/join.ts';
 import type { Logger } from '../../core/logger.ts';
 import { formatHostPort } from '../../core/text.ts';
 import { out, colours } from '../output.ts';
+import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
 
 /** Starts what the config asks for and resolves when a signal has shut it down. */
 export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): Promise<void> {
+  assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
   const cfg = resolveServeConfig(flags, resolveDataDir(undefined, deps), deps.env);
   const log = pino({ level: debug ? 'debug' : 'info', base: { pid: process.pid } }, deps.io.stderr) as unknown as Logger;
   const name = hostname();

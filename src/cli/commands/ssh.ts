@@ -26,6 +26,7 @@ import { UsageError } from '../../core/errors.ts';
 import { escapeControl } from '../../core/text.ts';
 import { selectorArg } from '../options.ts';
 import { info } from '../output.ts';
+import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
 
 /** Options of `postern ssh`, as commander gives them. */
 export interface SshOptions {
@@ -100,6 +101,7 @@ export function planSsh(req: SshRequest): Plan {
 
 /** Runs `postern ssh`; returns the exit code. */
 export async function runSsh(req: SshRequest, deps: Deps): Promise<number> {
+  assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
   const plan = planSsh(req);
   const home = tshHome(deps.env, deps.homeDir);
   const stored = loadLogin(home, req.proxy, deps.clock.now());
