@@ -205,7 +205,7 @@ _postern() {
       return ;;
     "settings set")
       case "$prev" in
-      set) COMPREPLY=( $(compgen -W "second_factor max_session_ttl lockout_attempts lockout_window lockout_duration session_recording record_input allow_unregistered" -- "$cur") ); return ;;
+      set) COMPREPLY=( $(compgen -W "second_factor max_session_ttl lockout_attempts lockout_window lockout_duration login_rate_per_source login_rate_per_user session_recording record_input allow_unregistered" -- "$cur") ); return ;;
       second_factor) COMPREPLY=( $(compgen -W "otp off" -- "$cur") ); return ;;
       session_recording) COMPREPLY=( $(compgen -W "off proxy" -- "$cur") ); return ;;
       record_input) COMPREPLY=( $(compgen -W "true false" -- "$cur") ); return ;;

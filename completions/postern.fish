@@ -21,7 +21,7 @@ complete -c postern -n '__fish_seen_subcommand_from nodes; and __fish_seen_subco
 complete -c postern -n '__fish_seen_subcommand_from nodes; and __fish_seen_subcommand_from update; and not __fish_seen_subcommand_from proxy' -a '(__postern_nodes)'
 complete -c postern -n '__fish_seen_subcommand_from nodes; and __fish_seen_subcommand_from renew; and not __fish_seen_subcommand_from proxy' -a '(__postern_nodes)'
 complete -c postern -n '__fish_seen_subcommand_from play' -a '(__postern_recordings)'
-complete -c postern -n '__fish_seen_subcommand_from settings; and __fish_seen_subcommand_from set; and test (count (commandline -opc)) -eq 3' -a 'second_factor max_session_ttl lockout_attempts lockout_window lockout_duration session_recording record_input allow_unregistered'
+complete -c postern -n '__fish_seen_subcommand_from settings; and __fish_seen_subcommand_from set; and test (count (commandline -opc)) -eq 3' -a 'second_factor max_session_ttl lockout_attempts lockout_window lockout_duration login_rate_per_source login_rate_per_user session_recording record_input allow_unregistered'
 complete -c postern -n '__fish_seen_subcommand_from settings; and __fish_seen_subcommand_from set; and __fish_seen_subcommand_from second_factor' -a 'otp off'
 complete -c postern -n '__fish_seen_subcommand_from settings; and __fish_seen_subcommand_from set; and __fish_seen_subcommand_from session_recording' -a 'off proxy'
 complete -c postern -n '__fish_seen_subcommand_from settings; and __fish_seen_subcommand_from set; and __fish_seen_subcommand_from record_input' -a 'true false'

@@ -88,6 +88,12 @@ export interface AuthClient {
   /** May `user` join session `id` in `mode`? Returns the session; throws 404 / 403 (audited either way as session.join). */
   authorizeJoin(req: { user: string; sessionId: string; mode: JoinMode; clientAddr: string }): Promise<ActiveSession>;
   /**
+   * Is the certificate's account (its user and the generation in its `postern-account@postern.dev`
+   * extension, '' for none) still the live account? False after `users reset` and `users rm`;
+   * every proxy surface asks before it lets a certificate in (kept a few seconds there).
+   */
+  checkAccount(req: { user: string; account: string }): Promise<{ valid: boolean; reason?: string }>;
+  /**
    * One admin call (web-admin.ts's WEB_ADMIN_CALLS) for the user of a web session: auth checks
    * that the user holds the admin role now, then runs it as that user, audited as the CLI's are.
    */
@@ -147,5 +153,6 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   endActiveSession: ['proxy'],
   listActiveSessions: ['proxy', 'admin'],
   authorizeJoin: ['proxy'],
+  checkAccount: ['proxy'],
   webAdmin: ['proxy'],
 };

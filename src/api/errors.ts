@@ -1,7 +1,12 @@
 /** How errors cross the wire: a PosternError becomes a JSON body and back, code intact. */
-import { PosternError, UserLockedError, toPosternError } from '../core/errors.ts';
+import { PosternError, RateLimitedError, UserLockedError, toPosternError } from '../core/errors.ts';
 import type { ErrorBody } from './types.ts';
 import { escapeControl } from '../core/text.ts';
+
+/** The Retry-After header (seconds) an error answer carries, if any. */
+export function retryAfterHeader(err: unknown): string | undefined {
+  return err instanceof RateLimitedError ? String(err.retryAfterSeconds) : undefined;
+}
 
 /** The body and status an API answers with for an error. Internal errors keep their detail out. */
 export function errorToBody(err: unknown): { status: number; body: ErrorBody & { exitCode?: number } } {
@@ -15,6 +20,7 @@ export function errorToBody(err: unknown): { status: number; body: ErrorBody & {
         message: internal ? 'internal error on the server; see its log' : e.message,
         ...(e.hint ? { hint: e.hint } : {}),
         ...(e instanceof UserLockedError ? { lockedUntil: e.lockedUntil.toISOString() } : {}),
+        ...(e instanceof RateLimitedError ? { retryAfter: e.retryAfterSeconds } : {}),
       },
       exitCode: e.exitCode,
     },
@@ -30,6 +36,9 @@ export function errorFromBody(status: number, body: unknown, where: string): Pos
   }
   if (e.code === 'ERR_POSTERN_USER_LOCKED' && e.lockedUntil && !Number.isNaN(Date.parse(e.lockedUntil))) {
     return new UserLockedError(new Date(e.lockedUntil), { status });
+  }
+  if (e.code === 'ERR_POSTERN_RATE_LIMITED' && typeof e.retryAfter === 'number' && Number.isFinite(e.retryAfter) && e.retryAfter > 0) {
+    return new RateLimitedError(escapeControl(e.message), e.retryAfter * 1000, { status, ...(e.hint ? { hint: escapeControl(e.hint) } : {}) });
   }
   return new PosternError(escapeControl(e.code), escapeControl(e.message), {
     status,

@@ -7,8 +7,8 @@
  */
 import type { AuthClient } from './auth-client.ts';
 
-/** Cluster facts and CA keys (cert-auth.ts, and every component that checks certificates). */
-export type ClusterInfoAuth = Pick<AuthClient, 'ping'>;
+/** Cluster facts, CA keys and whether a certificate's account is still live (cluster-info.ts, and every component that checks certificates). */
+export type ClusterInfoAuth = Pick<AuthClient, 'ping' | 'checkAccount'>;
 
 /** The access decision before any dial (node-dialer.ts's authorizeNode). */
 export type NodeAccessAuth = Pick<AuthClient, 'authorizeSsh'>;

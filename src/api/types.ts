@@ -83,7 +83,8 @@ export interface AcceptInviteResponse {
 
 /** An API error body: the same fields a PosternError carries. */
 export interface ErrorBody {
-  error: { code: string; message: string; hint?: string; lockedUntil?: string };
+  /** `retryAfter`: seconds to wait, with ERR_POSTERN_RATE_LIMITED (429; also the Retry-After header). */
+  error: { code: string; message: string; hint?: string; lockedUntil?: string; retryAfter?: number };
 }
 
 /** A user as admins see it (no secrets). */

@@ -21,6 +21,7 @@ import { updateSettings } from './settings.ts';
 import * as tokens from './tokens.ts';
 import { emitAudit } from './audit.ts';
 import { DEFAULT_SCRYPT_LOG2N, dummyHash } from './passwords.ts';
+import { LoginThrottle } from './login-throttle.ts';
 import type { CallContext, HandlerTable } from './calls/context.ts';
 import { userCalls } from './calls/users.ts';
 import { webSessionCalls } from './calls/web-sessions.ts';
@@ -36,6 +37,8 @@ export interface AuthServerOptions {
   logger?: Logger;
   /** log2 of scrypt's N for new password hashes; only tests lower it (passwords.ts). */
   passwordCost?: number;
+  /** Called just before each password check (tests count them under concurrency). */
+  onPasswordCheck?: (user: string) => void;
 }
 
 /** The auth service. Create with `AuthServer.open()`, which makes the CAs on first start. */
@@ -53,7 +56,10 @@ export class AuthServer {
     this.clusterName = clusterName;
     const passwordCost = opts.passwordCost ?? DEFAULT_SCRYPT_LOG2N;
     dummyHash(passwordCost); // refuses a cost out of range now, not at the first login
-    const ctx: CallContext = { backend: this.backend, clock: this.clock, clusterName, passwordCost, audit: (e) => this.audit(e) };
+    const ctx: CallContext = {
+      backend: this.backend, clock: this.clock, clusterName, passwordCost, audit: (e) => this.audit(e), throttle: new LoginThrottle(),
+      ...(opts.onPasswordCheck ? { onPasswordCheck: opts.onPasswordCheck } : {}),
+    };
     this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx),
       ...webAdminCalls(ctx, (id, method, arg) => this.call(id, method, arg)) };
   }

@@ -12,6 +12,8 @@ export const DEFAULT_SETTINGS: ClusterSettings = {
   lockout_attempts: 5,
   lockout_window: 30 * 60_000,
   lockout_duration: 30 * 60_000,
+  login_rate_per_source: 60,
+  login_rate_per_user: 20,
   session_recording: 'off',
   record_input: false,
   allow_unregistered: [],
@@ -38,6 +40,10 @@ export function validateSettings(patch: Partial<ClusterSettings>): Partial<Clust
         break;
       case 'max_session_ttl': case 'lockout_window': case 'lockout_duration': case 'lockout_attempts':
         if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ValidationError(`${k} must be a positive number`);
+        out[k] = v;
+        break;
+      case 'login_rate_per_source': case 'login_rate_per_user':
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1_000_000) throw new ValidationError(`${k} must be a whole number of attempts per minute (0 for no limit)`);
         out[k] = v;
         break;
       case 'allow_unregistered':

@@ -105,3 +105,11 @@ export const USER_CERT_EXTENSIONS: Record<string, string> = {
   'permit-pty': '',
   'permit-user-rc': '',
 };
+
+/** The certificate extension that names the account generation a user certificate was issued to. */
+export const ACCOUNT_EXTENSION = 'postern-account@postern.dev';
+
+/** A user certificate's extensions: USER_CERT_EXTENSIONS and the account generation, when the user has one. */
+export function userCertExtensions(account: string | undefined): Record<string, string> {
+  return account ? { ...USER_CERT_EXTENSIONS, [ACCOUNT_EXTENSION]: account } : USER_CERT_EXTENSIONS;
+}

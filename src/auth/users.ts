@@ -2,9 +2,10 @@
  * Users: who they are, what logins and roles they have, their password hash and TOTP
  * secret, and the failed-login record that locks them.
  */
+import { randomBytes } from 'node:crypto';
 import type { Backend } from '../storage/backend.ts';
 import { getJson } from '../storage/backend.ts';
-import { AlreadyExistsError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { AlreadyExistsError, ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import type { UserInfo } from '../api/types.ts';
 
 /** A user as stored. */
@@ -15,16 +16,25 @@ export interface UserRecord {
   createdAt: string;
   passwordHash?: string;
   totp?: { secret: string; lastCounter: number };
-}
-
-/** Failed logins of a name (kept for unknown names too, so a lock tells nothing). */
-interface FailureRecord {
-  failures: number[];
-  lockedUntil?: number;
+  /**
+   * The account's generation: put in every certificate and web session issued to it, new on
+   * `users reset` and on every `users add`, so what was issued before no longer passes
+   * auth's checkAccount. Absent only on users stored before generations existed.
+   */
+  account?: string;
 }
 
 const userKey = (name: string): string => `users/${name}`;
-const failKey = (name: string): string => `loginfail/${Buffer.from(name).toString('hex').slice(0, 200)}`;
+/** Where the attempts of a name are kept (also for unknown names, so a lock tells nothing). */
+const nameKey = (name: string): string => Buffer.from(name).toString('hex').slice(0, 200);
+const slotPrefix = (name: string): string => `login_attempts/${nameKey(name)}`;
+const slotKey = (name: string, k: number): string => `${slotPrefix(name)}/${k}`;
+const lockKey = (name: string): string => `login_locks/${nameKey(name)}`;
+
+/** A new account generation: what a certificate is bound to, changed by reset and removal. */
+export function newAccountGeneration(): string {
+  return randomBytes(12).toString('base64url');
+}
 
 const NAME_RE = /^[a-z_][a-z0-9_.-]{0,63}$/i;
 const LOGIN_RE = /^[a-z_][a-z0-9_.-]{0,31}\$?$/i;
@@ -54,8 +64,9 @@ export async function getUser(backend: Backend, name: string): Promise<UserRecor
 export async function createUser(backend: Backend, user: UserRecord): Promise<void> {
   checkUserName(user.name);
   checkLogins(user.logins);
+  const rec: UserRecord = { ...user, account: user.account ?? newAccountGeneration() };
   try {
-    await backend.create(userKey(user.name), JSON.stringify(user));
+    await backend.create(userKey(user.name), JSON.stringify(rec));
   } catch (err) {
     if (err instanceof AlreadyExistsError) throw new AlreadyExistsError(`user "${user.name}" already exists`, { hint: `To send a new invite:  postern users reset ${user.name}` });
     throw err;
@@ -81,7 +92,7 @@ export async function modifyUser(backend: Backend, name: string, change: (u: Use
 /** Deletes a user and what belongs to it; NotFoundError when there is none. */
 export async function deleteUser(backend: Backend, name: string): Promise<void> {
   if (!(await backend.delete(userKey(name)))) throw new NotFoundError(`user "${name}" does not exist`, { hint: 'List users with:  postern users ls' });
-  await backend.delete(failKey(name));
+  await clearFailures(backend, name);
 }
 
 /** Every user, by name. */
@@ -102,48 +113,87 @@ export async function userInfo(backend: Backend, u: UserRecord, now: Date): Prom
   };
 }
 
+/** The lockout policy: at most `attempts` password checks per `window`; a full window locks for `duration` (ms). */
+export interface LockoutPolicy {
+  attempts: number;
+  window: number;
+  duration: number;
+}
+
+interface SlotRecord { until: number }
+interface LockRecord { until: number }
+
+const isRace = (err: unknown): boolean => err instanceof ConflictError || err instanceof AlreadyExistsError;
+
 /** When the name is locked until, or undefined when it is not locked now. */
 export async function lockedUntil(backend: Backend, name: string, now: Date): Promise<Date | undefined> {
-  const rec = await getJson<FailureRecord>(backend, failKey(name));
-  if (rec?.lockedUntil && rec.lockedUntil > now.getTime()) return new Date(rec.lockedUntil);
+  const rec = await getJson<LockRecord>(backend, lockKey(name));
+  if (rec && rec.until > now.getTime()) return new Date(rec.until);
   return undefined;
 }
 
 /**
- * Records a failed login; returns the lock time when this failure locked the name.
- * A compare-and-swap loop, so failures counted at the same moment by several auth servers
- * on one database all count (a plain read-then-put would lose one of two).
+ * Reserves one password check of a name before it runs, in storage, so that every auth
+ * server sharing the database agrees: the name has `policy.attempts` slots, each taken by
+ * an atomic create (or compare-and-swap of a stale one) and held for the window. With
+ * every slot held, or a lock in place, the check does not run: the answer is the time the
+ * name is locked until. A success releases all slots (clearFailures); a failure keeps its
+ * slot, and the failure that finds every slot held locks the name (settleFailure).
  */
-export async function recordFailure(
-  backend: Backend, name: string, now: Date, policy: { attempts: number; window: number; duration: number },
-): Promise<Date | undefined> {
+export async function reserveAttempt(backend: Backend, name: string, now: Date, policy: LockoutPolicy): Promise<{ locked?: Date }> {
   const t = now.getTime();
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const item = await backend.get(failKey(name));
-    const rec = item ? (JSON.parse(item.value) as FailureRecord) : { failures: [] };
-    const failures = [...rec.failures.filter((f) => f > t - policy.window), t];
-    let until: number | undefined = rec.lockedUntil && rec.lockedUntil > t ? rec.lockedUntil : undefined;
-    let locked: Date | undefined;
-    if (!until && failures.length >= policy.attempts) {
-      until = t + policy.duration;
-      locked = new Date(until);
+  const locked = await lockedUntil(backend, name, now);
+  if (locked) return { locked };
+  const value = JSON.stringify({ until: t + policy.window } satisfies SlotRecord);
+  const expires = new Date(t + policy.window);
+  let earliest = Infinity;
+  for (let k = 0; k < policy.attempts; k++) {
+    const item = await backend.get(slotKey(name, k));
+    if (item) {
+      const held = (JSON.parse(item.value) as SlotRecord).until;
+      if (held > t) { earliest = Math.min(earliest, held); continue; }
     }
-    const next = JSON.stringify({ failures: until ? [] : failures, ...(until ? { lockedUntil: until } : {}) } satisfies FailureRecord);
-    const opts = { expires: new Date(Math.max(t + policy.window, until ?? 0)) };
     try {
-      if (item) await backend.compareAndSwap(failKey(name), item.revision, next, opts);
-      else await backend.create(failKey(name), next, opts);
-      return locked;
+      if (item) await backend.compareAndSwap(slotKey(name, k), item.revision, value, { expires });
+      else await backend.create(slotKey(name, k), value, { expires });
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      // Another auth server wrote first: read again and count on top of its write.
-      if (code !== 'ERR_POSTERN_CONFLICT' && code !== 'ERR_POSTERN_ALREADY_EXISTS' && code !== 'ERR_POSTERN_NOT_FOUND') throw err;
+      if (isRace(err)) continue; // another check took this slot first
+      throw err;
     }
+    // A failure may have locked the name (and freed the slots) since the first look: give the slot back.
+    const lockedNow = await lockedUntil(backend, name, now);
+    if (lockedNow) {
+      await backend.delete(slotKey(name, k));
+      return { locked: lockedNow };
+    }
+    return {};
   }
-  throw new Error(`could not record a failed login of "${name}": too many concurrent changes`);
+  return { locked: new Date(Number.isFinite(earliest) ? earliest : t + policy.window) };
 }
 
-/** Forgets failed logins after a success or a reset. */
+/** Settles a failed check (its slot stays held); returns the lock time when this failure locked the name. */
+export async function settleFailure(backend: Backend, name: string, now: Date, policy: LockoutPolicy): Promise<Date | undefined> {
+  const t = now.getTime();
+  const held = (await backend.getRange(slotPrefix(name))).filter((i) => (JSON.parse(i.value) as SlotRecord).until > t).length;
+  if (held < policy.attempts) return undefined;
+  const until = t + policy.duration;
+  const item = await backend.get(lockKey(name));
+  if (item && (JSON.parse(item.value) as LockRecord).until > t) return undefined; // locked already
+  try {
+    const value = JSON.stringify({ until } satisfies LockRecord);
+    if (item) await backend.compareAndSwap(lockKey(name), item.revision, value, { expires: new Date(until) });
+    else await backend.create(lockKey(name), value, { expires: new Date(until) });
+  } catch (err) {
+    if (isRace(err)) return undefined; // another failure locked it
+    throw err;
+  }
+  // The lock is in place before the slots go, so no check slips in between (reserveAttempt looks again).
+  await backend.deleteRange(slotPrefix(name));
+  return new Date(until);
+}
+
+/** Forgets failed logins and the lock after a success, a reset or a removal. */
 export async function clearFailures(backend: Backend, name: string): Promise<void> {
-  await backend.delete(failKey(name));
+  await backend.deleteRange(slotPrefix(name));
+  await backend.delete(lockKey(name));
 }

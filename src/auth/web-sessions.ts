@@ -7,6 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Backend } from '../storage/backend.ts';
+import { getUser } from './users.ts';
 import { encodePrivateKeyOpenSSH, generateKeyPair, parsePrivateKeyOpenSSH } from '../ssh/keys.ts';
 import type { AgentKey } from '../ssh/agent-server.ts';
 import { BadCredentialsError, OtpReplayError, PosternError, UserLockedError, ValidationError } from '../core/errors.ts';
@@ -21,6 +22,8 @@ export interface WebSessionRecord extends WebSessionInfo {
   privateKey: string;
   /** The certificate's wire blob, base64. */
   certificate: string;
+  /** The account generation the session was made for (users.ts). */
+  account?: string;
 }
 
 /** An unknown, expired or revoked session: 401, log in again. */
@@ -69,7 +72,19 @@ export async function getWebSession(backend: Backend, sessionId: unknown, now: D
   if (!item) throw new SessionExpiredError();
   const rec = JSON.parse(item.value) as WebSessionRecord;
   if (Date.parse(rec.expiresAt) <= now.getTime()) throw new SessionExpiredError();
+  // Bound to the account as it was at login: a reset or a re-created name ends it even if a delete was missed.
+  const user = await getUser(backend, rec.user);
+  if (!user || (user.account ?? '') !== (rec.account ?? '')) throw new SessionExpiredError();
   return rec;
+}
+
+/** Ends every session of a user (reset, removal); returns how many. */
+export async function deleteUserSessions(backend: Backend, user: string): Promise<number> {
+  let n = 0;
+  for (const item of await backend.getRange('web_sessions/')) {
+    if ((JSON.parse(item.value) as WebSessionRecord).user === user && (await backend.delete(item.key))) n++;
+  }
+  return n;
 }
 
 /** Ends a session; false when there was none. */

@@ -120,6 +120,20 @@ export class UserLockedError extends PosternError {
   }
 }
 
+/** Too many attempts in a short time: 429 with the time to wait (the Retry-After header). */
+export class RateLimitedError extends PosternError {
+  readonly retryAfterMs: number;
+  constructor(message: string, retryAfterMs: number, options: PosternErrorOptions = {}) {
+    super('ERR_POSTERN_RATE_LIMITED', message, { status: 429, hint: `Wait ${Math.ceil(retryAfterMs / 1000)} s and try again`, ...options });
+    this.retryAfterMs = retryAfterMs;
+  }
+
+  /** The whole seconds to wait, as Retry-After says them. */
+  get retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.retryAfterMs / 1000));
+  }
+}
+
 /** An invite that does not exist, has expired or was already used. */
 export class InviteInvalidError extends PosternError {
   constructor(message: string, options: PosternErrorOptions = {}) {

@@ -137,6 +137,7 @@ export class CertAuthenticator {
     let ok = false;
     try { ok = verifySsh(cert.subjectPublicKey, text, h.sig); } catch { ok = false; }
     if (!ok) throw new RequestAuthError('the request signature does not verify with the certificate\'s key');
+    await this.cluster.checkAccount(cert);
     this.rememberNonce(h.nonce, h.ts + MAX_SKEW_MS, now);
     return { user: cert.keyId, principals: cert.principals, certificate: cert };
   }

@@ -8,15 +8,38 @@
  * within {@link CLUSTER_INFO_MAX_AGE_MS}. No caller keeps them longer: with several auth
  * servers and proxies (docs/ha.md), a change made through any auth server is in force at
  * every proxy within 5 s. One that must be current passes 0.
+ *
+ * It also answers, for every surface that lets a user certificate in, whether the account
+ * the certificate was issued to is still live (auth's checkAccount: not reset, not removed
+ * and re-created), kept {@link ACCOUNT_CHECK_MAX_AGE_MS} so a reset bites within seconds at
+ * every proxy. When auth cannot answer and nothing fresh is kept, it refuses.
  */
 import type { ClusterInfo } from '../api/auth-types.ts';
 import type { ClusterInfoAuth } from '../api/proxy-auth.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { parseAuthorizedKey } from '../ssh/keys.ts';
+import type { SshCertificate } from '../ssh/certs.ts';
+import { PosternError } from '../core/errors.ts';
 
 /** How old the facts may be by default. */
 export const CLUSTER_INFO_MAX_AGE_MS = 5_000;
+
+/** How long an answer of checkAccount is kept: a reset takes effect at a proxy within this. */
+export const ACCOUNT_CHECK_MAX_AGE_MS = 2_000;
+
+/** The certificate extension that names the account generation (auth's ssh-ca.ts puts it in). */
+export const ACCOUNT_EXTENSION = 'postern-account@postern.dev';
+
+/** At most this many account answers are kept; the oldest go first. */
+const MAX_ACCOUNT_ENTRIES = 10_000;
+
+/** A certificate whose account was reset or removed since it was issued: 401, log in again. */
+export class AccountRevokedError extends PosternError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('ERR_POSTERN_ACCOUNT_REVOKED', message, { status: 401, exitCode: 4, hint: 'Log in again with:  postern login (after a reset, sign up with the new invite first)', ...options });
+  }
+}
 
 /** What a ping says, with the CA keys already parsed to wire blobs. */
 export interface ClusterFacts {
@@ -40,6 +63,8 @@ export class ClusterInfoSource {
   private readonly clock: Clock;
   private cached: { facts: ClusterFacts; at: number } | undefined;
   private inflight: Promise<ClusterFacts> | undefined;
+  private readonly accounts = new Map<string, { valid: boolean; reason?: string; at: number }>();
+  private readonly accountInflight = new Map<string, Promise<{ valid: boolean; reason?: string }>>();
 
   /** `clock` dates the cache; the system clock unless a test fakes it. */
   constructor(auth: ClusterInfoAuth, options: { clock?: Clock } = {}) {
@@ -61,5 +86,38 @@ export class ClusterInfoSource {
       return facts;
     }).finally(() => { this.inflight = undefined; });
     return this.inflight;
+  }
+
+  /**
+   * Throws AccountRevokedError unless the certificate's account is live: its user (key id)
+   * exists and has the generation the certificate carries (none on certificates issued
+   * before generations). Asks auth at most every {@link ACCOUNT_CHECK_MAX_AGE_MS} per
+   * account; with auth unreachable and no fresh answer kept, refuses (fail closed).
+   */
+  async checkAccount(cert: SshCertificate): Promise<void> {
+    const user = cert.keyId;
+    const account = cert.extensions[ACCOUNT_EXTENSION] ?? '';
+    const key = `${user}\0${account}`;
+    const now = this.clock.now().getTime();
+    const hit = this.accounts.get(key);
+    let answer: { valid: boolean; reason?: string };
+    if (hit && now - hit.at < ACCOUNT_CHECK_MAX_AGE_MS && now >= hit.at) {
+      answer = hit;
+    } else {
+      let pending = this.accountInflight.get(key);
+      if (!pending) {
+        pending = this.auth.checkAccount({ user, account }).finally(() => this.accountInflight.delete(key));
+        this.accountInflight.set(key, pending);
+      }
+      try {
+        answer = await pending;
+      } catch (err) {
+        throw new AccountRevokedError(`cannot check the account of "${user}" with auth, so the certificate is refused: ${(err as Error).message}`, { cause: err });
+      }
+      if (this.accounts.size >= MAX_ACCOUNT_ENTRIES) this.accounts.delete(this.accounts.keys().next().value!);
+      this.accounts.delete(key);
+      this.accounts.set(key, { ...answer, at: now });
+    }
+    if (!answer.valid) throw new AccountRevokedError(`the certificate of "${user}" no longer belongs to a live account: ${answer.reason ?? 'revoked'}`);
   }
 }

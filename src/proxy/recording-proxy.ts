@@ -172,6 +172,7 @@ class InnerConnection {
         },
       });
       if (!cert) return ctx.accept();
+      await this.opts.cluster.checkAccount(cert);
       await authorizeNode(this.opts.auth, { user: cert.keyId, principals: cert.principals, login: ctx.username, clientAddr: this.conn.clientAddr }, this.conn.target, this.conn.port, 'recording');
       this.login = ctx.username;
       ctx.accept();

@@ -116,6 +116,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
             },
           });
           if (!cert) return ctx.accept();
+          await cluster.checkAccount(cert);
           caller = {
             user: cert.keyId, principals: cert.principals, clientAddr,
             ...(cert.principals.includes(ctx.username) ? { login: ctx.username } : {}),

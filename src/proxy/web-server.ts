@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyError } from 'fastify';
 import type { WebServerAuth } from '../api/proxy-auth.ts';
 import type { PingResponse, SshLoginRequest, SshLoginResponse, AcceptInviteRequest } from '../api/types.ts';
 import { sshLoginSchema, acceptInviteSchema, inviteParamsSchema } from '../api/schemas.ts';
-import { errorToBody } from '../api/errors.ts';
+import { errorToBody, retryAfterHeader } from '../api/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { VERSION } from '../core/version.ts';
 import { CertAuthenticator } from './cert-auth.ts';
@@ -65,6 +65,8 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
     }
     const { status, body } = errorToBody(err);
     if (status >= 500) opts.log.error({ err }, 'web request failed');
+    const retryAfter = retryAfterHeader(err);
+    if (retryAfter) void reply.header('retry-after', retryAfter);
     void reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {

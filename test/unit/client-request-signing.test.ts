@@ -31,7 +31,7 @@ function authenticator(now: { t: Date }, maxNonces?: number): { ca: CertAuthenti
     pings++;
     return { clusterName: 'test.example', secondFactor: 'off', userCaKeys: [formatAuthorizedKey(userCa.publicWire)], hostCaKeys: [formatAuthorizedKey(hostCa.publicWire)], serverVersion: 't', sessionRecording: 'off' };
   };
-  return { ca: new CertAuthenticator({ auth: { ping }, clock: { now: () => now.t }, ...(maxNonces ? { maxNonces } : {}) }), pings: () => pings };
+  return { ca: new CertAuthenticator({ auth: { ping, checkAccount: async () => ({ valid: true }) }, clock: { now: () => now.t }, ...(maxNonces ? { maxNonces } : {}) }), pings: () => pings };
 }
 
 async function refused(p: Promise<unknown>, re: RegExp, code = 'ERR_POSTERN_REQUEST_AUTH'): Promise<void> {

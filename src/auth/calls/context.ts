@@ -7,6 +7,7 @@ import type { Clock } from '../../core/clock.ts';
 import type { AuthCallName, AuthClient } from '../../api/auth-client.ts';
 import type { Identity } from '../../api/auth-types.ts';
 import type { NewAuditEvent } from '../../api/audit.ts';
+import type { LoginThrottle } from '../login-throttle.ts';
 
 /** What the calls need of AuthServer. */
 export interface CallContext {
@@ -17,6 +18,10 @@ export interface CallContext {
   passwordCost: number;
   /** Writes an audit event; a failure to write is logged and thrown. */
   audit(event: NewAuditEvent): Promise<void>;
+  /** The login throttle of this auth server (per source and per name, before any hashing). */
+  throttle: LoginThrottle;
+  /** Called just before a password is hashed and compared (tests count the checks under load). */
+  onPasswordCheck?: (user: string) => void;
 }
 
 /** The argument of a call as AuthClient declares it (an empty object for calls without one). */

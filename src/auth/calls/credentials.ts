@@ -8,27 +8,37 @@ import { verifyPassword, dummyHash } from '../passwords.ts';
 import { checkTotp } from '../totp.ts';
 import type { CallContext } from './context.ts';
 
+/** The throttle limits of the cluster's settings. */
+export function throttleLimits(settings: ClusterSettings): { perSource: number; perUser: number } {
+  return { perSource: settings.login_rate_per_source, perUser: settings.login_rate_per_user };
+}
+
 /**
- * Lockout, password, the TOTP code (once only). Failures count towards the lockout and are
- * audited; the error never says which part was wrong.
+ * Throttle, lockout, password, the TOTP code (once only). The throttle (per source and per
+ * name, in memory) and the lockout slot (in storage, see users.reserveAttempt) are both
+ * taken before the password is hashed, so neither a flood nor a burst of parallel guesses
+ * gets more checks than the limits allow. Failures keep their slot and are audited; the
+ * error never says which part was wrong.
  */
 export async function checkCredentials(
   ctx: CallContext, name: string, password: string, otp: unknown, addr: string | undefined, settings: ClusterSettings, now: Date,
 ): Promise<users.UserRecord> {
+  ctx.throttle.take({ addr, user: name, action: 'login' }, now, throttleLimits(settings));
   const policy = { attempts: settings.lockout_attempts, window: settings.lockout_window, duration: settings.lockout_duration };
   const fail = async (reason: string, err: PosternError = new BadCredentialsError()): Promise<never> => {
-    const locked = await users.recordFailure(ctx.backend, name, now, policy);
+    const locked = await users.settleFailure(ctx.backend, name, now, policy);
     await ctx.audit({ type: AuditType.loginFailure, user: name, addr, success: false, message: reason });
     if (locked) await ctx.audit({ type: AuditType.userLocked, user: name, addr, success: false, message: `locked until ${locked.toISOString()}` });
     throw err;
   };
 
-  const lock = await users.lockedUntil(ctx.backend, name, now);
-  if (lock) {
+  const { locked } = await users.reserveAttempt(ctx.backend, name, now, policy);
+  if (locked) {
     await ctx.audit({ type: AuditType.loginFailure, user: name, addr, success: false, message: 'user is locked' });
-    throw new UserLockedError(lock);
+    throw new UserLockedError(locked);
   }
   const user = await users.getUser(ctx.backend, name);
+  ctx.onPasswordCheck?.(name);
   const passwordOk = await verifyPassword(password, user?.passwordHash ?? dummyHash(ctx.passwordCost));
   if (!user || !user.passwordHash || !passwordOk) return fail(!user ? 'unknown user' : !user.passwordHash ? 'user has not signed up' : 'wrong password');
   if (settings.second_factor === 'otp') {

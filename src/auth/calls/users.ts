@@ -12,11 +12,12 @@ import * as invites from '../invites.ts';
 import * as tokens from '../tokens.ts';
 import * as roleStore from '../role-store.ts';
 import { getSettings } from '../settings.ts';
-import { sshCaPublicKey, signWithCa, USER_CERT_EXTENSIONS } from '../ssh-ca.ts';
+import { sshCaPublicKey, signWithCa, userCertExtensions } from '../ssh-ca.ts';
+import * as webSessions from '../web-sessions.ts';
 import { hashPassword, checkPasswordPolicy } from '../passwords.ts';
 import { checkTotp, newTotpSecret, normaliseTotpSecret, totpUri } from '../totp.ts';
 import { str } from '../args.ts';
-import { checkCredentials } from './credentials.ts';
+import { checkCredentials, throttleLimits } from './credentials.ts';
 import { clientAddr } from './context.ts';
 import type { CallContext, Handlers } from './context.ts';
 
@@ -29,7 +30,7 @@ export const MAX_INVITE_TTL = 48 * 3_600_000;
 
 /** The calls of this group. */
 export type UserCallName = 'loginSsh' | 'getInvite' | 'acceptInvite' | 'createUser' | 'listUsers' | 'deleteUser' | 'resetUser' | 'createToken'
-  | 'updateUser' | 'unlockUser' | 'listTokens' | 'deleteToken';
+  | 'updateUser' | 'unlockUser' | 'listTokens' | 'deleteToken' | 'checkAccount';
 
 /** A list argument of updateUser: absent, or strings. */
 function names(v: unknown, what: string): string[] | undefined {
@@ -92,7 +93,7 @@ export function userCalls(ctx: CallContext): Handlers<UserCallName> {
         });
       }
       const cert = await signWithCa(backend, 'user', {
-        subjectPublicKey: subject, keyId: name, principals, ttlMs, now, extensions: USER_CERT_EXTENSIONS,
+        subjectPublicKey: subject, keyId: name, principals, ttlMs, now, extensions: userCertExtensions(user.account),
       });
       await ctx.audit({ type: AuditType.loginSuccess, user: name, addr, success: true, method: settings.second_factor === 'otp' ? 'password+otp' : 'password' });
       await ctx.audit({
@@ -126,10 +127,13 @@ export function userCalls(ctx: CallContext): Handlers<UserCallName> {
       const now = clock.now();
       const token = str(req.token, 'token');
       const addr = clientAddr(req);
+      const s = await getSettings(backend);
+      // Before the invite is looked up or anything hashed: guessing tokens is throttled too.
+      ctx.throttle.take({ addr, action: 'sign-up' }, now, throttleLimits(s));
       const inv = await invites.getInvite(backend, token, now);
+      ctx.throttle.take({ user: inv.user, action: 'sign-up' }, now, throttleLimits(s));
       const password = str(req.password, 'password');
       checkPasswordPolicy(password);
-      const s = await getSettings(backend);
       let totp: { secret: string; lastCounter: number } | undefined;
       if (s.second_factor === 'otp') {
         const secret = normaliseTotpSecret(req.totpSecret ?? inv.totpSecret);
@@ -171,16 +175,29 @@ export function userCalls(ctx: CallContext): Handlers<UserCallName> {
       const name = str(req.name, 'name');
       await users.deleteUser(backend, name);
       await invites.revokeInvites(backend, name);
+      await webSessions.deleteUserSessions(backend, name);
       await ctx.audit({ type: AuditType.userDeleted, user: id.name, success: true, target: name });
     },
 
     async resetUser(id, req) {
       const name = str(req.name, 'name');
-      await users.modifyUser(backend, name, (u) => ({ name: u.name, logins: u.logins, roles: u.roles, createdAt: u.createdAt }));
+      // A new generation: every certificate and web session issued before stops working (checkAccount).
+      await users.modifyUser(backend, name, (u) => ({ name: u.name, logins: u.logins, roles: u.roles, createdAt: u.createdAt, account: users.newAccountGeneration() }));
+      await webSessions.deleteUserSessions(backend, name);
       await users.clearFailures(backend, name);
       const result = await newInvite(name, Number(req.inviteTtlMs ?? DEFAULT_INVITE_TTL));
       await ctx.audit({ type: AuditType.userReset, user: id.name, success: true, target: name });
       return result;
+    },
+
+    async checkAccount(_id, req) {
+      const name = str(req?.user, 'user');
+      const account = typeof req.account === 'string' ? req.account : '';
+      const user = await users.getUser(backend, name);
+      if (!user) return { valid: false, reason: 'the account no longer exists' };
+      // Certificates from before generations carry none; they stay valid until the account's first reset.
+      if ((user.account ?? '') !== account) return { valid: false, reason: 'the account was reset or re-created since this certificate was issued' };
+      return { valid: true };
     },
 
     async createToken(id, req) {

@@ -11,7 +11,7 @@ import { getSettings } from '../settings.ts';
 import * as users from '../users.ts';
 import * as roleStore from '../role-store.ts';
 import * as webSessions from '../web-sessions.ts';
-import { signWithCa, USER_CERT_EXTENSIONS } from '../ssh-ca.ts';
+import { signWithCa, userCertExtensions } from '../ssh-ca.ts';
 import { checkPasswordPolicy, hashPassword } from '../passwords.ts';
 import { checkTotp, newTotpSecret, totpUri } from '../totp.ts';
 import { str } from '../args.ts';
@@ -44,10 +44,11 @@ export function webSessionCalls(ctx: CallContext): Handlers<WebSessionCallName> 
       }
       const ttlMs = Math.min(webSessions.WEB_SESSION_TTL_MS, settings.max_session_ttl);
       const key = webSessions.newSessionKey();
-      const cert = await signWithCa(backend, 'user', { subjectPublicKey: key.publicWire, keyId: name, principals, ttlMs, now, extensions: USER_CERT_EXTENSIONS });
+      const cert = await signWithCa(backend, 'user', { subjectPublicKey: key.publicWire, keyId: name, principals, ttlMs, now, extensions: userCertExtensions(user.account) });
       const rec: webSessions.WebSessionRecord = {
         user: name, roles: user.roles, logins: principals, isAdmin: user.roles.includes('admin'), csrfToken: randomBytes(24).toString('base64url'),
         createdAt: now.toISOString(), expiresAt: new Date(now.getTime() + ttlMs).toISOString(), privateKey: key.privateKey, certificate: cert.raw.toString('base64'),
+        ...(user.account ? { account: user.account } : {}),
       };
       const sessionId = await webSessions.createWebSession(backend, rec);
       await ctx.audit({ type: AuditType.loginSuccess, user: name, addr, success: true, method: settings.second_factor === 'otp' ? 'password+otp' : 'password', via: 'web' });

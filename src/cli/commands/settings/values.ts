@@ -13,6 +13,8 @@ export const SETTING_KEYS: Record<keyof ClusterSettings, string> = {
   lockout_attempts: 'a whole number above 0',
   lockout_window: 'a duration, e.g. 30m',
   lockout_duration: 'a duration, e.g. 30m',
+  login_rate_per_source: 'attempts per minute from one address, 0 for no limit',
+  login_rate_per_user: 'attempts per minute for one user name, 0 for no limit',
   session_recording: 'off | proxy',
   record_input: 'true | false',
   allow_unregistered: 'host globs and CIDRs, comma-separated ("" for none)',
@@ -29,10 +31,10 @@ export function parseSetting(key: string, value: string): Partial<ClusterSetting
   }
   const k = key as keyof ClusterSettings;
   if (DURATIONS.has(k)) return { [k]: parseDuration(value, k) };
-  if (k === 'lockout_attempts') {
+  if (k === 'lockout_attempts' || k === 'login_rate_per_source' || k === 'login_rate_per_user') {
     const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`invalid ${k} "${value}": ${SETTING_KEYS[k]}`);
-    return { lockout_attempts: n };
+    if (!Number.isInteger(n) || n < (k === 'lockout_attempts' ? 1 : 0)) throw new UsageError(`invalid ${k} "${value}": ${SETTING_KEYS[k]}`);
+    return { [k]: n };
   }
   if (k === 'record_input') {
     if (value !== 'true' && value !== 'false') throw new UsageError(`invalid ${k} "${value}": ${SETTING_KEYS[k]}`);
