@@ -4,14 +4,13 @@
  * `joinCluster()` is the one call made before we have an identity: it trusts auth by pin.
  */
 import { Agent, request } from 'undici';
-import { connect as tlsConnect } from 'node:tls';
-import type { TLSSocket, PeerCertificate } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { AuthClient } from '../api/auth-client.ts';
 import { AUTH_CALLS } from '../api/auth-client.ts';
 import { errorFromBody } from '../api/errors.ts';
 import { ConnectionError, TlsTrustError } from '../core/errors.ts';
-import { checkPinnedPeer } from '../core/tls-verify.ts';
+import { tlsConnector } from '../core/tls-connect.ts';
 import { formatHostPort } from '../core/text.ts';
 
 /** A client identity for the Auth API: certificate, key and the cluster's TLS CA, PEM. */
@@ -68,16 +67,11 @@ export async function joinCluster(
 ): Promise<{ certPem: string; caPem: string; clusterName: string }> {
   const origin = `https://${formatHostPort(addr.host, addr.port)}`;
   const dispatcher = new Agent({
-    connect: (opts, cb) => {
-      const socket: TLSSocket = tlsConnect({ host: opts.hostname, port: Number(opts.port), rejectUnauthorized: false, servername: undefined, minVersion: 'TLSv1.3' });
-      socket.once('secureConnect', () => {
-        // The role check below stands in for the host name: auth may sit behind any name.
-        const err = checkPinnedPeer(socket, pin, undefined) ?? requireAuthRole(addr.host, socket.getPeerCertificate());
-        if (err) { socket.destroy(); cb(err, null); } else cb(null, socket);
-      });
-      socket.once('error', (err) => cb(err, null));
-      return socket;
-    },
+    connect: tlsConnector({
+      servername: false, pin, minVersion: 'TLSv1.3',
+      // The role check stands in for the host name: auth may sit behind any name.
+      verifyPeer: (socket) => requireAuthRole(addr.host, socket.getPeerCertificate()),
+    }),
   });
   try {
     return (await post(dispatcher, origin, '/v1/join', req)) as { certPem: string; caPem: string; clusterName: string };

@@ -2,12 +2,12 @@
  * The client's half of the TLS tunnel (src/proxy/tunnel.ts has the protocol): a TLS
  * connection to the proxy's web port with ALPN `postern-tunnel/1`, one signed request
  * line, one answer line, then the node's SSH stream. `postern proxy ssh` tries it first;
- * `undefined` means "use the SSH listener instead": the proxy does not speak the tunnel
- * (an older proxy, a TLS terminator in front of it), its web port is not reachable, or the
- * cluster records sessions at the proxy. Trust failures are never a reason to fall back:
+ * it resolves with the TLS socket carrying the node's stream, or with a
+ * {@link TunnelFallback} (`{ fallback: true, reason }`), which means "use the SSH listener
+ * instead": the proxy does not speak the tunnel (an older proxy, a TLS terminator in front
+ * of it), its web port is not reachable, or the cluster records sessions at the proxy. Trust failures are never a reason to fall back:
  * the proxy's certificate is checked as for every web API call (pin or system CAs).
  */
-import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type { Profile } from './profile.ts';
 import type { SshKeyPair } from '../ssh/keys.ts';
@@ -16,7 +16,7 @@ import { errorFromBody } from '../api/errors.ts';
 import { DEFAULT_WEB_PORT } from '../api/types.ts';
 import { ConnectionError, TlsTrustError } from '../core/errors.ts';
 import { readLine } from '../core/line-reader.ts';
-import { checkPinnedPeer } from '../core/tls-verify.ts';
+import { isIpLike, openTls, TLS_UNTRUSTED_CODES } from '../core/tls-connect.ts';
 import { parseHostPort } from '../core/text.ts';
 
 /** The ALPN protocol name of the tunnel (the same as the proxy's TUNNEL_ALPN). */
@@ -41,11 +41,6 @@ export interface TunnelFallback {
   reason: string;
 }
 
-const TRUST_CODES = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED',
-]);
-
 /** Opens the tunnel; resolves with the socket carrying the node's stream, or a fallback. */
 export async function openTunnel(req: TunnelRequest): Promise<TLSSocket | TunnelFallback> {
   const { host, port } = parseHostPort(req.profile.webProxyAddr, DEFAULT_WEB_PORT);
@@ -53,25 +48,14 @@ export async function openTunnel(req: TunnelRequest): Promise<TLSSocket | Tunnel
   const pin = req.profile.caPin;
   let sock: TLSSocket;
   try {
-    sock = await new Promise<TLSSocket>((resolve, reject) => {
-      const s = tlsConnect({
-        host, port,
-        ...(isIpLike(host) ? {} : { servername: host }),
-        ALPNProtocols: [TUNNEL_ALPN, 'http/1.1'],
-        rejectUnauthorized: !pin && !req.profile.insecure,
-      });
-      const timer = setTimeout(() => { s.destroy(); reject(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })); }, timeoutMs);
-      s.once('secureConnect', () => {
-        clearTimeout(timer);
-        const err = pin ? checkPinnedPeer(s, pin, isIpLike(host) ? undefined : host) : undefined;
-        if (err) { s.destroy(); reject(err); } else { s.removeAllListeners('error'); resolve(s); }
-      });
-      s.once('error', (err) => { clearTimeout(timer); reject(err); });
+    sock = await openTls({
+      host, port, pin, insecure: req.profile.insecure, pinHostname: isIpLike(host) ? undefined : host,
+      ALPNProtocols: [TUNNEL_ALPN, 'http/1.1'], timeoutMs,
     });
   } catch (err) {
     const code = (err as { code?: string }).code ?? '';
     if (err instanceof TlsTrustError) throw err;
-    if (TRUST_CODES.has(code)) throw new TlsTrustError(`the proxy's certificate is not trusted: ${(err as Error).message}`, { cause: err, hint: 'Log in again with --ca-pin (the pin `postern serve` prints)' });
+    if (TLS_UNTRUSTED_CODES.has(code)) throw new TlsTrustError(`the proxy's certificate is not trusted: ${(err as Error).message}`, { cause: err, hint: 'Log in again with --ca-pin (the pin `postern serve` prints)' });
     return { fallback: true, reason: `the web port is not reachable: ${(err as Error).message}` };
   }
   sock.setNoDelay(true);
@@ -101,8 +85,4 @@ function statusOf(error: unknown): number {
   if (code === 'ERR_POSTERN_REQUEST_AUTH') return 401;
   if (code === 'ERR_POSTERN_UNKNOWN_HOST' || code === 'ERR_POSTERN_NOT_FOUND') return 404;
   return 403;
-}
-
-function isIpLike(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
 }

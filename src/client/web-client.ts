@@ -4,15 +4,13 @@
  * when the user said --insecure.
  */
 import { Agent, request } from 'undici';
-import { connect as tlsConnect } from 'node:tls';
-import type { TLSSocket } from 'node:tls';
 import type {
   ActiveSession, NodeInfo, PingResponse, SshLoginRequest, SshLoginResponse, InviteInfo, AcceptInviteRequest, AcceptInviteResponse, RecordingMeta,
 } from '../api/types.ts';
 import { errorFromBody } from '../api/errors.ts';
 import type { RequestSigner } from './request-signing.ts';
 import { ConnectionError, PosternError, TlsTrustError } from '../core/errors.ts';
-import { checkPinnedPeer } from '../core/tls-verify.ts';
+import { TLS_UNTRUSTED_CODES, tlsConnector } from '../core/tls-connect.ts';
 import { formatHostPort } from '../core/text.ts';
 
 /** A node as GET /webapi/nodes lists it. */
@@ -27,11 +25,6 @@ export interface WebClientOptions {
   timeoutMs?: number;
 }
 
-const UNTRUSTED = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED',
-]);
-
 /** Calls the proxy's web API. */
 export class WebClient {
   readonly origin: string;
@@ -43,17 +36,7 @@ export class WebClient {
     this.origin = `https://${formatHostPort(opts.host, opts.port)}`;
     const pin = opts.caPin;
     this.dispatcher = pin
-      ? new Agent({
-        connect: (o, cb) => {
-          const socket: TLSSocket = tlsConnect({ host: o.hostname, port: Number(o.port), servername: isIpLike(opts.host) ? undefined : opts.host, rejectUnauthorized: false });
-          socket.once('secureConnect', () => {
-            const err = checkPinnedPeer(socket, pin, opts.host);
-            if (err) { socket.destroy(); cb(err, null); } else cb(null, socket);
-          });
-          socket.once('error', (err) => cb(err, null));
-          return socket;
-        },
-      })
+      ? new Agent({ connect: tlsConnector({ host: opts.host, pin, pinHostname: opts.host }) })
       : new Agent({ connect: { rejectUnauthorized: !opts.insecure } });
   }
 
@@ -88,7 +71,7 @@ export class WebClient {
     if (err instanceof TlsTrustError) return err;
     if (e.cause instanceof TlsTrustError) return e.cause;
     const code = e.code ?? e.cause?.code ?? '';
-    if (UNTRUSTED.has(code)) {
+    if (TLS_UNTRUSTED_CODES.has(code)) {
       return new TlsTrustError(`cannot verify the proxy's TLS certificate at ${this.origin} (${code})`);
     }
     const msg = e.cause?.message ?? (err as Error).message;
@@ -130,8 +113,4 @@ export class WebClient {
   }
   /** Closes the connections. */
   close(): Promise<void> { return this.dispatcher.close(); }
-}
-
-function isIpLike(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
 }

@@ -6,8 +6,9 @@
 import ssh2 from 'ssh2';
 import type { ParsedKey, SigningRequestOptions } from 'ssh2';
 import type { WebSessionAgentAuth } from '../api/proxy-auth.ts';
-import { SshReader, SshWriter } from '../ssh/wire.ts';
-import { AGENT_MSG } from '../ssh/agent.ts';
+import {
+  AGENT_MSG, decodeIdentitiesAnswer, decodeSignatureBlob, decodeSignResponse, encodeRequestIdentities, encodeSignRequest,
+} from '../ssh/agent-protocol.ts';
 import { PosternError } from '../core/errors.ts';
 
 const MSG = AGENT_MSG;
@@ -25,20 +26,17 @@ export class AuthAgent extends ssh2.BaseAgent<Buffer | ParsedKey> {
     this.#sessionId = sessionId;
   }
 
-  async #ask(message: Buffer, expect: number): Promise<SshReader> {
+  async #ask(message: Buffer, expect: number): Promise<Buffer> {
     const { message: answer } = await this.#auth.webSessionAgent({ sessionId: this.#sessionId, message: message.toString('base64') });
     const body = Buffer.from(answer, 'base64');
     if (body[0] !== expect) throw new PosternError('ERR_POSTERN_AGENT_FAILURE', 'the web session\'s agent refused the request');
-    return new SshReader(body.subarray(1), 'agent answer');
+    return body.subarray(1);
   }
 
   /** The certificate first, as auth lists it. */
   getIdentities(cb: (err?: Error | null, keys?: Buffer[]) => void): void {
-    this.#ask(Buffer.of(MSG.requestIdentities), MSG.identitiesAnswer).then((r) => {
-      const n = r.uint32();
-      const keys: Buffer[] = [];
-      for (let i = 0; i < n; i++) { keys.push(Buffer.from(r.bytes())); r.string(); }
-      cb(null, keys);
+    this.#ask(encodeRequestIdentities(), MSG.identitiesAnswer).then((body) => {
+      cb(null, decodeIdentitiesAnswer(body, 'web session agent identities answer').map((id) => id.wire));
     }, (err: Error) => cb(err));
   }
 
@@ -46,12 +44,9 @@ export class AuthAgent extends ssh2.BaseAgent<Buffer | ParsedKey> {
   sign(pubKey: Buffer | ParsedKey, data: Buffer, options: SigningRequestOptions | SignCallback, cb?: SignCallback): void {
     const done = (typeof options === 'function' ? options : cb)!;
     const blob = Buffer.isBuffer(pubKey) ? pubKey : pubKey.getPublicSSH();
-    const req = new SshWriter().byte(MSG.signRequest).string(blob).string(data).uint32(0).toBuffer();
-    this.#ask(req, MSG.signResponse).then((r) => {
+    this.#ask(encodeSignRequest(blob, data, 0), MSG.signResponse).then((body) => {
       // ssh2 wants the raw signature; the agent answers (string algorithm, string signature).
-      const sig = new SshReader(r.bytes(), 'signature');
-      sig.string();
-      done(null, Buffer.from(sig.bytes()));
+      done(null, decodeSignatureBlob(decodeSignResponse(body, 'web session agent sign response'), 'web session agent signature').bytes);
     }, (err: Error) => done(err));
   }
 }

@@ -9,14 +9,22 @@
  * (keys from auth, cached a minute) within its validity, the signature verifies with the
  * key the certificate names, ts is within ±5 minutes, and the nonce was not seen in that
  * window. Every refusal is a 401 with a message that says which check failed.
+ *
+ * SSH logins with a user certificate (the proxy's SSH listener and the recording proxy's
+ * inner server) are checked here too, by {@link checkSshCertLogin}: the same CA and
+ * validity checks, then proof of the certified key through ssh2's signature.
  */
+import type { PublicKeyAuthContext } from 'ssh2';
 import type { ClusterInfoAuth } from '../api/proxy-auth.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { CertificateError, CertificateExpiredError, PosternError, ValidationError } from '../core/errors.ts';
-import { parseAuthorizedKey, verifySsh } from '../ssh/keys.ts';
+import { verifySsh } from '../ssh/keys.ts';
 import { parseCertificate, verifyCertificate } from '../ssh/certs.ts';
 import type { SshCertificate } from '../ssh/certs.ts';
+import { isCertAlgo, verifyCertAuthSignature } from '../ssh/ssh2-certs.ts';
+import type { SignedPublicKeyAuth } from '../ssh/ssh2-certs.ts';
+import { ClusterInfoSource } from './cluster-info.ts';
 
 /** How far a request's timestamp may be from the proxy's clock. */
 export const MAX_SKEW_MS = 5 * 60_000;
@@ -35,6 +43,8 @@ export class RequestAuthError extends PosternError {
 /** What the authenticator needs. */
 export interface CertAuthOptions {
   auth: ClusterInfoAuth;
+  /** The proxy's shared cluster facts; one of its own, from `auth`, when not given. */
+  cluster?: ClusterInfoSource;
   clock?: Clock;
   /** How many nonces to remember at most; beyond that, new requests are refused until old ones age out. */
   maxNonces?: number;
@@ -88,19 +98,17 @@ export class CertAuthenticator {
   private readonly maxNonces: number;
   /** nonce → when it may be forgotten (its ts + the skew: after that the ts check refuses it). */
   private readonly nonces = new Map<string, number>();
-  private caCache: { wires: Buffer[]; at: number } | undefined;
+  private readonly cluster: ClusterInfoSource;
 
   constructor(opts: CertAuthOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
     this.maxNonces = opts.maxNonces ?? 100_000;
+    this.cluster = opts.cluster ?? new ClusterInfoSource(opts.auth, { clock: this.clock });
   }
 
-  private async userCaWires(now: number): Promise<Buffer[]> {
-    if (this.caCache && now - this.caCache.at < CA_CACHE_MS && now >= this.caCache.at) return this.caCache.wires;
-    const info = await this.opts.auth.ping();
-    this.caCache = { wires: info.userCaKeys.map((k) => parseAuthorizedKey(k).wire), at: now };
-    return this.caCache.wires;
+  private async userCaWires(): Promise<Buffer[]> {
+    return (await this.cluster.get(CA_CACHE_MS)).userCaKeys;
   }
 
   /** Verifies a request's Authorization header; resolves with the caller or throws RequestAuthError (401). */
@@ -118,7 +126,7 @@ export class CertAuthenticator {
       throw new RequestAuthError(`the certificate in the authorization cannot be read: ${(err as Error).message}`, { cause: err });
     }
     try {
-      verifyCertificate(cert, { caPublicKeys: await this.userCaWires(now), type: 'user', now: nowDate });
+      verifyCertificate(cert, { caPublicKeys: await this.userCaWires(), type: 'user', now: nowDate });
     } catch (err) {
       if (err instanceof CertificateError && err.code === 'ERR_POSTERN_CERT_EXPIRED') {
         throw new CertificateExpiredError(`the certificate ${err.message.replace(/^certificate /, '')}`, { cause: err });
@@ -150,6 +158,37 @@ export class CertAuthenticator {
   nonceCount(): number {
     return this.nonces.size;
   }
+}
+
+/** What an SSH certificate login is checked against. */
+export interface SshCertLoginCheck {
+  /** The cluster's user CA keys, wire blobs. */
+  userCaKeys: Buffer[];
+  now: Date;
+  /** The Postern user the certificate must belong to (inside a connection that already has one). */
+  user?: string;
+  /** Throws when the login asked for is not allowed with this certificate. */
+  checkLogin(cert: SshCertificate, login: string): void;
+}
+
+/**
+ * Checks an ssh2 publickey login: only a user certificate of the cluster's CA, valid now,
+ * of `check.user` when given, for a login `check.checkLogin` allows, whose holder signed.
+ * Returns the certificate once signed; undefined for ssh2's query without a signature
+ * (accept it: the client then signs). Throws a PosternError naming the failed check;
+ * `ERR_POSTERN_CERT_REQUIRED` for a plain key.
+ */
+export function checkSshCertLogin(ctx: PublicKeyAuthContext, check: SshCertLoginCheck): SshCertificate | undefined {
+  if (!isCertAlgo(ctx.key.algo)) throw new PosternError('ERR_POSTERN_CERT_REQUIRED', 'only certificates of this cluster are accepted');
+  const cert = parseCertificate(ctx.key.data);
+  verifyCertificate(cert, { caPublicKeys: check.userCaKeys, type: 'user', now: check.now });
+  if (check.user !== undefined && cert.keyId !== check.user) {
+    throw new PosternError('ERR_POSTERN_CERT_USER', `the certificate of "${cert.keyId}" inside a connection of "${check.user}"`);
+  }
+  check.checkLogin(cert, ctx.username);
+  if (!ctx.signature) return undefined;
+  if (!verifyCertAuthSignature(ctx as unknown as SignedPublicKeyAuth)) throw new PosternError('ERR_POSTERN_BAD_SIGNATURE', 'bad signature');
+  return cert;
 }
 
 /** The query of GET /webapi/nodes: `labels=k=v,k2=v2` and `search=TEXT`, checked. */

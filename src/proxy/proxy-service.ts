@@ -19,6 +19,7 @@ import type { WebServerOptions } from './web-server.ts';
 import { listen } from './listen.ts';
 import { startSshListener } from './ssh-server.ts';
 import { SessionHub } from './session-hub.ts';
+import { ClusterInfoSource } from './cluster-info.ts';
 import type { SessionHubOptions } from './session-hub.ts';
 import type { Clock } from '../core/clock.ts';
 
@@ -97,10 +98,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   // Live sessions (recording mode, the web terminal, join); addresses filled in once listening.
   const hubOpts: SessionHubOptions = { auth: opts.auth, proxyName: opts.name, log: opts.log.child({ component: 'sessions' }), clock: opts.clock };
   const hub = new SessionHub(hubOpts);
+  // One cached source of the cluster's facts for every part of the proxy.
+  const cluster = new ClusterInfoSource(opts.auth);
   const webOpts: WebServerOptions = {
-    auth: opts.auth, tls, webPublicAddr: '', sshPublicAddr: '', sshHostKey: formatAuthorizedKey(hostKey.publicWire), log: opts.log, hub, clock: opts.clock,
+    auth: opts.auth, cluster, tls, webPublicAddr: '', sshPublicAddr: '', sshHostKey: formatAuthorizedKey(hostKey.publicWire), log: opts.log, hub, clock: opts.clock,
   };
-  const ssh = await startSshListener({ auth: opts.auth, hostKey, addr: opts.sshAddr, log: opts.log.child({ component: 'ssh' }), clock: opts.clock, hub });
+  const ssh = await startSshListener({ auth: opts.auth, hostKey, addr: opts.sshAddr, log: opts.log.child({ component: 'ssh' }), clock: opts.clock, hub, cluster });
   const app: FastifyInstance = buildWebServer(webOpts);
   let webPort: number;
   try {

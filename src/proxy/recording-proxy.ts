@@ -33,17 +33,20 @@ import type { AuditType } from '../api/audit.ts';
 import type { RecordingProxyAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
-import { encodePrivateKeyOpenSSH, formatAuthorizedKey, parseAuthorizedKey } from '../ssh/keys.ts';
+import { formatAuthorizedKey } from '../ssh/keys.ts';
 import type { SshKeyPair } from '../ssh/keys.ts';
-import { parseCertificate, verifyCertificate } from '../ssh/certs.ts';
-import { certHostKey, isCertAlgo, verifyCertAuthSignature } from '../ssh/ssh2-certs.ts';
-import type { SignedPublicKeyAuth } from '../ssh/ssh2-certs.ts';
+import { parseCertificate } from '../ssh/certs.ts';
+import type { SshCertificate } from '../ssh/certs.ts';
+import { certHostKey } from '../ssh/ssh2-certs.ts';
 import { AGENT_FORWARDING_HINT, ForwardedAgent, openAgentChannel } from '../ssh/forwarded-agent.ts';
 import { PosternError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
 import { connectNodeWithAgent } from './node-client.ts';
 import type { LiveSession, Participant, SessionHub } from './session-hub.ts';
 import { authorizeNode } from './node-dialer.ts';
+import { checkSshCertLogin } from './cert-auth.ts';
+import type { ClusterFacts, ClusterInfoSource } from './cluster-info.ts';
+import { pipeBoth } from '../core/pipe.ts';
 
 /** What every recording-mode connection shares. */
 export interface RecordingProxyOptions {
@@ -52,8 +55,8 @@ export interface RecordingProxyOptions {
   hostKey: SshKeyPair;
   log: Logger;
   clock: Clock;
-  /** The cluster's CA keys and name, fresh (cached by the listener). */
-  cluster(): Promise<{ name: string; userCaKeys: Buffer[]; hostCaKeys: Buffer[] }>;
+  /** The proxy's shared cluster facts (CA keys and name). */
+  cluster: ClusterInfoSource;
 }
 
 /** One connection to terminate. */
@@ -78,33 +81,35 @@ const NOT_FORWARDED = `Postern records sessions on this cluster, which needs age
 /** Terminates inner SSH connections for one listener. */
 export class RecordingProxy {
   private readonly opts: RecordingProxyOptions;
-  private readonly certs = new Map<string, { line: string; until: number }>();
+  private readonly certs = new Map<string, { cert: SshCertificate; until: number }>();
 
   constructor(opts: RecordingProxyOptions) {
     this.opts = opts;
   }
 
   /** The host certificate for these names, from auth, reused until half its life. */
-  private async hostCert(names: string[]): Promise<string> {
+  private async hostCert(names: string[]): Promise<SshCertificate> {
     const key = names.join(',');
     const now = this.opts.clock.now().getTime();
     const hit = this.certs.get(key);
-    if (hit && hit.until > now) return hit.line;
+    if (hit && hit.until > now) return hit.cert;
     const line = await this.opts.auth.signHostCert({ publicKey: formatAuthorizedKey(this.opts.hostKey.publicWire), principals: names, ttlMs: HOST_CERT_TTL_MS });
-    this.certs.set(key, { line, until: now + HOST_CERT_TTL_MS / 2 });
-    return line;
+    // Parsed once here; ssh2's form is made from it where the server is built.
+    const cert = parseCertificate(line);
+    this.certs.set(key, { cert, until: now + HOST_CERT_TTL_MS / 2 });
+    return cert;
   }
 
   /** Runs the inner SSH server over the channel; returns once it is running. */
   async serve(conn: RecordedConnection): Promise<void> {
-    const cluster = await this.opts.cluster();
+    const cluster = await this.opts.cluster.get();
     const names = [...new Set([
       conn.target, `${conn.target}.${cluster.name}`,
       ...(conn.node ? [conn.node.name, `${conn.node.name}.${cluster.name}`] : []),
     ])].filter((n) => /^[A-Za-z0-9._:-]{1,253}$/.test(n));
     const cert = await this.hostCert(names);
     const server = new ssh2.Server({
-      hostKeys: [certHostKey(encodePrivateKeyOpenSSH(this.opts.hostKey), cert) as never],
+      hostKeys: [certHostKey(this.opts.hostKey, cert) as never],
       ident: 'Postern-recording',
     }, (inner: Connection) => new InnerConnection(this.opts, conn, inner, cluster, names).run());
     server.on('error', (err: Error) => this.opts.log.warn({ err }, 'recording proxy error'));
@@ -117,7 +122,7 @@ class InnerConnection {
   private readonly opts: RecordingProxyOptions;
   private readonly conn: RecordedConnection;
   private readonly inner: Connection;
-  private readonly cluster: { name: string; userCaKeys: Buffer[]; hostCaKeys: Buffer[] };
+  private readonly cluster: ClusterFacts;
   private readonly names: string[];
   private readonly log: Logger;
   private login = '';
@@ -157,18 +162,20 @@ class InnerConnection {
 
   /** The same checks as the listener, plus: the same user as outside, and auth's word on the login. */
   private async authenticate(ctx: AuthContext): Promise<void> {
-    if (ctx.method !== 'publickey' || !isCertAlgo(ctx.key.algo)) return ctx.reject(['publickey']);
+    if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
     try {
-      const cert = parseCertificate(ctx.key.data);
-      verifyCertificate(cert, { caPublicKeys: this.cluster.userCaKeys, type: 'user', now: this.opts.clock.now() });
-      if (cert.keyId !== this.conn.user) throw new PosternError('ERR_POSTERN_CERT_USER', `the certificate of "${cert.keyId}" inside a connection of "${this.conn.user}"`);
-      if (!cert.principals.includes(ctx.username)) throw new PosternError('ERR_POSTERN_CERT_PRINCIPAL', `login "${ctx.username}" is not in the certificate`);
-      if (!ctx.signature) return ctx.accept();
-      if (!verifyCertAuthSignature(ctx as unknown as SignedPublicKeyAuth)) throw new PosternError('ERR_POSTERN_BAD_SIGNATURE', 'bad signature');
+      const cert = checkSshCertLogin(ctx, {
+        userCaKeys: this.cluster.userCaKeys, now: this.opts.clock.now(), user: this.conn.user,
+        checkLogin: (c, login) => {
+          if (!c.principals.includes(login)) throw new PosternError('ERR_POSTERN_CERT_PRINCIPAL', `login "${login}" is not in the certificate`);
+        },
+      });
+      if (!cert) return ctx.accept();
       await authorizeNode(this.opts.auth, { user: cert.keyId, principals: cert.principals, login: ctx.username, clientAddr: this.conn.clientAddr }, this.conn.target, this.conn.port, 'recording');
       this.login = ctx.username;
       ctx.accept();
     } catch (err) {
+      if ((err as PosternError).code === 'ERR_POSTERN_CERT_REQUIRED') return ctx.reject(['publickey']);
       this.log.info({ login: ctx.username, reason: (err as Error).message }, 'recording proxy refused a login');
       ctx.reject(['publickey']);
     }
@@ -265,10 +272,9 @@ class InnerConnection {
     if (what.subsystem !== undefined) {
       // A file transfer (sftp) is not a terminal: carried and audited, not recorded.
       this.audit('session.exec', { command: `subsystem ${what.subsystem}` });
-      stream.pipe(ch);
-      ch.pipe(stream);
       stream.stderr.pipe(ch.stderr);
       this.relayExit(stream, ch);
+      pipeBoth(stream, ch);
       return;
     }
     const live = await this.opts.hub.start({
@@ -308,12 +314,11 @@ class InnerConnection {
     ch.on('close', () => stream.close());
   }
 
+  /** Passes the node's exit status or signal on; it comes before the channel closes. */
   private relayExit(stream: ClientChannel, ch: ServerChannel): void {
     stream.on('exit', (code: number | null, signal?: string, dumped?: boolean, desc?: string) => {
       if (typeof code === 'number') ch.exit(code); else if (signal) ch.exit(signal, Boolean(dumped), desc ?? '');
     });
-    stream.on('close', () => { try { ch.end(); } catch { /* closed */ } });
-    ch.on('close', () => stream.close());
   }
 
   /** `ssh -L`: a direct-tcpip channel from the client, opened from the node. */
@@ -325,9 +330,7 @@ class InnerConnection {
       this.audit('port.forward', { direction: 'local', host: info.destIP, port: info.destPort });
       out.on('error', (err: Error) => this.log.debug({ err }, 'forwarded channel error (node)'));
       ch.on('error', (err: Error) => this.log.debug({ err }, 'forwarded channel error (client)'));
-      out.pipe(ch).pipe(out);
-      out.on('close', () => { try { ch.end(); } catch { /* closed */ } });
-      ch.on('close', () => out.close());
+      pipeBoth(out, ch);
     } catch (err) {
       this.audit('port.forward', { direction: 'local', host: info.destIP, port: info.destPort, reason: (err as Error).message }, false);
       reject();
@@ -353,7 +356,7 @@ class InnerConnection {
             const up = acceptIn();
             up.on('error', (e: Error) => this.log.debug({ err: e }, 'remote forward channel error (node)'));
             ch.on('error', (e: Error) => this.log.debug({ err: e }, 'remote forward channel error (client)'));
-            up.pipe(ch).pipe(up);
+            pipeBoth(up, ch);
           });
         });
       }
@@ -363,9 +366,4 @@ class InnerConnection {
       reject?.();
     }
   }
-}
-
-/** The CA keys a ping returns, as wire blobs. */
-export function caWires(lines: string[]): Buffer[] {
-  return lines.map((l) => parseAuthorizedKey(l).wire);
 }

@@ -17,17 +17,17 @@ import type { ClusterInfo } from '../api/auth-types.ts';
 import type { SshListenerAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
-import { encodePrivateKeyOpenSSH } from '../ssh/keys.ts';
 import type { SshKeyPair } from '../ssh/keys.ts';
-import { parseCertificate, verifyCertificate } from '../ssh/certs.ts';
-import { isCertAlgo, verifyCertAuthSignature } from '../ssh/ssh2-certs.ts';
-import type { SignedPublicKeyAuth } from '../ssh/ssh2-certs.ts';
+import { ssh2PrivateKey } from '../ssh/ssh2-certs.ts';
 import { listenError } from '../core/listen-error.ts';
 import { PosternError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
 import { dialNode, DEFAULT_DIAL_TIMEOUT_MS } from './node-dialer.ts';
 import type { DialledNode, NodeCaller } from './node-dialer.ts';
-import { caWires, RecordingProxy } from './recording-proxy.ts';
+import { RecordingProxy } from './recording-proxy.ts';
+import { checkSshCertLogin } from './cert-auth.ts';
+import { ClusterInfoSource } from './cluster-info.ts';
+import { pipeBoth } from '../core/pipe.ts';
 import type { SessionHub } from './session-hub.ts';
 
 /** How the listener runs. */
@@ -41,6 +41,8 @@ export interface SshListenerOptions {
   dialTimeoutMs?: number;
   /** The proxy's live sessions (recording mode, join). */
   hub: SessionHub;
+  /** The proxy's shared cluster facts (recording mode, CA keys); one of its own when not given. */
+  cluster?: ClusterInfoSource;
 }
 
 /** A running listener. */
@@ -54,8 +56,6 @@ export interface RunningSshListener {
 /** Who a connection authenticated as. */
 type Caller = NodeCaller;
 
-// Short, because it also carries session_recording: a switch to recording takes effect within this.
-const CLUSTER_CACHE_MS = 5_000;
 const ADMINISTRATIVELY_PROHIBITED = 1;
 const CONNECT_FAILED = 2;
 
@@ -71,26 +71,21 @@ export function parseProxySubsystem(name: string): { host: string; port: number 
 
 /** Starts the listener. */
 export async function startSshListener(opts: SshListenerOptions): Promise<RunningSshListener> {
-  let cache: { info: ClusterInfo; userCa: Buffer[]; hostCa: Buffer[]; at: number } | undefined;
-  const cluster = async (): Promise<NonNullable<typeof cache>> => {
-    const now = Date.now();
-    if (cache && now - cache.at < CLUSTER_CACHE_MS) return cache;
-    const info = await opts.auth.ping();
-    cache = { info, userCa: caWires(info.userCaKeys), hostCa: caWires(info.hostCaKeys), at: now };
-    return cache;
-  };
-  const userCaWires = async (): Promise<Buffer[]> => (await cluster()).userCa;
-  await cluster();
+  const cluster = opts.cluster ?? new ClusterInfoSource(opts.auth);
+  await cluster.get();
   const dialTimeout = opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
   const open = new Set<Connection>();
   const recorder = new RecordingProxy({
-    auth: opts.auth, hub: opts.hub, hostKey: opts.hostKey, log: opts.log, clock: opts.clock,
-    cluster: async () => { const c = await cluster(); return { name: c.info.clusterName, userCaKeys: c.userCa, hostCaKeys: c.hostCa }; },
+    auth: opts.auth, hub: opts.hub, hostKey: opts.hostKey, log: opts.log, clock: opts.clock, cluster,
   });
 
   /** Pipes to the node, or in recording mode terminates the inner SSH; the mode is auth's now. */
   const carry = async (ch: ServerChannel, dialled: DialledNode, who: Caller, target: string, port: number, via: 'subsystem' | 'direct-tcpip'): Promise<void> => {
-    if ((await cluster()).info.sessionRecording !== 'proxy') return pipe(ch, dialled.sock);
+    if ((await cluster.get()).sessionRecording !== 'proxy') {
+      dialled.sock.setNoDelay(true);
+      pipeBoth(ch, dialled.sock);
+      return;
+    }
     await recorder.serve({
       channel: ch, nodeSock: dialled.sock, user: who.user, clientAddr: who.clientAddr, target, port, via,
       ...(dialled.decision.node ? { node: dialled.decision.node } : {}),
@@ -98,7 +93,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
   };
 
   const server = new ssh2.Server({
-    hostKeys: [encodePrivateKeyOpenSSH(opts.hostKey)],
+    hostKeys: [ssh2PrivateKey(opts.hostKey)],
     ident: 'Postern',
   }, (client: Connection, info) => {
     open.add(client);
@@ -112,25 +107,27 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
     client.on('authentication', (ctx: AuthContext) => {
       void (async () => {
         if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
-        if (!isCertAlgo(ctx.key.algo)) {
-          log.info({ user: ctx.username, algo: ctx.key.algo }, 'refused a plain key: only certificates of this cluster are accepted');
-          return ctx.reject(['publickey']);
-        }
         try {
-          const cert = parseCertificate(ctx.key.data);
-          verifyCertificate(cert, { caPublicKeys: await userCaWires(), type: 'user', now: opts.clock.now() });
-          if (ctx.username !== cert.keyId && !cert.principals.includes(ctx.username)) {
-            throw new PosternError('ERR_POSTERN_CERT_PRINCIPAL', `user name "${ctx.username}" is neither the certificate's user nor one of its logins`);
-          }
-          if (!ctx.signature) return ctx.accept();
-          if (!verifyCertAuthSignature(ctx as unknown as SignedPublicKeyAuth)) throw new PosternError('ERR_POSTERN_BAD_SIGNATURE', 'bad signature');
+          const cert = checkSshCertLogin(ctx, {
+            userCaKeys: (await cluster.get()).userCaKeys, now: opts.clock.now(),
+            checkLogin: (c, login) => {
+              if (login !== c.keyId && !c.principals.includes(login)) {
+                throw new PosternError('ERR_POSTERN_CERT_PRINCIPAL', `user name "${login}" is neither the certificate's user nor one of its logins`);
+              }
+            },
+          });
+          if (!cert) return ctx.accept();
           caller = {
             user: cert.keyId, principals: cert.principals, clientAddr,
             ...(cert.principals.includes(ctx.username) ? { login: ctx.username } : {}),
           };
           ctx.accept();
         } catch (err) {
-          log.info({ user: ctx.username, reason: (err as Error).message }, 'refused a certificate');
+          if ((err as PosternError).code === 'ERR_POSTERN_CERT_REQUIRED') {
+            log.info({ user: ctx.username, algo: ctx.key.algo }, 'refused a plain key: only certificates of this cluster are accepted');
+          } else {
+            log.info({ user: ctx.username, reason: (err as Error).message }, 'refused a certificate');
+          }
           ctx.reject(['publickey']);
         }
       })();
@@ -239,23 +236,4 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
       });
     },
   };
-}
-
-/** Pipes both ways with backpressure; when either side ends, both are closed. */
-function pipe(ch: ServerChannel, sock: Socket): void {
-  sock.setNoDelay(true);
-  ch.pipe(sock);
-  sock.pipe(ch);
-  let closed = false;
-  const close = (): void => {
-    if (closed) return;
-    closed = true;
-    sock.destroy();
-    try { ch.end(); } catch { /* already closed */ }
-    ch.close?.();
-  };
-  sock.on('error', close);
-  sock.on('close', close);
-  ch.on('error', close);
-  ch.on('close', close);
 }

@@ -30,6 +30,8 @@ import { errorToBody } from '../api/errors.ts';
 import type { CertAuthenticator } from './cert-auth.ts';
 import { dialNode, DEFAULT_DIAL_TIMEOUT_MS } from './node-dialer.ts';
 import { readLine } from '../core/line-reader.ts';
+import { pipeBoth } from '../core/pipe.ts';
+import { ClusterInfoSource } from './cluster-info.ts';
 
 /** The ALPN protocol name of the tunnel. */
 export const TUNNEL_ALPN = 'postern-tunnel/1';
@@ -39,13 +41,14 @@ export interface TunnelOptions {
   auth: TunnelAuth;
   certAuth: Pick<CertAuthenticator, 'authenticate'>;
   log: Logger;
+  /** The proxy's shared cluster facts (session_recording); one of its own when not given. */
+  cluster?: ClusterInfoSource;
   dialTimeoutMs?: number;
   /** How long the client may take to send its request line (10 s). */
   requestTimeoutMs?: number;
 }
 
 const MAX_REQUEST = 16 * 1024;
-const MODE_CACHE_MS = 5_000;
 
 /**
  * Routes connections of an HTTPS server by ALPN: the tunnel's to the tunnel, the rest to
@@ -54,7 +57,8 @@ const MODE_CACHE_MS = 5_000;
 export function installTunnel(server: TlsServer, opts: TunnelOptions): void {
   const http = server.listeners('secureConnection') as Array<(s: TLSSocket) => void>;
   server.removeAllListeners('secureConnection');
-  const recording = recordingMode(opts.auth);
+  const cluster = opts.cluster ?? new ClusterInfoSource(opts.auth);
+  const recording = async (): Promise<'off' | 'proxy'> => (await cluster.get()).sessionRecording;
   server.on('secureConnection', (sock: TLSSocket) => {
     if (sock.alpnProtocol === TUNNEL_ALPN) {
       void serveTunnel(sock, opts, recording);
@@ -62,17 +66,6 @@ export function installTunnel(server: TlsServer, opts: TunnelOptions): void {
     }
     for (const l of http) l.call(server, sock);
   });
-}
-
-/** The cluster's session_recording, asked at most every 5 s. */
-function recordingMode(auth: ClusterInfoAuth): () => Promise<'off' | 'proxy'> {
-  let cached: { mode: 'off' | 'proxy'; at: number } | undefined;
-  return async () => {
-    if (cached && Date.now() - cached.at < MODE_CACHE_MS) return cached.mode;
-    const info = await auth.ping();
-    cached = { mode: info.sessionRecording, at: Date.now() };
-    return cached.mode;
-  };
 }
 
 /** Reads the request line; a malformed or missing one is a ValidationError (400). */
@@ -123,51 +116,12 @@ async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () =
     ({ sock: node } = await dialNode(opts.auth, { user: caller.user, principals: caller.principals, login: req.login, clientAddr }, req.target, req.port, 'tunnel', log, opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS));
     sock.write(JSON.stringify({ ok: true }) + '\n');
     if (rest.length > 0) node.write(rest);
-    splice(sock, node);
+    pipeBoth(sock, node, { cork: true });
   } catch (err) {
     const { status, body } = errorToBody(err);
     if (status >= 500 && status !== 502) log.error({ err }, 'tunnel failed');
     else log.info({ reason: (err as Error).message }, 'tunnel refused');
     node?.destroy();
     if (!sock.destroyed) answer(body);
-  }
-}
-
-/**
- * Copies `src` to `dst` with backpressure, corking `dst` for the rest of the tick: the
- * chunks one read produces (a TLS read yields one per 16 KiB record) leave in one writev
- * instead of one write() each.
- */
-function corkedPipe(src: Socket, dst: Socket): void {
-  let corked = false;
-  src.on('data', (d: Buffer) => {
-    if (!corked) {
-      corked = true;
-      dst.cork();
-      process.nextTick(() => { corked = false; dst.uncork(); });
-    }
-    if (!dst.write(d)) {
-      src.pause();
-      dst.once('drain', () => src.resume());
-    }
-  });
-  src.once('end', () => dst.end());
-}
-
-/** Pipes both ways with backpressure; when either side ends or fails, both close. */
-function splice(a: Socket, b: Socket): void {
-  corkedPipe(a, b);
-  corkedPipe(b, a);
-  a.resume();
-  let closed = false;
-  const close = (): void => {
-    if (closed) return;
-    closed = true;
-    a.destroy();
-    b.destroy();
-  };
-  for (const s of [a, b]) {
-    s.on('error', close);
-    s.on('close', close);
   }
 }

@@ -12,6 +12,7 @@ import { errorToBody } from '../api/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { VERSION } from '../core/version.ts';
 import { CertAuthenticator } from './cert-auth.ts';
+import { ClusterInfoSource } from './cluster-info.ts';
 import { installTunnel, TUNNEL_ALPN } from './tunnel.ts';
 import fastifyWebsocket from '@fastify/websocket';
 import type { Clock } from '../core/clock.ts';
@@ -35,12 +36,15 @@ export interface WebServerOptions {
   /** The proxy's live sessions (web terminals, join). */
   hub: SessionHub;
   clock?: Clock;
+  /** The proxy's shared cluster facts; one of the server's own when not given. */
+  cluster?: ClusterInfoSource;
   /** Where the built UI is (default: dist/web found from here, or $POSTERN_WEB_DIR). */
   webDir?: string;
 }
 
 /** Builds the web server (not yet listening). */
 export function buildWebServer(opts: WebServerOptions): FastifyInstance {
+  const cluster = opts.cluster ?? new ClusterInfoSource(opts.auth);
   const app = Fastify({
     // ALPN: `postern-tunnel/1` connections are the TLS tunnel of `postern proxy ssh` (tunnel.ts).
     https: { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ALPNProtocols: [TUNNEL_ALPN, 'http/1.1'] },
@@ -74,7 +78,8 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
   });
 
   app.get('/webapi/ping', async (): Promise<PingResponse> => {
-    const info = await opts.auth.ping();
+    // Always fresh (a changed second factor shows at once); it refreshes the shared facts too.
+    const { info } = await cluster.get(0);
     return {
       clusterName: info.clusterName,
       secondFactor: info.secondFactor,
@@ -105,13 +110,13 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
     async (req) => opts.auth.acceptInvite({ ...req.body, token: req.params.token, clientAddr: req.ip }),
   );
 
-  const certAuth = new CertAuthenticator({ auth: opts.auth });
-  installTunnel(app.server as unknown as TlsServer, { auth: opts.auth, certAuth, log: opts.log });
+  const certAuth = new CertAuthenticator({ auth: opts.auth, cluster });
+  installTunnel(app.server as unknown as TlsServer, { auth: opts.auth, certAuth, log: opts.log, cluster });
   const webAuth = new WebAuth(opts.auth, certAuth);
   registerWebRoutes(app, { auth: opts.auth, webAuth, log: opts.log });
   void app.register(fastifyWebsocket, { options: { maxPayload: 1 << 20 } });
   void app.register(async (scoped) => {
-    registerWebTerminal(scoped, { auth: opts.auth, hub: opts.hub, webAuth, log: opts.log, clock: opts.clock ?? systemClock });
+    registerWebTerminal(scoped, { auth: opts.auth, hub: opts.hub, webAuth, log: opts.log, clock: opts.clock ?? systemClock, cluster });
   });
   registerUi(app, opts.webDir ?? findWebDir());
   return app;

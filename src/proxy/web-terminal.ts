@@ -28,7 +28,7 @@ import { AuthAgent } from './auth-agent.ts';
 import type { LiveSession, ParticipantIo, SessionHub } from './session-hub.ts';
 import type { CookieCaller, WebAuth } from './web-auth.ts';
 import { sameOrigin } from './web-auth.ts';
-import { caWires } from './recording-proxy.ts';
+import type { ClusterInfoSource } from './cluster-info.ts';
 
 /** What the terminal routes need. */
 export interface WebTerminalOptions {
@@ -37,6 +37,8 @@ export interface WebTerminalOptions {
   webAuth: WebAuth;
   log: Logger;
   clock: Clock;
+  /** The proxy's shared cluster facts (host CA keys, name). */
+  cluster: ClusterInfoSource;
 }
 
 /** Past this many bytes waiting for the browser, the node's output is paused. */
@@ -140,11 +142,11 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const clientAddr = req.ip;
   const who = { user: caller.user, principals: caller.session.logins, login, clientAddr };
   const { sock, decision } = await dialNode(opts.auth, who, target, 22, 'web', log);
-  const info = await opts.auth.ping();
+  const cluster = await opts.cluster.get();
   const nodeName = decision.node?.name ?? target;
   const client = await connectNodeWithAgent({
     sock, login, agent: new AuthAgent(opts.auth, caller.sessionId),
-    hostCaKeys: caWires(info.hostCaKeys), names: [target, `${target}.${info.clusterName}`, nodeName, `${nodeName}.${info.clusterName}`],
+    hostCaKeys: cluster.hostCaKeys, names: [target, `${target}.${cluster.name}`, nodeName, `${nodeName}.${cluster.name}`],
     label: target, now: () => opts.clock.now(),
   });
   client.on('error', (err: Error) => log.info({ err }, 'node connection error'));

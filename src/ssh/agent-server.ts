@@ -7,11 +7,8 @@
  * length prefix.
  */
 import type { KeyObject } from 'node:crypto';
-import { SshReader, SshWriter } from './wire.ts';
 import { signSsh } from './keys.ts';
-import { AGENT_MSG } from './agent.ts';
-
-const MSG = AGENT_MSG;
+import { decodeAgentRequest, encodeAgentFailure, encodeIdentitiesAnswer, encodeSignResponse } from './agent-protocol.ts';
 
 /** The one key an agent serves: its private key, its plain public blob, its certificate blob. */
 export interface AgentKey {
@@ -23,27 +20,23 @@ export interface AgentKey {
 
 /** Answers one request. */
 export function answerAgentRequest(key: AgentKey, request: Buffer): Buffer {
-  if (request.length === 0) return Buffer.of(MSG.failure);
+  if (request.length === 0) return encodeAgentFailure();
   try {
-    const r = new SshReader(request.subarray(1), 'agent request');
-    switch (request[0]) {
-      case MSG.requestIdentities: {
-        const w = new SshWriter().byte(MSG.identitiesAnswer).uint32(2);
-        w.string(key.certificateWire).string(`${key.comment} (certificate)`);
-        w.string(key.publicWire).string(key.comment);
-        return w.toBuffer();
-      }
-      case MSG.signRequest: {
-        const blob = r.bytes();
-        const data = r.bytes();
-        r.uint32(); // flags: only RSA uses them; this key is ed25519
-        if (!Buffer.from(blob).equals(key.certificateWire) && !Buffer.from(blob).equals(key.publicWire)) return Buffer.of(MSG.failure);
-        return new SshWriter().byte(MSG.signResponse).string(signSsh(key.privateKey, data)).toBuffer();
-      }
+    const req = decodeAgentRequest(request);
+    switch (req.type) {
+      case 'requestIdentities':
+        return encodeIdentitiesAnswer([
+          { wire: key.certificateWire, comment: `${key.comment} (certificate)` },
+          { wire: key.publicWire, comment: key.comment },
+        ]);
+      case 'sign':
+        // flags: only RSA uses them; this key is ed25519
+        if (!req.wire.equals(key.certificateWire) && !req.wire.equals(key.publicWire)) return encodeAgentFailure();
+        return encodeSignResponse(signSsh(key.privateKey, req.data));
       default:
-        return Buffer.of(MSG.failure);
+        return encodeAgentFailure();
     }
   } catch {
-    return Buffer.of(MSG.failure);
+    return encodeAgentFailure();
   }
 }

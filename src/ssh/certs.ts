@@ -272,7 +272,7 @@ export function formatCertificate(cert: SshCertificate, comment?: string): strin
 }
 
 /** The bytes the CA signed: everything before the signature field. */
-function signedBytes(cert: SshCertificate): Buffer {
+export function certificateSignedBytes(cert: SshCertificate): Buffer {
   return cert.raw.subarray(0, cert.raw.length - 4 - cert.signature.length);
 }
 
@@ -288,7 +288,7 @@ export function verifyCertificate(cert: SshCertificate, options: VerifyCertifica
   if (!options.caPublicKeys.some((ca) => Buffer.compare(ca, cert.signatureKey) === 0)) {
     throw fail('ERR_POSTERN_CERT_UNKNOWN_CA', `certificate is signed by an unknown ca ${fingerprintSha256(cert.signatureKey)}`);
   }
-  if (!verifySsh(cert.signatureKey, signedBytes(cert), cert.signature)) {
+  if (!verifySsh(cert.signatureKey, certificateSignedBytes(cert), cert.signature)) {
     throw fail('ERR_POSTERN_CERT_BAD_SIGNATURE', 'certificate signature is invalid');
   }
   if (options.type !== undefined && cert.type !== options.type) {

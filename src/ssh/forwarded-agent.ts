@@ -16,15 +16,15 @@
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { Connection, ParsedKey, ServerChannel, SigningRequestOptions } from 'ssh2';
-import { AGENT_MSG, AgentError, AgentSignFlags, decodeAgentMessage } from './agent.ts';
-import type { AgentIdentity } from './agent.ts';
-import { SshReader, SshWriter } from './wire.ts';
+import {
+  AGENT_MSG, AgentError, agentReplyBody, AgentSignFlags, decodeIdentitiesAnswer, decodeSignatureBlob, decodeSignResponse,
+  encodeRequestIdentities, encodeSignRequest, frameAgentMessage, readAgentFrame,
+} from './agent-protocol.ts';
+import type { AgentIdentity } from './agent-protocol.ts';
+import { CERT_SUFFIX, wireKeyType } from './keys.ts';
 
 const MSG = AGENT_MSG;
-
-// OpenSSH's agent refuses messages above 256 KiB; a reply that long is not from an agent.
-const MAX_MESSAGE = 256 * 1024;
-const CERT_SUFFIX = '-cert-v01@openssh.com';
+const PEER = 'the forwarded agent';
 
 /** Opens a fresh stream to the agent; one is opened per request and closed after it. */
 export type AgentStreamOpener = () => Promise<Duplex>;
@@ -73,7 +73,7 @@ export function openAgentChannel(conn: Connection): Promise<ServerChannel> {
 /** The key type a wire blob names ("ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com"), or undefined. */
 function wireType(wire: Buffer): string | undefined {
   try {
-    return new SshReader(wire, 'agent key').string();
+    return wireKeyType(wire);
   } catch {
     return undefined;
   }
@@ -99,13 +99,8 @@ export class ForwardedAgent extends ssh2.BaseAgent<Buffer | ParsedKey> {
 
   /** The keys and certificates the agent holds, in the agent's order. */
   async list(): Promise<AgentIdentity[]> {
-    const body = await this.#request(Buffer.of(MSG.requestIdentities), MSG.identitiesAnswer, 'list keys');
-    return decode('identities answer', body, (r) => {
-      const count = r.uint32();
-      const out: AgentIdentity[] = [];
-      for (let i = 0; i < count; i++) out.push({ wire: Buffer.from(r.bytes()), comment: r.string() });
-      return out;
-    });
+    const body = await this.#request(encodeRequestIdentities(), MSG.identitiesAnswer, 'list keys');
+    return decodeIdentitiesAnswer(body, 'forwarded agent identities answer');
   }
 
   /**
@@ -113,9 +108,8 @@ export class ForwardedAgent extends ssh2.BaseAgent<Buffer | ParsedKey> {
    * is given; returns the SSH signature blob (string algorithm, string signature).
    */
   async signBlob(wire: Buffer, data: Uint8Array, flags = 0): Promise<Buffer> {
-    const msg = new SshWriter().byte(MSG.signRequest).string(wire).string(data).uint32(flags).toBuffer();
-    const body = await this.#request(msg, MSG.signResponse, 'sign');
-    return decode('sign response', body, (r) => Buffer.from(r.bytes()));
+    const body = await this.#request(encodeSignRequest(wire, data, flags), MSG.signResponse, 'sign');
+    return decodeSignResponse(body, 'forwarded agent sign response');
   }
 
   /** ssh2's hook: the identities to try, as wire blobs, certificates first. */
@@ -142,7 +136,7 @@ export class ForwardedAgent extends ssh2.BaseAgent<Buffer | ParsedKey> {
       else if (hash === 'sha512') [flags, expected] = [AgentSignFlags.rsaSha2_512, 'rsa-sha2-512'];
     }
     this.signBlob(wire, data, flags).then((blob) => {
-      const sig = decode('signature', blob, (r) => ({ algo: r.string(), bytes: Buffer.from(r.bytes()) }));
+      const sig = decodeSignatureBlob(blob, 'forwarded agent signature');
       if (sig.algo !== expected) {
         throw new AgentError('ERR_POSTERN_AGENT_PROTOCOL', `the forwarded agent signed with ${sig.algo} where ${expected} was asked for`);
       }
@@ -174,15 +168,11 @@ export class ForwardedAgent extends ssh2.BaseAgent<Buffer | ParsedKey> {
       };
       const onData = (chunk: Buffer): void => {
         buffered = Buffer.concat([buffered, chunk]);
-        if (buffered.length < 4) return;
-        const length = buffered.readUInt32BE(0);
-        if (length === 0 || length > MAX_MESSAGE) {
-          finish(new AgentError('ERR_POSTERN_AGENT_PROTOCOL', `the forwarded agent sent a message of ${length} bytes`));
-        } else if (buffered.length > 4 + length) {
-          finish(new AgentError('ERR_POSTERN_AGENT_PROTOCOL', 'the forwarded agent sent more than one reply'));
-        } else if (buffered.length === 4 + length) {
-          finish(undefined, buffered.subarray(4));
-        }
+        const frame = readAgentFrame(buffered, PEER);
+        if (frame === undefined) return;
+        if (frame instanceof AgentError) finish(frame);
+        else if (frame.rest.length > 0) finish(new AgentError('ERR_POSTERN_AGENT_PROTOCOL', `${PEER} sent more than one reply`));
+        else finish(undefined, frame.message);
       };
       const onError = (err: Error): void => {
         finish(new AgentError('ERR_POSTERN_AGENT_CONNECTION', `forwarded agent connection failed: ${err.message}`, { cause: err }));
@@ -200,18 +190,9 @@ export class ForwardedAgent extends ssh2.BaseAgent<Buffer | ParsedKey> {
         }
         stream = opened;
         opened.on('data', onData).on('error', onError).on('end', onEnd).on('close', onEnd);
-        opened.write(new SshWriter().string(message).toBuffer());
+        opened.write(frameAgentMessage(message));
       }, (err: Error) => finish(err));
     });
-    const type = reply[0];
-    if (type === expect) return reply.subarray(1);
-    if (type === MSG.failure || type === MSG.extensionFailure) {
-      throw new AgentError('ERR_POSTERN_AGENT_FAILURE', `the forwarded agent refused to ${action}`);
-    }
-    throw new AgentError('ERR_POSTERN_AGENT_PROTOCOL', `the forwarded agent answered "${action}" with unexpected message type ${type}`);
+    return agentReplyBody(reply, expect, action, PEER);
   }
-}
-
-function decode<T>(what: string, body: Buffer, read: (r: SshReader) => T): T {
-  return decodeAgentMessage(`forwarded agent ${what}`, body, read);
 }

@@ -28,7 +28,8 @@ export interface AuthorizedKey {
 /** The plain public key types Postern reads. */
 export const PUBLIC_KEY_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa'] as const;
 
-const CERT_SUFFIX = '-cert-v01@openssh.com';
+/** Suffix of the OpenSSH certificate key types (PROTOCOL.certkeys). */
+export const CERT_SUFFIX = '-cert-v01@openssh.com';
 
 interface Curve {
   jwk: 'P-256' | 'P-384' | 'P-521';
@@ -41,6 +42,11 @@ const CURVES: Record<string, Curve> = {
   nistp384: { jwk: 'P-384', hash: 'sha384', size: 48 },
   nistp521: { jwk: 'P-521', hash: 'sha512', size: 66 },
 };
+
+/** The hash an ECDSA key type signs with ("sha256" for "ecdsa-sha2-nistp256"), or undefined for another type. */
+export function ecdsaHash(keyType: string): 'sha256' | 'sha384' | 'sha512' | undefined {
+  return keyType.startsWith('ecdsa-sha2-') ? CURVES[keyType.slice('ecdsa-sha2-'.length)]?.hash : undefined;
+}
 
 function keyError(message: string, cause?: unknown): CertificateError {
   return new CertificateError('ERR_POSTERN_KEY_INVALID', message, cause === undefined ? {} : { cause });

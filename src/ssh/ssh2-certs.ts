@@ -24,7 +24,7 @@
  * - server: `conn.openssh_authAgent(cb)` opens an `auth-agent@openssh.com`
  *   channel to the agent the client forwarded (see forwarded-agent.ts).
  */
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { verify, type KeyObject } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type {
   Algorithms,
@@ -36,18 +36,25 @@ import type {
   ServerHostKeyAlgorithm,
 } from 'ssh2';
 import { CertificateError } from '../core/errors.ts';
-import { parseCertificate } from './certs.ts';
+import { certificateSignedBytes, parseCertificate } from './certs.ts';
+import type { SshCertificate } from './certs.ts';
+import { CERT_SUFFIX, ecdsaHash, encodePrivateKeyOpenSSH, publicKeyFromWire } from './keys.ts';
+import type { SshKeyPair } from './keys.ts';
 
-/** Suffix of the OpenSSH certificate key types (PROTOCOL.certkeys). */
-export const CERT_SUFFIX = '-cert-v01@openssh.com';
+/** Suffix of the OpenSSH certificate key types (PROTOCOL.certkeys); the one in keys.ts. */
+export { CERT_SUFFIX };
 
 /** A host key algorithm name, plain or certificate. */
 export type HostKeyAlgorithm = ServerHostKeyAlgorithm | `${ServerHostKeyAlgorithm}${typeof CERT_SUFFIX}`;
 
-/** `ConnectConfig` with the options the ssh2 patch adds. */
-export interface CertConnectConfig extends Omit<ConnectConfig, 'algorithms'> {
-  /** OpenSSH certificate for `privateKey`: wire blob, or an authorized_keys line (`…-cert.pub`). */
-  certificate?: Buffer | string;
+/**
+ * `ConnectConfig` with the options the ssh2 patch adds. Postern's own parsed forms (a key
+ * pair, a certificate) are accepted and turned into ssh2's by connectWithCertificate.
+ */
+export interface CertConnectConfig extends Omit<ConnectConfig, 'algorithms' | 'privateKey'> {
+  privateKey?: ConnectConfig['privateKey'] | SshKeyPair;
+  /** OpenSSH certificate for `privateKey`: parsed, wire blob, or an authorized_keys line (`…-cert.pub`). */
+  certificate?: Buffer | string | SshCertificate;
   algorithms?: Omit<Algorithms, 'serverHostKey'> & {
     serverHostKey?: AlgorithmList<HostKeyAlgorithm>;
   };
@@ -91,34 +98,16 @@ export interface CertificateKeys {
   signature: Buffer;
 }
 
-class Reader {
-  pos = 0;
-  readonly buf: Buffer;
-  constructor(buf: Buffer) {
-    this.buf = buf;
-  }
-  string(): Buffer {
-    if (this.pos + 4 > this.buf.length) throw new Error('truncated certificate');
-    const len = this.buf.readUInt32BE(this.pos);
-    const start = this.pos + 4;
-    if (start + len > this.buf.length) throw new Error('truncated certificate');
-    this.pos = start + len;
-    return this.buf.subarray(start, this.pos);
-  }
-  skip(bytes: number): void {
-    if (this.pos + bytes > this.buf.length) throw new Error('truncated certificate');
-    this.pos += bytes;
-  }
+/**
+ * A certificate as ssh2 hands it over or a caller holds it: a wire blob (starts with a
+ * uint32 length, so a zero byte), an authorized_keys line, or a `…-cert.pub` file read
+ * as a Buffer (text).
+ */
+function readCertificate(cert: Buffer | string | SshCertificate): SshCertificate {
+  if (typeof cert !== 'string' && !Buffer.isBuffer(cert)) return cert;
+  if (Buffer.isBuffer(cert) && cert[0] === 0) return parseCertificate(cert);
+  return parseCertificate(String(cert).trim());
 }
-
-const b64url = (b: Buffer): string => b.toString('base64url');
-// mpint → unsigned big-endian for JWK
-const unsigned = (b: Buffer): Buffer => (b[0] === 0 ? b.subarray(1) : b);
-const CURVES: Record<string, { crv: string; hash: string }> = {
-  nistp256: { crv: 'P-256', hash: 'sha256' },
-  nistp384: { crv: 'P-384', hash: 'sha384' },
-  nistp521: { crv: 'P-521', hash: 'sha512' },
-};
 
 /**
  * Reads the certified key, CA key and CA signature of an OpenSSH certificate
@@ -126,45 +115,14 @@ const CURVES: Record<string, { crv: string; hash: string }> = {
  * Validity, principals and options are left to the certificate module.
  */
 export function parseCertificateKeys(cert: Buffer | string): CertificateKeys {
-  // A wire blob starts with a uint32 length; a `…-cert.pub` line with its type
-  const blob = Buffer.isBuffer(cert) && cert[0] === 0
-    ? cert
-    : Buffer.from(String(cert).trim().split(/\s+/)[1] ?? '', 'base64');
-  const r = new Reader(blob);
-  const type = r.string().toString('latin1');
-  if (!isCertAlgo(type)) throw new Error(`not an OpenSSH certificate: ${type}`);
-  r.string(); // nonce
-  let publicKey: KeyObject;
-  if (type.startsWith('ssh-ed25519')) {
-    publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(r.string()) }, format: 'jwk' });
-  } else if (type.startsWith('ecdsa-sha2-')) {
-    const curve = CURVES[r.string().toString('latin1')];
-    const q = r.string();
-    if (!curve || q[0] !== 4) throw new Error('unsupported ECDSA certificate key');
-    const n = (q.length - 1) / 2;
-    publicKey = createPublicKey({
-      key: { kty: 'EC', crv: curve.crv, x: b64url(q.subarray(1, 1 + n)), y: b64url(q.subarray(1 + n)) },
-      format: 'jwk',
-    });
-  } else if (type.startsWith('ssh-rsa')) {
-    const e = unsigned(r.string());
-    const n = unsigned(r.string());
-    publicKey = createPublicKey({ key: { kty: 'RSA', n: b64url(n), e: b64url(e) }, format: 'jwk' });
-  } else {
-    throw new Error(`unsupported certificate type: ${type}`);
-  }
-  r.skip(8 + 4); // serial, certificate type
-  r.string(); // key id
-  r.string(); // valid principals
-  r.skip(8 + 8); // valid after, valid before
-  r.string(); // critical options
-  r.string(); // extensions
-  r.string(); // reserved
-  const signatureKey = r.string();
-  const signedData = blob.subarray(0, r.pos);
-  const signature = r.string();
-  if (r.pos !== blob.length) throw new Error('trailing data after certificate');
-  return { type, publicKey, signatureKey, signedData, signature };
+  const parsed = readCertificate(cert);
+  return {
+    type: parsed.certType,
+    publicKey: publicKeyFromWire(parsed.subjectPublicKey),
+    signatureKey: parsed.signatureKey,
+    signedData: certificateSignedBytes(parsed),
+    signature: parsed.signature,
+  };
 }
 
 /** What an ssh2 'authentication' handler gets for a signed publickey request. */
@@ -187,14 +145,39 @@ export function verifyCertAuthSignature(ctx: SignedPublicKeyAuth): boolean {
   try {
     const { type, publicKey } = parseCertificateKeys(ctx.key.data);
     if (type !== ctx.key.algo) return false;
-    let hash: string | null = null;
-    if (type.startsWith('ecdsa-sha2-')) hash = CURVES[type.slice(11, 19)].hash;
-    else if (type.startsWith('ssh-rsa')) hash = ctx.hashAlgo ?? null;
+    let hash: string | null = ecdsaHash(type.slice(0, -CERT_SUFFIX.length)) ?? null;
+    if (type.startsWith('ssh-rsa')) hash = ctx.hashAlgo ?? null;
     if (type.startsWith('ssh-rsa') && hash !== 'sha256' && hash !== 'sha512') return false;
     return verify(hash, ctx.blob, publicKey, ctx.signature);
   } catch {
     return false; // malformed certificate or signature
   }
+}
+
+function isKeyPair(key: unknown): key is SshKeyPair {
+  return typeof key === 'object' && key !== null && 'privateKey' in key && 'publicWire' in key;
+}
+
+function isCertificate(cert: unknown): cert is SshCertificate {
+  return typeof cert === 'object' && cert !== null && !Buffer.isBuffer(cert) && 'raw' in cert;
+}
+
+// The ssh2 boundary: Postern's parsed key pair and certificate become the PEM and wire blob ssh2 reads.
+function toSsh2Config(config: CertConnectConfig): ConnectConfig {
+  const { privateKey, certificate, ...rest } = config;
+  return {
+    ...rest,
+    ...(privateKey === undefined ? {} : { privateKey: isKeyPair(privateKey) ? ssh2PrivateKey(privateKey) : privateKey }),
+    ...(certificate === undefined ? {} : { certificate: isCertificate(certificate) ? certificate.raw : certificate }),
+  } as ConnectConfig;
+}
+
+/**
+ * An `authHandler` publickey entry that presents `certificate` for `keyPair` as `username`,
+ * made from Postern's parsed forms.
+ */
+export function certAuthMethod(username: string, keyPair: SshKeyPair, certificate: SshCertificate | Buffer | string): CertPublicKeyAuthMethod {
+  return { type: 'publickey', username, key: ssh2PrivateKey(keyPair), certificate: isCertificate(certificate) ? certificate.raw : certificate };
 }
 
 /**
@@ -213,7 +196,7 @@ export function connectWithCertificate(client: Client, config: CertConnectConfig
       resolve(client);
     };
     client.once('ready', onReady).once('error', onError);
-    client.connect(config as ConnectConfig);
+    client.connect(toSsh2Config(config));
   });
 }
 
@@ -223,27 +206,52 @@ export interface CertHostKey extends EncryptedPrivateKey {
   certificate: Buffer | string;
 }
 
+const pemCache = new WeakMap<SshKeyPair, string>();
+
+/**
+ * A key pair as ssh2 reads a private key (the OpenSSH PEM): the one place Postern's
+ * parsed keys turn into ssh2's form, made once per key pair.
+ */
+export function ssh2PrivateKey(keyPair: SshKeyPair): string {
+  let pem = pemCache.get(keyPair);
+  if (pem === undefined) {
+    pem = encodePrivateKeyOpenSSH(keyPair);
+    pemCache.set(keyPair, pem);
+  }
+  return pem;
+}
+
 /**
  * A `Server({ hostKeys })` entry presenting `privateKey` with its host
  * certificate, as sshd's `HostKey` + `HostCertificate` do: clients that ask
  * for the certificate algorithm get the certificate, others the plain key.
  * Checks here what OpenSSH clients would refuse later: a user certificate, or
  * a certificate of another key. Validity and principals are the caller's.
+ * Postern passes its parsed key pair and certificate; files (PEM, `…-cert.pub`) work too.
  */
-export function certHostKey(privateKey: Buffer | string, certificate: Buffer | string, passphrase?: string): CertHostKey {
-  // A `…-cert.pub` file read as a Buffer is text; a wire blob starts with a length
-  const text = Buffer.isBuffer(certificate) && certificate[0] !== 0 ? certificate.toString('utf8') : certificate;
-  const cert = parseCertificate(text);
+export function certHostKey(
+  privateKey: SshKeyPair | Buffer | string, certificate: SshCertificate | Buffer | string, passphrase?: string,
+): CertHostKey {
+  const cert = readCertificate(certificate);
   if (cert.type !== 'host') {
     throw new CertificateError('ERR_POSTERN_CERT_WRONG_TYPE', `a ${cert.type} certificate cannot be presented as a host certificate`);
   }
-  const key = ssh2.utils.parseKey(privateKey, passphrase);
-  const parsed = Array.isArray(key) ? key[0] : key;
-  if (parsed instanceof Error || !parsed?.isPrivateKey()) {
-    throw new CertificateError('ERR_POSTERN_KEY_INVALID', 'host key is not a private key ssh2 can read', parsed instanceof Error ? { cause: parsed } : {});
+  let publicWire: Buffer;
+  let key: Buffer | string;
+  if (typeof privateKey === 'string' || Buffer.isBuffer(privateKey)) {
+    const parsedKey = ssh2.utils.parseKey(privateKey, passphrase);
+    const parsed = Array.isArray(parsedKey) ? parsedKey[0] : parsedKey;
+    if (parsed instanceof Error || !parsed?.isPrivateKey()) {
+      throw new CertificateError('ERR_POSTERN_KEY_INVALID', 'host key is not a private key ssh2 can read', parsed instanceof Error ? { cause: parsed } : {});
+    }
+    publicWire = parsed.getPublicSSH();
+    key = privateKey;
+  } else {
+    publicWire = privateKey.publicWire;
+    key = ssh2PrivateKey(privateKey);
   }
-  if (!parsed.getPublicSSH().equals(cert.subjectPublicKey)) {
+  if (!publicWire.equals(cert.subjectPublicKey)) {
     throw new CertificateError('ERR_POSTERN_CERT_KEY_MISMATCH', 'the host certificate is not for this host key');
   }
-  return { key: privateKey, certificate: cert.raw, ...(passphrase === undefined ? {} : { passphrase }) };
+  return { key, certificate: cert.raw, ...(passphrase === undefined ? {} : { passphrase }) };
 }
