@@ -55,7 +55,7 @@ export function openAgentChannel(conn: Connection): Promise<ServerChannel> {
   const open = (conn as unknown as { openssh_authAgent?: OpenAgent }).openssh_authAgent;
   if (typeof open !== 'function') {
     return Promise.reject(new AgentError('ERR_POSTERN_AGENT_UNSUPPORTED', 'this ssh2 cannot open forwarded agent channels', {
-      hint: 'Run `npx patch-package` (postinstall) to apply patches/ssh2+1.17.0.patch',
+      hint: 'Run `npm install` (its postinstall applies patches/ssh2+1.17.0+*.patch), or reinstall postern',
     }));
   }
   return new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 /**
  * Glue for OpenSSH certificates over `ssh2`, as patched by
- * `patches/ssh2+1.17.0.patch` (applied by patch-package at install).
+ * `patches/ssh2+1.17.0+*.patch` (applied by patch-package at install; docs/ssh2-patches.md).
  *
  * The patch teaches ssh2 three things; this module types them and adds the
  * small parsing the app needs around them:

@@ -1,4 +1,4 @@
-// The ssh2 certificate patch (patches/ssh2+1.17.0.patch) against real OpenSSH:
+// The ssh2 certificate patch (patches/ssh2+1.17.0+001…003, docs/ssh2-patches.md) against real OpenSSH:
 // ssh2 as a client presenting a user certificate to sshd and receiving sshd's
 // host certificate, and ssh2 as a server receiving a certificate from `ssh`.
 import { test, type TestContext } from 'node:test';

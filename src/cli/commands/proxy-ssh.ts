@@ -23,6 +23,7 @@ import { asConnectionFailure, ConnectionError, ExitCode, PosternError, UsageErro
 import { escapeControl, parseHostPort } from '../../core/text.ts';
 import { DEFAULT_WEB_PORT } from '../../api/types.ts';
 import { info } from '../output.ts';
+import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
 
 /** Options of `postern proxy ssh`. */
 export interface ProxySshOptions {
@@ -103,6 +104,7 @@ async function loginOrRelogin(home: string, proxyHost: string | undefined, deps:
 
 /** Connects and pipes; resolves when the node's stream ends. */
 export async function runProxySsh(target: string, opts: ProxySshOptions, deps: Deps, _state: RunState): Promise<void> {
+  assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
   let client: Client | undefined;
   try {
     const { login, host, port } = parseProxyTarget(target);

@@ -26,6 +26,7 @@ import { newTlsKeyPair } from '../../core/tls-keys.ts';
 import { certificatePin } from '../../core/tls-pin.ts';
 import { formatHostPort } from '../../core/text.ts';
 import { out, colours } from '../output.ts';
+import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
 
 /** Gets the proxy's Auth API identity: from its data dir, or by joining with the token. */
 async function proxyAuthClient(cfg: ServeConfig, name: string): Promise<AuthClient> {
@@ -53,6 +54,7 @@ async function proxyAuthClient(cfg: ServeConfig, name: string): Promise<AuthClie
 
 /** Starts what the config asks for and resolves when a signal has shut it down. */
 export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): Promise<void> {
+  assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
   const cfg = resolveServeConfig(flags, resolveDataDir(undefined, deps));
   const log = pino({ level: debug ? 'debug' : 'info', base: { pid: process.pid } }, deps.io.stderr) as unknown as Logger;
   const name = hostname();

@@ -31,6 +31,7 @@ import { DEFAULT_WEB_PORT } from '../../api/types.ts';
 import { asConnectionFailure, ExitCode, NotFoundError, PosternError, UsageError, toPosternError } from '../../core/errors.ts';
 import { escapeControl, formatHostPort, parseHostPort } from '../../core/text.ts';
 import { info } from '../output.ts';
+import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
 
 /** Options of `postern ssh`, as commander gives them. */
 export interface SshOptions {
@@ -116,6 +117,7 @@ export function chooseLogin(plan: { user?: string }, flag: string | undefined, p
 
 /** Runs `postern ssh`; returns the exit code. */
 export async function runSsh(req: SshRequest, deps: Deps): Promise<number> {
+  assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
   const plan = planSsh(req);
   const home = tshHome(deps.env, deps.homeDir);
   const stored = loadLogin(home, req.proxy, deps.clock.now());

@@ -1,0 +1,35 @@
+/**
+ * Types for the few files inside the pinned ssh2 1.17.0 (plain CommonJS, no types of their
+ * own) that ssh2-capabilities.ts reads to see which of patches/ssh2+1.17.0+*.patch are
+ * applied. Only what the probes touch is declared.
+ */
+declare module 'ssh2/lib/protocol/keyParser.js' {
+  const keyParser: {
+    /** Added by patch 001: pairs a parsed private key with its OpenSSH certificate. */
+    certifyKey?: (key: unknown, certificate: unknown) => unknown;
+  };
+  export = keyParser;
+}
+
+declare module 'ssh2/lib/protocol/constants.js' {
+  const constants: {
+    MESSAGE: Record<string, number>;
+    SUPPORTED_SERVER_HOST_KEY: string[];
+  };
+  export = constants;
+}
+
+declare module 'ssh2/lib/protocol/handlers.misc.js' {
+  /** Packet handlers by message number. */
+  const handlers: Record<number, (...args: unknown[]) => unknown>;
+  export = handlers;
+}
+
+declare module 'ssh2/lib/protocol/crypto.js' {
+  const crypto: {
+    CIPHER_INFO: Record<string, { keyLen: number }>;
+    createCipher(config: unknown): object;
+    createDecipher(config: unknown): object;
+  };
+  export = crypto;
+}
