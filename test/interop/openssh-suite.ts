@@ -1,0 +1,124 @@
+/**
+ * OpenSSH's own clients through Postern, in one mode: ssh (ProxyCommand and -J) with its
+ * exit status, scp (-O legacy and SFTP) both ways, sftp, rsync, git clone from a bare
+ * repository on the node, ControlMaster (two commands over one master), and -L/-R/-D.
+ * Each checks the data (sha256), the exit status and the audit event.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Interop, run, sha256, until, echoThrough, socksEcho, freePort, LOCAL_USER } from './harness.ts';
+import type { Mode } from './harness.ts';
+
+/** Registers the OpenSSH tests against one cluster in `mode`. */
+export function opensshSuite(mode: Mode): void {
+  const it = new Interop(mode);
+  // scp and sftp turn agent forwarding off whatever the config says; -A turns it back on,
+  // which recording mode needs (the proxy logs in to the node through the agent).
+  const agentFlag = mode === 'recording' ? ['-A'] : [];
+  before(async () => { await it.start(); });
+  after(async () => { await it.stop(); });
+
+  test(`${mode}: ssh through the ProxyCommand and -J: output, exit status 3, audit event`, async () => {
+    const pc = await it.ssh([it.viaProxyCommand, 'echo pc-$((6*7)); exit 3']);
+    assert.equal(pc.status, 3, pc.stderr + it.tail());
+    assert.equal(pc.stdout.trim(), 'pc-42');
+    const j = await it.ssh([...it.jump, `${LOCAL_USER}@web1`, 'echo j-$((7*7)); exit 3']);
+    assert.equal(j.status, 3, j.stderr + it.tail());
+    assert.equal(j.stdout.trim(), 'j-49');
+    await it.expectNodeEvents(2);
+  });
+
+  test(`${mode}: scp -O (legacy) and scp over SFTP, both ways, sha256 intact`, async () => {
+    for (const proto of ['-O', '-s']) {
+      const up = join(it.c.work, `scp-up${proto}.bin`);
+      const down = join(it.c.work, `scp-down${proto}.bin`);
+      const u = await run('scp', ['-q', '-F', it.sshConfig, ...agentFlag, proto, it.file, `${it.viaProxyCommand}:${up}`], { env: it.env() });
+      assert.equal(u.status, 0, `${proto} up: ${u.stderr}${it.tail()}`);
+      assert.equal(sha256(up), it.fileSum);
+      const d = await run('scp', ['-q', '-F', it.sshConfig, ...agentFlag, proto, ...it.jump, `${LOCAL_USER}@web1:${up}`, down], { env: it.env() });
+      assert.equal(d.status, 0, `${proto} down: ${d.stderr}${it.tail()}`);
+      assert.equal(sha256(down), it.fileSum);
+    }
+    await it.expectNodeEvents(4);
+  });
+
+  test(`${mode}: sftp batch put and get`, async () => {
+    const up = join(it.c.work, 'sftp-up.bin');
+    const down = join(it.c.work, 'sftp-down.bin');
+    const r = await run('sftp', ['-q', '-F', it.sshConfig, ...agentFlag, '-b', '-', it.viaProxyCommand], { env: it.env(), input: `put ${it.file} ${up}\nget ${up} ${down}\n` });
+    assert.equal(r.status, 0, r.stderr + it.tail());
+    assert.equal(sha256(up), it.fileSum);
+    assert.equal(sha256(down), it.fileSum);
+    await it.expectNodeEvents();
+  });
+
+  test(`${mode}: rsync over ssh`, async () => {
+    const dest = join(it.c.work, 'rsync-dest');
+    const r = await run('rsync', ['-a', '-e', `ssh -F ${it.sshConfig}`, it.file, `${it.viaProxyCommand}:${dest}/`], { env: it.env() });
+    assert.equal(r.status, 0, r.stderr + it.tail());
+    assert.equal(sha256(join(dest, 'payload.bin')), it.fileSum);
+    await it.expectNodeEvents();
+  });
+
+  test(`${mode}: git clone over ssh from a bare repository on the node`, async () => {
+    const dest = join(it.c.work, `clone-${Date.now()}`);
+    const r = await run('git', ['clone', '-q', `ssh://${it.viaProxyCommand}${it.gitRepo}`, dest], { env: it.env({ GIT_SSH_COMMAND: `ssh -F ${it.sshConfig}` }) });
+    assert.equal(r.status, 0, r.stderr + it.tail());
+    assert.equal(readFileSync(join(dest, 'README'), 'utf8'), it.gitText);
+    await it.expectNodeEvents();
+  });
+
+  test(`${mode}: ControlMaster: two commands over one master connection`, async () => {
+    const sock = join(it.c.work, 'cm.sock');
+    // The master stays in the foreground (a forked one would keep the pipes open).
+    const master = spawn('ssh', ['-F', it.sshConfig, '-M', '-S', sock, '-N', ...it.jump, `${LOCAL_USER}@web1`], { env: it.env(), stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    master.stderr.on('data', (d) => { err += d; });
+    try {
+      await until(() => existsSync(sock), `the control socket (${err})`);
+        for (const k of [1, 2]) {
+        const r = await it.ssh(['-S', sock, '-o', 'ControlMaster=no', ...it.jump, `${LOCAL_USER}@web1`, `echo cm-${k}; exit ${k + 1}`]);
+        assert.equal(r.status, k + 1, r.stderr);
+        assert.equal(r.stdout.trim(), `cm-${k}`);
+        // The command really went over the master: no new connection to the listener.
+        assert.doesNotMatch(r.stderr, /Authenticated/);
+      }
+      const check = await it.ssh(['-S', sock, '-O', 'check', `${LOCAL_USER}@web1`]);
+      assert.equal(check.status, 0, check.stderr);
+      if (mode === 'recording') await it.expectNodeEvents(2);
+    } finally {
+      await it.ssh(['-S', sock, '-O', 'exit', `${LOCAL_USER}@web1`]);
+      master.kill('SIGTERM');
+    }
+  });
+
+  test(`${mode}: -L, -R and -D forwards carry bytes to and from the node`, async () => {
+    const [lport, rport, dport] = [await freePort(), await freePort(), await freePort()];
+    const proc = spawn('ssh', ['-F', it.sshConfig, '-N', '-o', 'ExitOnForwardFailure=yes',
+      '-L', `${lport}:127.0.0.1:${it.echoPort}`, '-R', `${rport}:127.0.0.1:${it.echoPort}`, '-D', `127.0.0.1:${dport}`,
+      ...it.jump, `${LOCAL_USER}@web1`], { env: it.env(), stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    proc.stderr.on('data', (d) => { err += d; });
+    try {
+      let local = '';
+      await until(async () => { local = await echoThrough(lport, 'via-L').catch(() => ''); return local === 'via-L'; }, `-L (${err})`);
+      // -R: a port opened on the node (this machine) comes back to the client's echo server.
+      let remote = '';
+      await until(async () => { remote = await echoThrough(rport, 'via-R').catch(() => ''); return remote === 'via-R'; }, `-R (${err})`);
+      assert.equal(await socksEcho(dport, it.echoPort, 'via-D'), 'via-D');
+      if (mode === 'recording') {
+        // Only the recording proxy sees inside the connection, so only it audits each forward.
+        const fw = await it.audit('port.forward');
+        assert.ok(fw.some((e) => e.success && e.port === it.echoPort && e.direction === 'local'), JSON.stringify(fw));
+        assert.ok(fw.some((e) => e.success && e.port === rport && e.direction === 'remote'), JSON.stringify(fw));
+      } else {
+        await it.expectNodeEvents();
+      }
+    } finally {
+      proc.kill('SIGTERM');
+    }
+  });
+}
