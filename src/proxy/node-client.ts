@@ -13,6 +13,7 @@ import { connectWithCertificate } from '../ssh/ssh2-certs.ts';
 import { checkNodeHostKey, NODE_HOST_KEY_ALGORITHMS } from '../ssh/host-trust.ts';
 import { ConnectionError, PosternError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
+import { NODE_CLIENT_ALGORITHMS } from './ssh-algorithms.ts';
 
 /** What a connection to a node needs. */
 export interface NodeConnectOptions {
@@ -46,7 +47,7 @@ export async function connectNodeWithAgent(opts: NodeConnectOptions): Promise<Cl
       readyTimeout: opts.timeoutMs ?? 20_000,
       keepaliveInterval: 15_000,
       keepaliveCountMax: 3,
-      algorithms: { serverHostKey: NODE_HOST_KEY_ALGORITHMS },
+      algorithms: { ...NODE_CLIENT_ALGORITHMS, serverHostKey: NODE_HOST_KEY_ALGORITHMS },
       hostVerifier: (key: Buffer) => {
         hostProblem = checkNodeHostKey(key, { hostCaKeys: opts.hostCaKeys, names: opts.names, now: opts.now?.() ?? new Date() });
         return hostProblem === undefined;
