@@ -99,8 +99,12 @@ export class Interop {
   echoPort = 0;
   private echo: Server | undefined;
 
-  constructor(mode: Mode) {
+  /** The node's sftp subsystem line (sshd_config `Subsystem sftp ...`). */
+  private readonly sftp: string;
+
+  constructor(mode: Mode, opts: { sftpSubsystem?: string } = {}) {
     this.mode = mode;
+    this.sftp = opts.sftpSubsystem ?? 'internal-sftp';
   }
 
   /** Starts the cluster, the agent, the node, the data, the echo server. */
@@ -123,7 +127,7 @@ export class Interop {
     const sshd = await startSshd({
       trustedUserCaKeys: readFileSync(join(node.dir, 'user_ca.pub'), 'utf8'),
       hostKey: { privatePath: node.hostKey, certPath: join(node.dir, 'web1-cert.pub') },
-      port: node.port, extra: ['Subsystem sftp internal-sftp'],
+      port: node.port, extra: [`Subsystem sftp ${this.sftp}`],
     });
     c.onStop(() => sshd.stop());
     this.sshConfig = join(c.work, 'ssh_config');

@@ -2,14 +2,17 @@
  * Issue 12 item 1 by repetition: scp over SFTP through the recording proxy must exit 0 every
  * time, with the file intact. The node's exit-status comes after its EOF; a relay that ends
  * the client's channel on that EOF loses the status about a quarter of the time, so one
- * lucky pass proves nothing: 30 runs, three at a time.
+ * lucky pass proves nothing: 30 runs, three at a time, with a node whose sftp server exits
+ * a moment after closing its output (without the fix, every run fails).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Interop, run, sha256, LOCAL_USER } from './harness.ts';
 
-const it = new Interop('recording');
+// The node's sftp server closes its output, then exits a moment later, as a loaded node
+// may: its EOF then comes well before its exit-status, the window the race needs.
+const it = new Interop('recording', { sftpSubsystem: '/usr/lib/openssh/sftp-server; exec >&- 2>&-; sleep 0.2' });
 before(async () => { await it.start(); });
 after(async () => { await it.stop(); });
 
