@@ -120,6 +120,7 @@ export class Interop {
     this.cert = `${this.key}-cert.pub`;
     this.knownHosts = f.knownHosts;
     copyFileSync(f.key, this.key);
+    copyFileSync(`${f.key}.pub`, `${this.key}.pub`);
     copyFileSync(f.cert, this.cert);
     execFileSync('ssh-add', [this.key], { env: this.env(), stdio: 'pipe' });
     // The node is started here rather than by c.node(): it needs an SFTP server (scp -s, sftp).

@@ -7,7 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Interop, run, sha256, until, echoThrough, socksEcho, freePort, LOCAL_USER } from './harness.ts';
 import type { Mode } from './harness.ts';
@@ -92,6 +93,41 @@ export function opensshSuite(mode: Mode): void {
     } finally {
       await it.ssh(['-S', sock, '-O', 'exit', `${LOCAL_USER}@web1`]);
       master.kill('SIGTERM');
+    }
+  });
+
+  test(`${mode}: gpg-agent as the SSH agent (the key in gpg-agent, the certificate from its file)`, async () => {
+    // A short GNUPGHOME: the agent's socket path must fit in a sockaddr_un.
+    const home = mkdtempSync(join(tmpdir(), 'pg-'));
+    chmodSync(home, 0o700);
+    writeFileSync(join(home, 'gpg-agent.conf'), `enable-ssh-support\npinentry-program ${join(import.meta.dirname, 'clients', 'pinentry-fixed.sh')}\n`);
+    const launch = await run('gpgconf', ['--homedir', home, '--launch', 'gpg-agent']);
+    assert.equal(launch.status, 0, launch.stderr);
+    try {
+      const sock = (await run('gpgconf', ['--homedir', home, '--list-dirs', 'agent-ssh-socket'])).stdout.trim();
+      const env = it.env({ SSH_AUTH_SOCK: sock, GNUPGHOME: home });
+      const add = await run('ssh-add', [it.key], { env });
+      assert.equal(add.status, 0, add.stderr);
+      // gpg-agent (2.2) accepts the certificate from ssh-add but keeps only the key.
+      const listed = await run('ssh-add', ['-L'], { env });
+      assert.match(listed.stdout, /^ssh-ed25519 /m);
+      // ssh signs with the agent's key: the identity is the public key, the certificate its file.
+      const pub = join(home, 'id.pub');
+      copyFileSync(`${it.key}.pub`, pub);
+      copyFileSync(it.cert, join(home, 'id-cert.pub'));
+      const r = await it.ssh(['-o', `IdentityFile=${pub}`, '-o', `CertificateFile=${join(home, 'id-cert.pub')}`, ...it.jump, `${LOCAL_USER}@web1`, 'echo gpg-$((6*7)); exit 3'], { env });
+      if (mode === 'recording') {
+        // The proxy logs in to the node with a certificate from the forwarded agent, and
+        // gpg-agent holds none: refused with exit 255 and a reason, never a hang.
+        assert.equal(r.status, 255, r.stderr);
+        assert.match(r.stderr, /certificate|agent/i);
+      } else {
+        assert.equal(r.status, 3, r.stderr + it.tail());
+        assert.equal(r.stdout.trim(), 'gpg-42');
+        await it.expectNodeEvents();
+      }
+    } finally {
+      await run('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']);
     }
   });
 
