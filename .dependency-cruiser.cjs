@@ -5,8 +5,6 @@
 // Type-only imports count as much as value imports (tsPreCompilationDeps below): the rules
 // are about which machine and which layer a file may know, not about what survives type
 // stripping.
-//
-// Known exceptions are marked "KNOWN EXCEPTION" below; each says what removes it.
 // test/unit/dependency-rules.test.ts runs every rule on a tree with one wrong import for it:
 // a new rule needs a wrong import there too.
 'use strict';
@@ -123,11 +121,6 @@ module.exports = {
       from: {},
       to: {
         circular: true,
-        // KNOWN EXCEPTION (lead removes it when RunState leaves program.ts): the cycle
-        // src/cli/program.ts ↔ src/cli/commands/*. A cycle is still reported when any
-        // module in it lies outside those files. (One regex string: dependency-cruiser
-        // 18 does not turn an array into a regex for via.pathNot.)
-        via: { pathNot: '^src/cli/(program[.]ts$|commands/)' },
       },
     },
     {

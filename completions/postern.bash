@@ -22,7 +22,7 @@ _postern() {
     "sessions ls") words="--proxy --format" ;;
     "join") words="--mode --proxy" ;;
     "signup") words="--password-stdin --totp-secret --otp --ca-pin --insecure" ;;
-    "serve") words="--config --data-dir --web-addr --ssh-addr --auth-addr --public-addr --cluster-name --roles --auth-server --join-token --ca-pin --cert-file --key-file --second-factor" ;;
+    "serve") words="--config --data-dir --web-addr --ssh-addr --auth-addr --public-addr --cluster-name --roles --auth-server --join-token --ca-pin --cert-file --key-file --second-factor --storage" ;;
     "users") words="add ls rm reset" ;;
     "users add") words="--logins --roles --ttl --format --data-dir" ;;
     "users ls") words="--format --data-dir" ;;

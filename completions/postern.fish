@@ -85,6 +85,7 @@ complete -c postern -n '__fish_seen_subcommand_from serve' -l ca-pin -r -d 'with
 complete -c postern -n '__fish_seen_subcommand_from serve' -l cert-file -r -d 'a TLS certificate chain for the web address (else the cluster CA issues one)'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l key-file -r -d 'the key of --cert-file'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l second-factor -r -d 'the cluster\'s second factor: otp (default) or off'
+complete -c postern -n '__fish_seen_subcommand_from serve' -l storage -r -d 'with the auth role: a PostgreSQL database for several auth servers, postgres://USER@HOST:PORT/DB?sslmode=verify-full (default $POSTERN_STORAGE, else SQLite in the data dir)'
 complete -c postern -n '__fish_seen_subcommand_from users' -a 'add' -d 'add a user and print an invite link'
 complete -c postern -n '__fish_seen_subcommand_from users' -a 'ls' -d 'list users'
 complete -c postern -n '__fish_seen_subcommand_from users' -a 'rm' -d 'remove a user'

@@ -7,6 +7,7 @@ import type { Command, Option } from 'commander';
 import { PassThrough } from 'node:stream';
 import { buildProgram } from '../src/cli/program.ts';
 import type { Deps } from '../src/cli/deps.ts';
+import { noSignals, realClients } from '../src/cli/deps.ts';
 import { VERSION } from '../src/core/version.ts';
 import { LS_CACHE_SED } from '../src/client/ls-cache.ts';
 
@@ -19,7 +20,8 @@ export const NODE_COMMANDS = ['ssh', 'ls'];
 
 function quietDeps(): Deps {
   const s = new PassThrough();
-  return { io: { stdin: new PassThrough(), stdout: s, stderr: s }, env: {}, homeDir: '/home/user', clock: { now: () => new Date(0) }, selfCommand: 'postern' };
+  return { io: { stdin: new PassThrough(), stdout: s, stderr: s }, env: {}, homeDir: '/home/user', clock: { now: () => new Date(0) }, selfCommand: 'postern',
+    signals: noSignals, openTerminal: () => undefined, clients: realClients };
 }
 
 /** Every command in the tree with its full path, depth first. */

@@ -33,6 +33,8 @@ const needs: Array<{ pkg: string; path: string }> = [
   { pkg: 'ssh-audit', path: '/usr/bin/ssh-audit' },
   { pkg: 'rsync', path: '/usr/bin/rsync' },
   { pkg: 'git', path: '/usr/bin/git' },
+  // The PostgreSQL backend's tests start their own server from it (test/helpers/postgres.ts finds the version).
+  { pkg: 'postgresql', path: '/usr/lib/postgresql' },
 ];
 const missing = needs.filter((n) => !existsSync(n.path)).map((n) => n.pkg);
 if (missing.length === 0) { ensurePrivsepDir(); process.exit(0); }

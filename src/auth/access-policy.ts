@@ -16,10 +16,13 @@
 import { BlockList, isIP } from 'node:net';
 import type { Backend } from '../storage/backend.ts';
 import { AccessDeniedError, ValidationError } from '../core/errors.ts';
+import type { PosternError } from '../core/errors.ts';
+import { loginNotAllowedError } from '../api/refusals.ts';
 import type { NodeInfo } from '../api/types.ts';
 import type { AccessDecision, AccessRequest, RoleSpec } from '../api/auth-types.ts';
 import type { NodeRecord } from './node-registry.ts';
-import { checkLabels, getNode, listNodeRecords, nodeInfo, parseLabels, splitAddr } from './node-registry.ts';
+import { getNode, listNodeRecords, nodeInfo, splitAddr } from './node-registry.ts';
+import { formatLabels, isSelector, parseSelector as parseLabelSelector, selectorMatches } from '../api/labels.ts';
 import { existingRoles, roleLogins, roleMatchesNode, roleIsWildcard } from './role-store.ts';
 import { getUser } from './users.ts';
 import type { UserRecord } from './users.ts';
@@ -83,21 +86,18 @@ export function allowedUnregistered(patterns: string[], host: string): boolean {
  * target is not one (it has no "="). A malformed selector is a ValidationError.
  */
 export function parseSelector(target: string): Record<string, string> | undefined {
-  if (!target.includes('=')) return undefined;
-  return parseLabels(target);
+  return isSelector(target) ? parseLabelSelector(target) : undefined;
 }
 
 /** True when a node has every label of a selector, with the same value. */
-export function selectorMatches(selector: Record<string, string>, labels: Record<string, string>): boolean {
-  return Object.entries(selector).every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v);
-}
+export { selectorMatches };
 
 /** The nodes a user's roles reach. */
 export function reachable(nodes: NodeRecord[], roles: RoleSpec[]): NodeRecord[] {
   return nodes.filter((n) => roles.some((r) => roleMatchesNode(r, n.labels)));
 }
 
-const labelText = (labels: Record<string, string>): string => Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(',');
+const labelText = formatLabels;
 
 /**
  * Lists nodes: for a user only those some role of theirs matches (none for an unknown
@@ -135,7 +135,7 @@ interface Decision {
   user: UserRecord;
   roles: RoleSpec[];
   principals: string[];
-  deny(reason: string, hint?: string): Promise<never>;
+  deny(reason: string | PosternError, hint?: string): Promise<never>;
 }
 
 /** Decides whether the proxy may dial `req.target` for the user, and where. */
@@ -145,12 +145,13 @@ export async function authorizeSsh(ctx: AccessContext, req: AccessRequest): Prom
   if (req.login !== undefined && typeof req.login !== 'string') throw new ValidationError('login must be text');
   if (req.port !== undefined && req.port !== null && !(Number.isInteger(req.port) && req.port >= 0 && req.port <= 65535)) throw new ValidationError('port must be a number from 0 to 65535');
   const target = typeof req.target === 'string' ? req.target.trim() : '';
-  const deny = async (reason: string, hint?: string): Promise<never> => {
+  const deny = async (refusal: string | PosternError, hint?: string): Promise<never> => {
+    const reason = typeof refusal === 'string' ? refusal : refusal.message;
     await ctx.audit({
       type: AuditType.accessDenied, user: req.user, addr: req.clientAddr, clientAddr: req.clientAddr, success: false,
       target, port: req.port, login: req.login, via: req.via, reason, message: reason,
     });
-    throw new AccessDeniedError(reason, hint ? { hint } : {});
+    throw typeof refusal === 'string' ? new AccessDeniedError(reason, hint ? { hint } : {}) : refusal;
   };
   if (!target) return deny('access denied: no target host given', 'Name a node:  postern ls  lists the ones you may reach');
   if (target.length > 1024 || /[\s\u0000-\u001f\u007f]/.test(target)) return deny(`access to "${target.slice(0, 64)}" denied: not a node name, label selector or host`, 'List the nodes you may reach with:  postern ls');
@@ -180,7 +181,7 @@ async function bySelector(d: Decision): Promise<NodeRecord | undefined> {
   try {
     selector = parseSelector(d.target);
   } catch (err) {
-    return d.deny(`access to "${d.target}" denied: invalid label selector (${(err as Error).message})`, 'A selector looks like env=prod or env=prod,team=web');
+    return d.deny(`access to "${d.target}" denied: ${(err as Error).message}`, 'A selector looks like env=prod or env=prod,team=web');
   }
   if (!selector) return undefined;
   const matching = reachable(await listNodeRecords(d.ctx.backend), d.roles).filter((n) => selectorMatches(selector, n.labels));
@@ -214,10 +215,7 @@ async function decideNode(d: Decision, node: NodeRecord): Promise<AccessDecision
     return d.deny(`access to node "${node.name}" denied: no role of ${user.name} allows ${what}`, 'List the nodes you may reach with:  postern ls');
   }
   if (req.login !== undefined) {
-    if (!d.principals.includes(req.login)) {
-      return d.deny(`access to node "${node.name}" denied: login "${req.login}" is not in your certificate (it has: ${d.principals.join(', ') || 'none'})`,
-        'Use one of those logins; if an admin changed your roles, log in again:  postern login');
-    }
+    if (!d.principals.includes(req.login)) return d.deny(loginNotAllowedError(req.login, d.principals));
     const here = [...new Set(matching.flatMap((r) => roleLogins(r, user.logins)))];
     if (!here.includes(req.login)) {
       return d.deny(`access to node "${node.name}" denied: no role of ${user.name} allows login "${req.login}" there`,
@@ -249,10 +247,7 @@ async function decideUnregistered(d: Decision): Promise<AccessDecision> {
         "Unregistered hosts need a role with node_labels {'*': ['*']}; or ask an admin to register the node:  postern nodes add");
     }
     if (req.login !== undefined) {
-      if (!d.principals.includes(req.login)) {
-        await d.deny(`access to host "${d.target}" denied: login "${req.login}" is not in your certificate (it has: ${d.principals.join(', ') || 'none'})`,
-          'Use one of those logins; if an admin changed your roles, log in again:  postern login');
-      }
+      if (!d.principals.includes(req.login)) await d.deny(loginNotAllowedError(req.login, d.principals));
       if (!wildcard.some((r) => roleLogins(r, user.logins).includes(req.login!))) {
         await d.deny(`access to host "${d.target}" denied: no role of ${user.name} that reaches every node allows login "${req.login}"`);
       }

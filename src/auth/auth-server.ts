@@ -15,8 +15,7 @@ import { AUTH_CALLS } from '../api/auth-client.ts';
 import type { ClusterSettings, Identity } from '../api/auth-types.ts';
 import type { NewAuditEvent } from '../api/audit.ts';
 import { AuditType } from '../api/audit.ts';
-import { ensureSshCa } from './ssh-ca.ts';
-import { createTlsCa } from './tls-ca.ts';
+import { CLUSTER_NAME_KEY, ensureClusterCas } from './cluster-cas.ts';
 import type { TlsCaMaterial, TlsIdentityRole } from './tls-ca.ts';
 import { updateSettings } from './settings.ts';
 import * as tokens from './tokens.ts';
@@ -55,27 +54,20 @@ export class AuthServer {
   /** Opens auth on a backend: creates the cluster's CAs on first start, checks the name later. */
   static async open(opts: AuthServerOptions & { clusterName: string; settings?: Partial<ClusterSettings> }): Promise<AuthServer> {
     const b = opts.backend;
-    const stored = await b.get('cluster/name');
-    if (stored && stored.value !== opts.clusterName) {
-      throw new ConfigError(`this data directory belongs to cluster "${stored.value}", not "${opts.clusterName}"`, {
-        hint: `Start with --cluster-name ${stored.value}, or use another --data-dir`,
-      });
-    }
-    if (!stored) {
-      if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(opts.clusterName)) {
-        throw new ConfigError(`invalid cluster name "${opts.clusterName}"`, { hint: 'Use a DNS-style name such as example.com or prod' });
+    const checkName = (stored: string | undefined): void => {
+      if (stored !== undefined && stored !== opts.clusterName) {
+        throw new ConfigError(`this data directory belongs to cluster "${stored}", not "${opts.clusterName}"`, {
+          hint: `Start with --cluster-name ${stored}, or use another --data-dir`,
+        });
       }
-      await b.put('cluster/name', opts.clusterName);
+    };
+    const stored = (await b.get(CLUSTER_NAME_KEY))?.value;
+    checkName(stored);
+    if (stored === undefined && !/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(opts.clusterName)) {
+      throw new ConfigError(`invalid cluster name "${opts.clusterName}"`, { hint: 'Use a DNS-style name such as example.com or prod' });
     }
-    await ensureSshCa(b, 'user', opts.clusterName);
-    await ensureSshCa(b, 'host', opts.clusterName);
-    if (!(await b.get('cas/tls'))) {
-      try {
-        await b.create('cas/tls', JSON.stringify(await createTlsCa(opts.clusterName, opts.clock.now())));
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'ERR_POSTERN_ALREADY_EXISTS') throw err;
-      }
-    }
+    // Exactly once across auth servers that start together; a loser then checks the winner's name.
+    if (!(await ensureClusterCas(b, opts.clusterName, opts.clock.now()))) checkName((await b.get(CLUSTER_NAME_KEY))?.value);
     if (opts.settings && Object.keys(opts.settings).length > 0) await updateSettings(b, opts.settings);
     return new AuthServer(opts, opts.clusterName);
   }

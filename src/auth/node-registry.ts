@@ -17,8 +17,6 @@ export interface NodeRecord extends NodeInfo {
 
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const DNS_NAME_RE = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
-const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
-const LABEL_VALUE_RE = /^[A-Za-z0-9._:/@+-]{1,63}$/;
 const nodeKey = (name: string): string => `nodes/${name.toLowerCase()}`;
 
 /**
@@ -33,32 +31,9 @@ export function checkNodeName(name: unknown): string {
   return name.toLowerCase();
 }
 
-/** Checks labels (an object of non-empty strings); throws a ValidationError naming the bad one. */
-export function checkLabels(labels: unknown): Record<string, string> {
-  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) throw new ValidationError('labels must be an object of NAME: VALUE');
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(labels)) {
-    if (!LABEL_KEY_RE.test(k)) throw new ValidationError(`invalid label name "${k}"`, { hint: 'A label name has letters, digits, ".", "_", "/" and "-", e.g. env or team' });
-    if (typeof v !== 'string' || !LABEL_VALUE_RE.test(v)) {
-      throw new ValidationError(`invalid value "${String(v)}" of label "${k}"`, { hint: 'A label value is 1 to 63 letters, digits or ".", "_", ":", "/", "@", "+", "-" (no "*", no spaces)' });
-    }
-    out[k] = v;
-  }
-  return out;
-}
-
-/** Parses `k=v,k2=v2` (node labels, or a selector) into labels. */
-export function parseLabels(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const i = part.indexOf('=');
-    if (i <= 0) throw new ValidationError(`invalid label "${part}": expected NAME=VALUE`, { hint: 'e.g. --labels env=prod,team=web' });
-    const k = part.slice(0, i);
-    if (Object.hasOwn(out, k)) throw new ValidationError(`label "${k}" is given twice`, { hint: 'A node has one value per label' });
-    out[k] = part.slice(i + 1);
-  }
-  return checkLabels(out);
-}
+/** Labels are read and checked by the one grammar of the API (src/api/labels.ts). */
+import { checkLabels } from '../api/labels.ts';
+export { checkLabels, parseLabels } from '../api/labels.ts';
 
 /**
  * Normalises a node address to HOST:PORT (default port 22; IPv6 in brackets, a bare IPv6

@@ -5,6 +5,7 @@
 import type { Backend } from '../storage/backend.ts';
 import { getJson } from '../storage/backend.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
+import { isLabelName } from '../api/labels.ts';
 import type { RoleSpec } from '../api/auth-types.ts';
 import { checkJoinRules } from './active-sessions.ts';
 
@@ -19,7 +20,6 @@ export const BUILTIN_ROLES: readonly RoleSpec[] = Object.freeze([
 
 const ROLE_NAME_RE = /^[a-z][a-z0-9_-]{0,62}$/;
 const LOGIN_RE = /^[a-z_][a-z0-9_.-]{0,31}\$?$/i;
-const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
 const roleKey = (name: string): string => `roles/${name}`;
 
 /** Checks a role spec on entry; throws a ValidationError saying what is wrong. Returns a clean copy. */
@@ -50,7 +50,7 @@ export function checkRole(spec: RoleSpec): RoleSpec {
     }
     if (k === '*') {
       if (v.length !== 1 || v[0] !== '*') throw new ValidationError(`node_labels "*" of role "${spec.name}" must be ['*'] (every node)`, { hint: 'Name the label to restrict values, e.g. env: [dev]' });
-    } else if (!LABEL_KEY_RE.test(k)) {
+    } else if (!isLabelName(k)) {
       throw new ValidationError(`invalid label name "${k}" in role "${spec.name}"`, { hint: 'A label name has letters, digits, ".", "_", "/" and "-", e.g. env; "*" means every node' });
     }
     node_labels[k] = [...new Set(v as string[])];

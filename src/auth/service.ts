@@ -3,11 +3,11 @@
  * identity that admin commands on this host use (<data-dir>/admin-identity.json, 0600).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import type { Backend } from '../storage/backend.ts';
-import { openSqliteBackend } from '../storage/sqlite.ts';
+import { openBackend } from '../storage/open.ts';
+import type { StorageSpec } from '../storage/open.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fs.ts';
@@ -17,20 +17,17 @@ import { formatHostPort } from '../core/text.ts';
 import { AuthServer } from './auth-server.ts';
 import type { ClusterSettings } from '../api/auth-types.ts';
 import { startAuthApi } from './api-server.ts';
-import type { TlsIdentity } from './remote-client.ts';
+import { serverPaths } from '../core/server-paths.ts';
+import type { IdentityFile } from '../core/server-paths.ts';
 
-/** An identity file: how to reach auth, and the client certificate to do it with. */
-export interface IdentityFile extends TlsIdentity {
-  authAddr: string;
-  clusterName: string;
-}
-
-/** The admin identity's path in a data dir. */
-export const adminIdentityPath = (dataDir: string): string => join(dataDir, 'admin-identity.json');
+/** An identity file: how to reach auth, and the client certificate to do it with (the paths and shape: src/core/server-paths.ts). */
+export type { IdentityFile } from '../core/server-paths.ts';
 
 /** How the auth role runs. */
 export interface AuthServiceOptions {
   dataDir: string;
+  /** Where auth keeps its data; SQLite in dataDir when absent. */
+  storage?: StorageSpec;
   clusterName: string;
   authAddr: { host: string; port: number };
   settings?: Partial<ClusterSettings>;
@@ -53,14 +50,13 @@ const YEAR = 365 * 86_400_000;
 /** Opens storage, the auth service and the Auth API. */
 export async function startAuthService(opts: AuthServiceOptions): Promise<RunningAuth> {
   ensurePrivateDir(opts.dataDir);
-  const backend = await openSqliteBackend({ dataDir: opts.dataDir, clock: opts.clock });
+  const backend = await openBackend(opts.storage ?? { kind: 'sqlite', dataDir: opts.dataDir }, { clock: opts.clock, log: opts.log });
   let api: Server | undefined;
   try {
     const auth = await AuthServer.open({ backend, clock: opts.clock, logger: opts.log, clusterName: opts.clusterName, settings: opts.settings });
-    const dir = join(opts.dataDir, 'auth');
-    ensurePrivateDir(dir);
-    const keyPath = join(dir, 'api.key');
-    const { keyPem, publicKeyPem } = loadOrCreateTlsKey(keyPath);
+    const paths = serverPaths(opts.dataDir);
+    ensurePrivateDir(paths.authDir);
+    const { keyPem, publicKeyPem } = loadOrCreateTlsKey(paths.authApiKey);
     const wildcard = ['0.0.0.0', '::', ''].includes(opts.authAddr.host);
     const hosts = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...(wildcard ? [] : [opts.authAddr.host])])];
     const { certPem } = await auth.issueIdentity(publicKeyPem, 'auth', 'auth', hosts, YEAR);
@@ -78,7 +74,7 @@ export async function startAuthService(opts: AuthServiceOptions): Promise<Runnin
       keyPem: admin.keyPem,
       caPem: adminCert.caPem,
     };
-    writeFileAtomic(adminIdentityPath(opts.dataDir), JSON.stringify(identity, null, 2) + '\n', 0o600);
+    writeFileAtomic(paths.adminIdentity, JSON.stringify(identity, null, 2) + '\n', 0o600);
     const server = api;
     return {
       auth,

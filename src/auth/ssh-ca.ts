@@ -19,21 +19,16 @@ interface StoredCa {
   publicKey: string;
 }
 
-const caKey = (type: CaType): string => `cas/ssh/${type}`;
+/** Where a CA is kept in the backend. */
+export const sshCaKey = (type: CaType): string => `cas/ssh/${type}`;
+const caKey = sshCaKey;
 
-/** Creates the CA if the cluster has none yet; returns true when it made one. */
-export async function ensureSshCa(backend: Backend, type: CaType, clusterName: string): Promise<boolean> {
-  if (await backend.get(caKey(type))) return false;
+/** Makes a new CA key pair, as the value stored under sshCaKey(type). */
+export function newSshCaValue(type: CaType, clusterName: string): string {
   const pair = generateKeyPair();
   const comment = `postern ${type} CA ${clusterName}`;
   const stored: StoredCa = { privateKey: encodePrivateKeyOpenSSH(pair, comment), publicKey: formatAuthorizedKey(pair.publicWire, comment) };
-  try {
-    await backend.create(caKey(type), JSON.stringify(stored));
-    return true;
-  } catch (err) {
-    if (err instanceof AlreadyExistsError) return false; // another auth server made it first
-    throw err;
-  }
+  return JSON.stringify(stored);
 }
 
 /** The CA's public key as an authorized_keys line. */

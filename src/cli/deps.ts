@@ -1,26 +1,61 @@
 /**
- * What every command gets from outside: streams, environment, home directory and clock.
- * A test calls `main(argv, deps)` with its own and reads what was printed.
+ * What every command gets from outside: streams, environment, home directory, clock,
+ * signals, the controlling terminal and a factory of API clients. A test calls
+ * `main(argv, deps)` with its own and reads what was printed; no command touches
+ * `process` itself.
  */
 import { homedir } from 'node:os';
-import type { Readable, Writable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
+import type { WebClient, WebClientOptions } from '../client/web-client.ts';
+import { openControllingTerminal } from './terminal.ts';
+import type { Io, Terminal } from './io.ts';
+export type { InStream, Io, OutStream, Terminal } from './io.ts';
 
-/** An output stream that may be a terminal. */
-export type OutStream = Writable & { isTTY?: boolean; columns?: number };
-/** An input stream that may be a terminal. */
-export type InStream = Readable & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+/** Process signals, as a command may listen to them. */
+export interface Signals {
+  /** Calls `handler` on each of `signals` until the returned function is called. */
+  on(signals: readonly NodeJS.Signals[], handler: (signal: NodeJS.Signals) => void): () => void;
+}
+
+/** Makes the clients commands talk to, so a test can hand in its own. */
+export interface ClientFactory {
+  /** A client of a proxy's web API. */
+  web(opts: WebClientOptions): Promise<WebClient>;
+}
 
 /** The outside world of a command. */
 export interface Deps {
-  io: { stdin: InStream; stdout: OutStream; stderr: OutStream };
+  io: Io;
   env: Record<string, string | undefined>;
   homeDir: string;
   clock: Clock;
   /** The command that runs this CLI again (for ProxyCommand lines), e.g. `/usr/bin/postern`. */
   selfCommand: string;
+  signals: Signals;
+  /** Opens the controlling terminal for prompts; undefined when there is none. */
+  openTerminal(): Terminal | undefined;
+  clients: ClientFactory;
 }
+
+/** The real process's signals. */
+export const processSignals: Signals = {
+  on(signals, handler) {
+    for (const s of signals) process.on(s, handler);
+    return () => { for (const s of signals) process.off(s, handler); };
+  },
+};
+
+/** Signals that never come: for a run inside another program (tests, the docs generator). */
+export const noSignals: Signals = { on: () => () => {} };
+
+/** The real clients, each loaded only when a command first asks for it (start-up stays fast). */
+export const realClients: ClientFactory = {
+  async web(opts) {
+    const { WebClient } = await import('../client/web-client.ts');
+    return new WebClient(opts);
+  },
+};
 
 /** The real process's deps. */
 export function processDeps(): Deps {
@@ -30,5 +65,8 @@ export function processDeps(): Deps {
     homeDir: homedir(),
     clock: systemClock,
     selfCommand: process.env.POSTERN_SELF ?? process.argv[1] ?? 'postern',
+    signals: processSignals,
+    openTerminal: openControllingTerminal,
+    clients: realClients,
   };
 }

@@ -1,10 +1,12 @@
 /** Options several commands share, defined once so help and completions agree. */
 import { Option } from 'commander';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { Deps } from './deps.ts';
 import { parseDuration } from '../core/durations.ts';
 import { UsageError } from '../core/errors.ts';
+import type { PosternError } from '../core/errors.ts';
+import { resolveDataDir as resolveServerDataDir } from '../core/server-paths.ts';
+import { parseSelector } from '../api/labels.ts';
+import type { Labels } from '../api/labels.ts';
 
 /** `--format text|json|…`. */
 export function formatOption(choices: string[]): Option {
@@ -16,12 +18,19 @@ export function dataDirOption(): Option {
   return new Option('--data-dir <dir>', 'the data directory of postern serve (default $POSTERN_DATA_DIR, /var/lib/postern as root, else ~/.local/share/postern)');
 }
 
-/** The data directory: the flag, else $POSTERN_DATA_DIR, else the default for this user. */
+/** The data directory: the flag, else $POSTERN_DATA_DIR, else the default for this user (src/core/server-paths.ts). */
 export function resolveDataDir(flag: string | undefined, deps: Deps): string {
-  if (flag) return flag;
-  if (deps.env.POSTERN_DATA_DIR) return deps.env.POSTERN_DATA_DIR;
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  return root ? '/var/lib/postern' : join(deps.homeDir || homedir(), '.local', 'share', 'postern');
+  return resolveServerDataDir(flag, deps.env, deps.homeDir);
+}
+
+/** Parses a label selector typed on the command line (src/api/labels.ts); a mistake is a usage error (exit 2). */
+export function selectorArg(text: string): Labels {
+  try {
+    return parseSelector(text);
+  } catch (err) {
+    const e = err as PosternError;
+    throw new UsageError(e.message, { ...(e.hint ? { hint: e.hint } : {}), cause: err });
+  }
 }
 
 /** Parses a duration flag into ms with a usage error naming the flag. */

@@ -4,12 +4,8 @@
  */
 import { Command } from 'commander';
 import type { Deps } from './deps.ts';
+import type { RunState } from './run-state.ts';
 import { VERSION } from '../core/version.ts';
-
-/** Where a command leaves its exit code when it is not 0 (e.g. a remote status). */
-export interface RunState {
-  exitCode: number;
-}
 
 /** Adds one command (and its subcommands) to the tree. */
 type Register = (program: Command, deps: Deps, state: RunState) => void;
@@ -25,7 +21,7 @@ const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
   ['logout', async () => (await import('./commands/logout.ts')).registerLogout],
   ['ls', async () => (await import('./commands/ls.ts')).registerLs],
   ['ssh', async () => (await import('./commands/ssh.ts')).registerSsh],
-  ['proxy', async () => (await import('./commands/proxy-ssh.ts')).registerProxySsh],
+  ['proxy', async () => (await import('./commands/proxy/proxy.ts')).registerProxy],
   ['config', async () => (await import('./commands/config.ts')).registerConfig],
   ['recordings', async () => (await import('./commands/recordings.ts')).registerRecordings],
   ['play', async () => (await import('./commands/play.ts')).registerPlay],
@@ -70,7 +66,7 @@ export async function buildProgram(deps: Deps, state: RunState, argv?: string[])
 Engineers:  postern login --proxy HOST --user NAME, then postern status
 Admins:     postern serve, postern users add NAME --logins LOGINS
 
-Environment: TSH_HOME (default ~/.tsh), POSTERN_DATA_DIR, SSH_AUTH_SOCK, NO_COLOR`);
+Environment: TSH_HOME (default ~/.tsh), POSTERN_DATA_DIR, POSTERN_STORAGE, SSH_AUTH_SOCK, NO_COLOR`);
   const only = commandOf(argv);
   // `postern --version` needs no command at all; help and unknown words need every one.
   const versionOnly = only === undefined && argv !== undefined && argv.some((a) => a === '-v' || a === '--version');

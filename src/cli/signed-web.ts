@@ -2,7 +2,7 @@
 import type { Deps } from './deps.ts';
 import { tshHome } from '../client/paths.ts';
 import { loadLogin } from '../client/proxy-conn.ts';
-import { WebClient } from '../client/web-client.ts';
+import type { WebClient } from '../client/web-client.ts';
 import { requestSigner } from '../client/request-signing.ts';
 import type { RequestSigner } from '../client/request-signing.ts';
 import { parseHostPort } from '../core/text.ts';
@@ -14,7 +14,7 @@ export async function withSignedWeb<T>(proxy: string | undefined, deps: Deps, fn
   const proxyHost = proxy ? parseHostPort(proxy, DEFAULT_WEB_PORT).host : undefined;
   const login = loadLogin(home, proxyHost, deps.clock.now());
   const web = parseHostPort(login.profile.webProxyAddr, DEFAULT_WEB_PORT);
-  const client = new WebClient({ host: web.host, port: web.port, caPin: login.profile.caPin, insecure: login.profile.insecure });
+  const client = await deps.clients.web({ host: web.host, port: web.port, caPin: login.profile.caPin, insecure: login.profile.insecure });
   try {
     return await fn(client, requestSigner(login.keyPair, login.certificate.raw, () => deps.clock.now()));
   } finally {

@@ -59,12 +59,12 @@ function windowOf(out: TermOut): { rows: number; cols: number } {
 /**
  * Joins session `id` through a connected proxy client; resolves when the session ends or
  * we leave. The exit: the proxy's status (0 when the session ended, 1 when it refused us),
- * 0 when we left, none when the connection broke.
+ * 0 when we left, none when the connection broke. `term` is $TERM, for the PTY.
  */
-export function joinSession(client: Client, id: string, mode: JoinMode, io: SessionIo): Promise<SessionExit> {
+export function joinSession(client: Client, id: string, mode: JoinMode, io: SessionIo, term?: string): Promise<SessionExit> {
   const { stdin, stdout, stderr } = io;
   const tty = stdin.isTTY === true && typeof stdin.setRawMode === 'function';
-  const pty: PseudoTtyOptions | undefined = tty ? { term: process.env.TERM || 'xterm-256color', ...windowOf(stdout), width: 0, height: 0 } : undefined;
+  const pty: PseudoTtyOptions | undefined = tty ? { term: term || 'xterm-256color', ...windowOf(stdout), width: 0, height: 0 } : undefined;
   return new Promise((resolve, reject) => {
     client.exec(`join ${id} ${mode}`, pty ? { pty } : {}, (err: Error | undefined, ch: ClientChannel) => {
       if (err) {

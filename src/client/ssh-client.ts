@@ -42,29 +42,6 @@ export function parseDestination(text: string): Destination {
   return user === undefined ? { target } : { user, target };
 }
 
-/** True when a target is a label selector (`env=prod`, `env=prod,team=db`) rather than a host. */
-export function isLabelSelector(target: string): boolean {
-  return target.includes('=');
-}
-
-/** Parses a label selector `k=v[,k=v…]`; a usage error when it is not one. */
-export function parseLabelSelector(target: string): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const part of target.split(',')) {
-    const eq = part.indexOf('=');
-    const key = part.slice(0, eq).trim();
-    const value = part.slice(eq + 1).trim();
-    if (eq <= 0 || !key || !value || value.includes('=')) {
-      throw new UsageError(`invalid label selector "${escapeControl(target)}"`, { hint: 'A selector is k=v[,k=v…], e.g. env=prod or env=prod,team=db' });
-    }
-    if (Object.hasOwn(labels, key) && labels[key] !== value) {
-      throw new UsageError(`invalid label selector "${escapeControl(target)}": "${escapeControl(key)}" is given twice`);
-    }
-    labels[key] = value;
-  }
-  return labels;
-}
-
 /** The host CA keys (wire blobs) of the `@cert-authority` lines of a known_hosts file. */
 export function hostCaKeysFromKnownHosts(path: string): Buffer[] {
   if (!existsSync(path)) return [];

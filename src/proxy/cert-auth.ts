@@ -25,6 +25,7 @@ import type { SshCertificate } from '../ssh/certs.ts';
 import { isCertAlgo, verifyCertAuthSignature } from '../ssh/ssh2-certs.ts';
 import type { SignedPublicKeyAuth } from '../ssh/ssh2-certs.ts';
 import { ClusterInfoSource } from './cluster-info.ts';
+import { parseSelector } from '../api/labels.ts';
 
 /** How far a request's timestamp may be from the proxy's clock. */
 export const MAX_SKEW_MS = 5 * 60_000;
@@ -197,13 +198,7 @@ export function parseNodesQuery(query: unknown): { labels?: Record<string, strin
   const out: { labels?: Record<string, string>; search?: string } = {};
   if (q.labels !== undefined && q.labels !== '') {
     if (typeof q.labels !== 'string') throw new ValidationError('labels must be given once, as k=v,k2=v2');
-    const labels: Record<string, string> = {};
-    for (const pair of q.labels.split(',')) {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new ValidationError(`invalid label selector "${pair}": use k=v`);
-      labels[pair.slice(0, eq)] = pair.slice(eq + 1);
-    }
-    out.labels = labels;
+    out.labels = parseSelector(q.labels);
   }
   if (q.search !== undefined && q.search !== '') {
     if (typeof q.search !== 'string' || q.search.length > 256) throw new ValidationError('search must be given once, at most 256 characters');

@@ -3,7 +3,8 @@
  * key), the web server, and a heartbeat that tells auth where the proxy can be reached.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { serverPaths } from '../core/server-paths.ts';
+import type { ServerPaths } from '../core/server-paths.ts';
 import { X509Certificate } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ProxyAuth } from '../api/proxy-auth.ts';
@@ -51,8 +52,7 @@ export interface RunningProxy {
 const DAY = 86_400_000;
 
 /** Loads the proxy's SSH host key, making it on first start. */
-export function loadOrCreateHostKey(dir: string): SshKeyPair {
-  const path = join(dir, 'ssh_host_key');
+export function loadOrCreateHostKey(path: string): SshKeyPair {
   if (existsSync(path)) return parsePrivateKeyOpenSSH(readFileSync(path, 'utf8'));
   const pair = generateKeyPair();
   writeFileAtomic(path, encodePrivateKeyOpenSSH(pair, 'postern proxy host key'), 0o600);
@@ -60,7 +60,7 @@ export function loadOrCreateHostKey(dir: string): SshKeyPair {
   return pair;
 }
 
-async function webTls(opts: ProxyOptions, dir: string, hosts: string[]): Promise<{ certPem: string; keyPem: string }> {
+async function webTls(opts: ProxyOptions, paths: ServerPaths, hosts: string[]): Promise<{ certPem: string; keyPem: string }> {
   if (opts.certFile || opts.keyFile) {
     if (!opts.certFile || !opts.keyFile) throw new ConfigError('--cert-file and --key-file go together');
     try {
@@ -69,8 +69,8 @@ async function webTls(opts: ProxyOptions, dir: string, hosts: string[]): Promise
       throw new ConfigError(`cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err });
     }
   }
-  const keyPath = join(dir, 'web.key');
-  const certPath = join(dir, 'web.crt');
+  const keyPath = paths.proxyWebKey;
+  const certPath = paths.proxyWebCert;
   const { keyPem, publicKeyPem } = loadOrCreateTlsKey(keyPath);
   if (existsSync(certPath)) {
     const chain = readFileSync(certPath, 'utf8');
@@ -87,13 +87,13 @@ async function webTls(opts: ProxyOptions, dir: string, hosts: string[]): Promise
 
 /** Starts the proxy's listeners. */
 export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
-  const dir = join(opts.dataDir, 'proxy');
-  ensurePrivateDir(dir);
-  const hostKey = loadOrCreateHostKey(dir);
+  const paths = serverPaths(opts.dataDir);
+  ensurePrivateDir(paths.proxyDir);
+  const hostKey = loadOrCreateHostKey(paths.proxyHostKey);
   const wildcard = ['0.0.0.0', '::', ''].includes(opts.webAddr.host);
   const publicHost = opts.publicAddr?.host ?? (wildcard ? 'localhost' : opts.webAddr.host);
   const hosts = [...new Set([publicHost, 'localhost', '127.0.0.1', '::1', ...(wildcard ? [] : [opts.webAddr.host])])];
-  const tls = await webTls(opts, dir, hosts);
+  const tls = await webTls(opts, paths, hosts);
 
   // Live sessions (recording mode, the web terminal, join); addresses filled in once listening.
   const hubOpts: SessionHubOptions = { auth: opts.auth, proxyName: opts.name, log: opts.log.child({ component: 'sessions' }), clock: opts.clock };

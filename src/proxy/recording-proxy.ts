@@ -40,6 +40,7 @@ import type { SshCertificate } from '../ssh/certs.ts';
 import { certHostKey } from '../ssh/ssh2-certs.ts';
 import { AGENT_FORWARDING_HINT, ForwardedAgent, openAgentChannel } from '../ssh/forwarded-agent.ts';
 import { PosternError } from '../core/errors.ts';
+import { loginNotAllowedError } from '../api/refusals.ts';
 import { escapeControl } from '../core/text.ts';
 import { connectNodeWithAgent } from './node-client.ts';
 import type { LiveSession, Participant, SessionHub } from './session-hub.ts';
@@ -169,7 +170,7 @@ class InnerConnection {
       const cert = checkSshCertLogin(ctx, {
         userCaKeys: this.cluster.userCaKeys, now: this.opts.clock.now(), user: this.conn.user,
         checkLogin: (c, login) => {
-          if (!c.principals.includes(login)) throw new PosternError('ERR_POSTERN_CERT_PRINCIPAL', `login "${login}" is not in the certificate`);
+          if (!c.principals.includes(login)) throw loginNotAllowedError(login, c.principals);
         },
       });
       if (!cert) return ctx.accept();

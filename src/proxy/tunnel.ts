@@ -23,9 +23,10 @@
  */
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import type { ClusterInfoAuth, TunnelAuth } from '../api/proxy-auth.ts';
+import type { TunnelAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
-import { PosternError, ValidationError } from '../core/errors.ts';
+import { ValidationError } from '../core/errors.ts';
+import { loginNotAllowedError } from '../api/refusals.ts';
 import { errorToBody } from '../api/errors.ts';
 import type { CertAuthenticator } from './cert-auth.ts';
 import { dialNode, DEFAULT_DIAL_TIMEOUT_MS } from './node-dialer.ts';
@@ -106,9 +107,7 @@ async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () =
     const { line, rest } = await readRequestLine(sock, opts.requestTimeoutMs ?? 10_000);
     const req = parseTunnelRequest(line);
     const caller = await opts.certAuth.authenticate('CONNECT', req.path, req.authorization);
-    if (!caller.principals.includes(req.login)) {
-      throw new PosternError('ERR_POSTERN_LOGIN_NOT_ALLOWED', `login "${req.login}" is not in your certificate`, { status: 403, hint: 'Connect as one of the logins `postern status` lists' });
-    }
+    if (!caller.principals.includes(req.login)) throw loginNotAllowedError(req.login, caller.principals);
     if (await recording() === 'proxy') {
       answer({ fallback: 'ssh', reason: 'this cluster records sessions at the proxy' });
       return;

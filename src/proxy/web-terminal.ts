@@ -20,7 +20,8 @@ import type { JoinMode } from '../api/types.ts';
 import type { WebTerminalAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
-import { PosternError, ValidationError } from '../core/errors.ts';
+import { ValidationError } from '../core/errors.ts';
+import { loginNotAllowedError } from '../api/refusals.ts';
 import { errorToBody } from '../api/errors.ts';
 import { connectNodeWithAgent } from './node-client.ts';
 import { dialNode } from './node-dialer.ts';
@@ -120,7 +121,7 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const target = q.node ?? '';
   const login = q.login ?? '';
   if (!/^[A-Za-z0-9._=,:-]{1,253}$/.test(target)) throw new ValidationError('node is required: a node name or label selector');
-  if (!caller.session.logins.includes(login)) throw new PosternError('ERR_POSTERN_LOGIN_NOT_ALLOWED', `login "${login.slice(0, 64)}" is not one of yours (${caller.session.logins.join(', ')})`, { status: 403 });
+  if (!caller.session.logins.includes(login)) throw loginNotAllowedError(login, caller.session.logins);
   let cols = size(q.cols, 80, 'cols');
   let rows = size(q.rows, 24, 'rows');
   const log = opts.log.child({ user: caller.user, target, login, via: 'web' });

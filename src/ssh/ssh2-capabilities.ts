@@ -116,7 +116,7 @@ export const SSH2_PATCH_PROBES: readonly Ssh2PatchProbe[] = [
   {
     // packet padding comes from the pool, not one randomFillSync per packet
     patch: '006+padding-pool',
-    present: () => sourceMatches(Object.getPrototypeOf(chachaPair().cipher).allocPacket, /\bfillPadding\d*\(/),
+    present: () => sourceMatches((Object.getPrototypeOf(chachaPair().cipher) as Record<string, unknown>).allocPacket, /\bfillPadding\d*\(/),
   },
   {
     // an OpenSSH public key line whose label differs from the key's own type is refused

@@ -98,6 +98,32 @@ export function rangePrefix(prefix: string): string {
   return p;
 }
 
+/** The smallest string above every key under a normalised prefix `p` (ending in '/'): '/' + 1 is '0'. */
+export function prefixEnd(p: string): string {
+  return `${p.slice(0, -1)}0`;
+}
+
+/** Checks one write's key, value, expiry and expected revision, as every backend must before writing. */
+export function checkOp(op: AtomicOp): void {
+  checkKey(op.key);
+  if (op.kind !== 'delete') {
+    if (typeof op.value !== 'string') throw new ValidationError(`the value for "${op.key}" must be a string, got ${typeof op.value}`);
+    const e: unknown = op.expires;
+    if (e !== undefined && (!(e instanceof Date) || !Number.isFinite(e.getTime()))) throw new ValidationError('expires must be a valid Date');
+  }
+  const rev: unknown = op.kind === 'cas' || op.kind === 'delete' ? op.expectedRevision : undefined;
+  if ((op.kind === 'cas' || rev !== undefined) && (typeof rev !== 'number' || !Number.isSafeInteger(rev))) {
+    throw new ValidationError('a revision must be an integer');
+  }
+}
+
+/** Checks getRange's options. */
+export function checkRangeOptions(opts: RangeOptions): void {
+  const { limit, after } = opts;
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) throw new ValidationError('limit must be a non-negative integer');
+  if (after !== undefined && typeof after !== 'string') throw new ValidationError('after must be a key');
+}
+
 /** Reads an item and parses its value as JSON; undefined if absent. */
 export async function getJson<T>(backend: Backend, k: string): Promise<T | undefined> {
   const item = await backend.get(k);

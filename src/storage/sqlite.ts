@@ -14,7 +14,7 @@
  * not possible opening fails with a ConfigError.
  */
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { serverPaths } from '../core/server-paths.ts';
 import { DatabaseSync } from 'node:sqlite';
 import type { StatementSync } from 'node:sqlite';
 import type { Clock } from '../core/clock.ts';
@@ -23,12 +23,12 @@ import { AlreadyExistsError, ConfigError, ConflictError, NotFoundError, PosternE
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
 import type { AtomicOp, Backend, Item, RangeOptions, WriteOptions } from './backend.ts';
-import { checkKey, rangePrefix } from './backend.ts';
+import { checkKey, checkOp, checkRangeOptions, prefixEnd, rangePrefix } from './backend.ts';
 import { migrate } from './migrations.ts';
 import { openError, operationError, sqliteCode } from './sqlite-errors.ts';
 
-/** The database file's name inside the data directory. */
-export const DB_FILE_NAME = 'postern.db';
+/** The database file's name inside the data directory (the tree: src/core/server-paths.ts). */
+export { DB_FILE_NAME } from '../core/server-paths.ts';
 
 /** Options for openSqliteBackend. */
 export interface SqliteBackendOptions {
@@ -70,18 +70,10 @@ function toItem(row: Row): Item {
   return item;
 }
 
-function checkValue(value: unknown, k: string): asserts value is string {
-  if (typeof value !== 'string') throw new ValidationError(`the value for "${k}" must be a string, got ${typeof value}`);
-}
-
 function expiresMs(expires: unknown): number | null {
   if (expires === undefined) return null;
   if (!(expires instanceof Date) || !Number.isFinite(expires.getTime())) throw new ValidationError('expires must be a valid Date');
   return expires.getTime();
-}
-
-function checkRevision(rev: unknown): asserts rev is number {
-  if (typeof rev !== 'number' || !Number.isSafeInteger(rev)) throw new ValidationError('a revision must be an integer');
 }
 
 function fsError(err: unknown, what: string, hint: string): ConfigError {
@@ -213,13 +205,7 @@ class SqliteStore implements SqliteBackend {
   }
 
   #checkWrite(op: AtomicOp): void {
-    checkKey(op.key);
-    if (op.kind !== 'delete') {
-      checkValue(op.value, op.key);
-      expiresMs(op.expires);
-    }
-    if (op.kind === 'cas') checkRevision(op.expectedRevision);
-    if (op.kind === 'delete' && op.expectedRevision !== undefined) checkRevision(op.expectedRevision);
+    checkOp(op);
   }
 
   async get(k: string): Promise<Item | undefined> {
@@ -233,8 +219,7 @@ class SqliteStore implements SqliteBackend {
   async getRange(prefix: string, opts: RangeOptions = {}): Promise<Item[]> {
     const p = rangePrefix(prefix);
     const { limit, reverse = false, after } = opts;
-    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) throw new ValidationError('limit must be a non-negative integer');
-    if (after !== undefined && typeof after !== 'string') throw new ValidationError('after must be a key');
+    checkRangeOptions(opts);
     if (limit === 0) return [];
     return this.#run(() => {
       const stmt = this.#rangeStatement(p !== '', after !== undefined, reverse);
@@ -365,11 +350,6 @@ class SqliteStore implements SqliteBackend {
   }
 }
 
-/** The smallest string above every key that starts with `p` (which ends in '/'): '/' + 1 is '0'. */
-function prefixEnd(p: string): string {
-  return `${p.slice(0, -1)}0`;
-}
-
 function prepareStatements(db: DatabaseSync) {
   const live = '(expires IS NULL OR expires > ?)';
   return {
@@ -393,7 +373,7 @@ export async function openSqliteBackend(opts: SqliteBackendOptions): Promise<Sql
   const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new ValidationError('busyTimeoutMs must be a non-negative integer');
   prepareDataDir(opts.dataDir);
-  const path = join(opts.dataDir, DB_FILE_NAME);
+  const path = serverPaths(opts.dataDir).database;
   prepareDbFiles(path);
 
   let db: DatabaseSync | undefined;

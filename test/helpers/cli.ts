@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.ts';
 import type { Deps } from '../../src/cli/deps.ts';
+import { noSignals, realClients } from '../../src/cli/deps.ts';
 import { systemClock } from '../../src/core/clock.ts';
 
 /** The launcher. */
@@ -50,6 +51,9 @@ export async function runMain(argv: string[], opts: { env?: Record<string, strin
     homeDir: opts.homeDir ?? '/nonexistent',
     clock: opts.now ? { now: opts.now } : systemClock,
     selfCommand: POSTERN_BIN,
+    signals: noSignals,
+    openTerminal: () => undefined,
+    clients: realClients,
   };
   const code = await main(argv, deps);
   return { code, stdout: out, stderr: err };

@@ -185,7 +185,7 @@ test('nodes ls, update, renew and rm, with their errors', async () => {
   assert.deepEqual(after.find((n) => n.name === 'web1')?.labels, { env: 'staging' });
   const badLabels = await c.admin(['nodes', 'update', 'web1', '--labels', 'env']);
   assert.equal(badLabels.code, 1);
-  assert.match(badLabels.stderr, /error: invalid label "env": expected NAME=VALUE/);
+  assert.match(badLabels.stderr, /error: invalid labels "env": "env" is not NAME=VALUE/);
 
   const before = keygenL(join(c.work, 'out', 'web1-cert.pub'));
   const renewDir = join(c.work, 'renewed');

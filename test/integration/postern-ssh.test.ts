@@ -147,7 +147,8 @@ test('a login not in the certificate, and a node that is not registered, fail wi
   const login = await ssh(['nobody-here@web1', 'true']);
   assert.equal(login.code, 255, logs(login));
   assert.match(login.stderr, /error: login "nobody-here" is not in your certificate/);
-  assert.match(login.stderr, new RegExp(`hint: Your logins: ${L};`));
+  assert.match(login.stderr, new RegExp(`error: login "nobody-here" is not in your certificate \\(it allows: ${L}\\)`));
+  assert.match(login.stderr, /hint: Connect as one of those logins/);
   const unknown = await ssh([`${L}@no-such-node`, 'true']);
   assert.equal(unknown.code, 255, logs(unknown));
   assert.match(unknown.stderr, /^error: .*no-such-node/m);

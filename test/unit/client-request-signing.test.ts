@@ -156,7 +156,8 @@ test('the nonce window is bounded; expired nonces are forgotten to make room', a
 });
 
 test('the nodes query: labels k=v,k2=v2 and search', () => {
-  assert.deepEqual(parseNodesQuery({ labels: 'env=prod,team=a=b', search: 'web' }), { labels: { env: 'prod', team: 'a=b' }, search: 'web' });
+  assert.deepEqual(parseNodesQuery({ labels: 'env=prod,team=web', search: 'web' }), { labels: { env: 'prod', team: 'web' }, search: 'web' });
+  assert.throws(() => parseNodesQuery({ labels: 'env=prod,team=a=b' }), /invalid label selector "env=prod,team=a=b": invalid value "a=b" of label "team"/, 'one grammar: a value holds no "="');
   assert.deepEqual(parseNodesQuery({}), {});
   assert.throws(() => parseNodesQuery({ labels: 'env' }), /invalid label selector "env"/);
   assert.throws(() => parseNodesQuery({ labels: ['a=b', 'c=d'] }), /labels must be given once/);

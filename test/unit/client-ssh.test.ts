@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseForwardSpec } from '../../src/client/port-forward.ts';
 import {
-  acceptedHostNames, checkNodeHostKey, hostCaKeysFromKnownHosts, isLabelSelector, parseDestination, parseLabelSelector,
+  acceptedHostNames, checkNodeHostKey, hostCaKeysFromKnownHosts, parseDestination,
 } from '../../src/client/ssh-client.ts';
 import { LinePrefixer, exitCodeOf, nodePrefix } from '../../src/client/ssh-session.ts';
-import { chooseLogin, passThroughAfterDestination, planSsh } from '../../src/cli/commands/ssh.ts';
+import { passThroughAfterDestination, planSsh } from '../../src/cli/commands/ssh.ts';
+import { chooseLogin } from '../../src/client/node-access.ts';
+import { isSelector } from '../../src/api/labels.ts';
 import type { SshRequest } from '../../src/cli/commands/ssh.ts';
 import { signCertificate } from '../../src/ssh/certs.ts';
 import type { CertificateRequest } from '../../src/ssh/certs.ts';
@@ -70,12 +72,14 @@ test('destinations: USER@TARGET split at the last @; selectors are targets with 
   assert.throws(() => parseDestination('@web1'), UsageError);
   assert.throws(() => parseDestination('root@'), UsageError);
   assert.throws(() => parseDestination('web 1'), UsageError);
-  assert.equal(isLabelSelector('env=prod'), true);
-  assert.equal(isLabelSelector('env=prod,team=db'), true);
-  assert.equal(isLabelSelector('web1'), false);
-  assert.equal(isLabelSelector('web1.test.example'), false);
-  assert.deepEqual(parseLabelSelector('env=prod, team=db'), { env: 'prod', team: 'db' });
-  for (const bad of ['=prod', 'env=', 'env=prod,', 'env=a=b', 'env=a,env=b']) assert.throws(() => parseLabelSelector(bad), UsageError, bad);
+  assert.equal(isSelector('env=prod'), true);
+  assert.equal(isSelector('env=prod,team=db'), true);
+  assert.equal(isSelector('web1'), false);
+  assert.equal(isSelector('web1.test.example'), false);
+  const plan = (destination: string): ReturnType<typeof planSsh> => planSsh({ destination, command: ['true'] });
+  assert.deepEqual(plan('env=prod,team=db').selector, { env: 'prod', team: 'db' });
+  // A malformed selector is a usage error of `postern ssh` (exit 2); the grammar's own table is in api-labels.test.ts.
+  for (const bad of ['=prod', 'env=', 'env=prod,', 'env=a=b', 'env=a,env=b']) assert.throws(() => plan(bad), UsageError, bad);
 });
 
 const caPair = generateKeyPair();

@@ -43,7 +43,7 @@ for (const type of ['ed25519', 'ecdsa', 'rsa'] as const) {
     const { key, cert } = certifiedKey(type);
     for (const [label, blob] of [key, cert]) {
       const parsed = parseKey(`${label} ${blob} comment`);
-      assert.ok(!(parsed instanceof Error) && !Array.isArray(parsed), `${label}: ${String(parsed)}`);
+      assert.ok(!(parsed instanceof Error) && !Array.isArray(parsed), `${label}: ${parsed instanceof Error ? parsed.message : 'a list of keys'}`);
       assert.equal(parsed.type, label);
       assert.deepEqual(parsed.getPublicSSH(), Buffer.from(blob, 'base64'));
     }

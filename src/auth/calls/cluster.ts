@@ -16,12 +16,13 @@ import { getSettings, updateSettings } from '../settings.ts';
 import { sshCaPublicKey, signWithCa } from '../ssh-ca.ts';
 import { issueTlsCertificate } from '../tls-ca.ts';
 import type { TlsCaMaterial, TlsIdentityRole } from '../tls-ca.ts';
+import { TLS_CA_KEY } from '../cluster-cas.ts';
 import { str } from '../args.ts';
 import type { CallContext, Handlers } from './context.ts';
 
 /** The cluster's TLS CA, for the Auth API's server and for issuing identities. */
 export async function tlsCa(backend: Backend): Promise<TlsCaMaterial> {
-  const ca = await getJson<TlsCaMaterial>(backend, 'cas/tls');
+  const ca = await getJson<TlsCaMaterial>(backend, TLS_CA_KEY);
   if (!ca) throw new Error('the TLS CA does not exist');
   return ca;
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { withAdminClient } from '../admin.ts';
 import { dataDirOption } from '../options.ts';
 import { out } from '../output.ts';

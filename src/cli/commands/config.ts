@@ -1,7 +1,7 @@
 /** `postern config`: an ssh_config block so plain OpenSSH reaches the cluster's nodes. */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
 import { loadProfile } from '../../client/profile.ts';
 import { UsageError } from '../../core/errors.ts';

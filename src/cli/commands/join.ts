@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
 import { loadLogin, connectToProxy } from '../../client/proxy-conn.ts';
 import { joinSession } from '../../client/join.ts';
@@ -32,7 +32,7 @@ export async function runJoin(id: string, opts: JoinOptions, deps: Deps, state: 
   });
   try {
     client.on('error', () => { /* ends the session below */ });
-    const exit = await joinSession(client, id, opts.mode, deps.io);
+    const exit = await joinSession(client, id, opts.mode, deps.io, deps.env.TERM);
     state.exitCode = exitCodeOf(exit);
   } finally {
     client.end();

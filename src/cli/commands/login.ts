@@ -3,8 +3,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import ora from 'ora';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
-import { WebClient } from '../../client/web-client.ts';
+import type { RunState } from '../run-state.ts';
 import { login } from '../../client/login.ts';
 import { currentProfileName, loadProfile } from '../../client/profile.ts';
 import { tshHome } from '../../client/paths.ts';
@@ -43,7 +42,7 @@ export async function runLogin(opts: LoginOptions, deps: Deps): Promise<void> {
   const caPin = opts.caPin ?? (samePrevious ? previous?.caPin : undefined);
   if (caPin && !isPin(caPin)) throw new UsageError(`invalid --ca-pin "${caPin}"`, { hint: 'A pin looks like sha256:<64 hex digits>, as `postern serve` prints it' });
   const insecure = opts.insecure ?? (samePrevious ? previous?.insecure : undefined) ?? false;
-  const web = new WebClient({ host: proxy.host, port: proxy.port, caPin, insecure });
+  const web = await deps.clients.web({ host: proxy.host, port: proxy.port, caPin, insecure });
   try {
     const ping = await web.ping();
     const user = opts.user ?? deps.env.POSTERN_USER ?? (samePrevious ? previous?.user : undefined)

@@ -1,7 +1,7 @@
 /** `postern logout`: removes the current profile's keys, certificate and agent entries. */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
 import { loadProfile, removeProfile } from '../../client/profile.ts';
 import { readKeys } from '../../client/keystore.ts';

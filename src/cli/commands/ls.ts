@@ -1,17 +1,17 @@
 /** `postern ls`: the nodes the logged-in user may reach, filtered by labels or a search. */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
 import { loadLogin } from '../../client/proxy-conn.ts';
-import { WebClient } from '../../client/web-client.ts';
 import type { NodeListing } from '../../client/web-client.ts';
 import { requestSigner } from '../../client/request-signing.ts';
 import { writeLsCache } from '../../client/ls-cache.ts';
-import { UsageError } from '../../core/errors.ts';
 import { escapeControl, parseHostPort } from '../../core/text.ts';
 import { DEFAULT_WEB_PORT } from '../../api/types.ts';
-import { formatOption } from '../options.ts';
+import { formatLabels } from '../../api/labels.ts';
+import type { Labels } from '../../api/labels.ts';
+import { formatOption, selectorArg } from '../options.ts';
 import { out, outJson, table } from '../output.ts';
 
 /** Options of `postern ls`. */
@@ -21,24 +21,9 @@ export interface LsOptions {
   proxy?: string;
 }
 
-/** Parses `k=v` arguments (each may hold several, comma-separated) into one selector. */
-export function parseLabelArgs(args: string[]): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const arg of args) {
-    for (const pair of arg.split(',').filter(Boolean)) {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new UsageError(`invalid label selector "${pair}"`, { hint: 'Select nodes by label as key=value, e.g.  postern ls env=prod' });
-      const k = pair.slice(0, eq);
-      if (k in labels && labels[k] !== pair.slice(eq + 1)) throw new UsageError(`label "${k}" is selected twice with different values`);
-      labels[k] = pair.slice(eq + 1);
-    }
-  }
-  return labels;
-}
-
-/** Labels as `k=v` pairs, sorted by key, comma-joined. */
-export function formatLabels(labels: Record<string, string>): string {
-  return Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(',');
+/** Parses `k=v` arguments (each may hold several, comma-separated) into one selector, in the one grammar (src/api/labels.ts). */
+export function parseLabelArgs(args: string[]): Labels {
+  return selectorArg(args.filter((a) => a.trim() !== '').join(','));
 }
 
 /** Lists nodes through the proxy's web API, signed with the stored certificate's key. */
@@ -49,7 +34,7 @@ export async function runLs(selectors: string[], opts: LsOptions, deps: Deps, _s
   const login = loadLogin(home, proxyHost, deps.clock.now());
   const { profile } = login;
   const web = parseHostPort(profile.webProxyAddr, DEFAULT_WEB_PORT);
-  const client = new WebClient({ host: web.host, port: web.port, caPin: profile.caPin, insecure: profile.insecure });
+  const client = await deps.clients.web({ host: web.host, port: web.port, caPin: profile.caPin, insecure: profile.insecure });
   let nodes: NodeListing[];
   try {
     nodes = await client.listNodes({ labels, ...(opts.search ? { search: opts.search } : {}) }, requestSigner(login.keyPair, login.certificate.raw, () => deps.clock.now()));

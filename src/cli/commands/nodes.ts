@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import type { AddNodeResult } from '../../api/auth-types.ts';
 import { withAdminClient } from '../admin.ts';
 import { dataDirOption, formatOption } from '../options.ts';
@@ -11,12 +11,10 @@ import { out, outJson, table, info } from '../output.ts';
 import { writeFileAtomic } from '../../core/fs.ts';
 import { UsageError } from '../../core/errors.ts';
 import { parseCertificate } from '../../ssh/certs.ts';
-import { parseLabels } from '../../auth/node-registry.ts';
+import { formatLabels, parseLabels } from '../../api/labels.ts';
 
 /** Options of `nodes add`. */
 export interface NodesAddOptions { name: string; addr: string; labels?: string; hostKeyFile: string; out: string; format: 'text' | 'json'; dataDir?: string }
-
-const labelText = (labels: Record<string, string>): string => Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(',');
 
 /** Writes the host certificate and the user CA next to each other and says how to use them. */
 function writeNodeFiles(deps: Deps, r: AddNodeResult, outDir: string, format: 'text' | 'json', verb: string): void {
@@ -31,7 +29,7 @@ function writeNodeFiles(deps: Deps, r: AddNodeResult, outDir: string, format: 't
     return;
   }
   const cert = parseCertificate(r.hostCertificate);
-  out(deps, `Node ${r.node.name} ${verb} (${r.node.addr}${Object.keys(r.node.labels).length ? `, ${labelText(r.node.labels)}` : ''}).`);
+  out(deps, `Node ${r.node.name} ${verb} (${r.node.addr}${Object.keys(r.node.labels).length ? `, ${formatLabels(r.node.labels)}` : ''}).`);
   out(deps, `Its host certificate is for ${cert.principals.join(', ')} and valid for ${Math.round((cert.validBefore.getTime() - cert.validAfter.getTime()) / 86_400_000)} days, until ${cert.validBefore.toISOString()} (renew with  postern nodes renew ${r.node.name}).`);
   out(deps, `Wrote ${certFile} and ${userCaFile}. Copy them to the node and add to its sshd_config, next to its HostKey line:`);
   out(deps);
@@ -70,7 +68,7 @@ export function registerNodes(program: Command, deps: Deps, _state: RunState): v
       const list = await withAdminClient(opts.dataDir, deps, (auth) => auth.listNodes({}));
       if (opts.format === 'json') { outJson(deps, list); return; }
       if (list.length === 0) { info(deps, 'No nodes yet. Register one with:  postern nodes add --name NAME --addr HOST:PORT --host-key-file KEY.pub'); return; }
-      out(deps, table(['Node', 'Address', 'Labels'], list.map((n) => [n.name, n.addr, labelText(n.labels)])));
+      out(deps, table(['Node', 'Address', 'Labels'], list.map((n) => [n.name, n.addr, formatLabels(n.labels)])));
     });
 
   nodes.command('rm').description('remove a node from the registry')
@@ -87,7 +85,7 @@ export function registerNodes(program: Command, deps: Deps, _state: RunState): v
     .addOption(dataDirOption())
     .action(async (name: string, opts: { labels: string; dataDir?: string }) => {
       const n = await withAdminClient(opts.dataDir, deps, (auth) => auth.updateNode({ name, labels: parseLabels(opts.labels) }));
-      out(deps, `Node ${n.name}: ${labelText(n.labels) || 'no labels'}.`);
+      out(deps, `Node ${n.name}: ${formatLabels(n.labels) || 'no labels'}.`);
     });
 
   nodes.command('renew').description('issue a new host certificate for a node')

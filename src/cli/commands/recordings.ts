@@ -1,7 +1,7 @@
 /** `postern recordings ls`: the session recordings the logged-in user may play. */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { withSignedWeb } from '../signed-web.ts';
 import { formatOption } from '../options.ts';
 import { out, outJson, info, table } from '../output.ts';

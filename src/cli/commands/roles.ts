@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import type { RoleSpec } from '../../api/auth-types.ts';
 import { withAdminClient } from '../admin.ts';
 import { dataDirOption, formatOption, listArg } from '../options.ts';

@@ -12,6 +12,8 @@ import { isPin } from '../../core/tls-pin.ts';
 import type { ClusterSettings } from '../../api/auth-types.ts';
 import { validateSettings } from '../../auth/settings.ts';
 import { DEFAULT_AUTH_PORT, DEFAULT_SSH_PORT, DEFAULT_WEB_PORT } from '../../api/types.ts';
+import { parseStorageSpec } from '../../storage/open.ts';
+import type { StorageSpec } from '../../storage/open.ts';
 
 /** What the flags of `serve` can say (all optional: unset means "not given"). */
 export interface ServeFlags {
@@ -29,6 +31,7 @@ export interface ServeFlags {
   certFile?: string;
   keyFile?: string;
   secondFactor?: string;
+  storage?: string;
 }
 
 /** The resolved configuration. */
@@ -46,12 +49,14 @@ export interface ServeConfig {
   certFile?: string;
   keyFile?: string;
   settings: Partial<ClusterSettings>;
+  /** Where auth keeps its data: --storage, `storage:`, $POSTERN_STORAGE, else SQLite in the data dir. */
+  storage: StorageSpec;
 }
 
 const FILE_KEYS: Record<string, keyof ServeFlags | 'cluster'> = {
   data_dir: 'dataDir', web_addr: 'webAddr', ssh_addr: 'sshAddr', auth_addr: 'authAddr', public_addr: 'publicAddr',
   cluster_name: 'clusterName', roles: 'roles', auth_server: 'authServer', join_token: 'joinToken', ca_pin: 'caPin',
-  cert_file: 'certFile', key_file: 'keyFile', cluster: 'cluster',
+  cert_file: 'certFile', key_file: 'keyFile', cluster: 'cluster', storage: 'storage',
 };
 
 function addr(text: string, port: number, what: string): { host: string; port: number } {
@@ -93,7 +98,7 @@ function clusterSettings(raw: unknown): Partial<ClusterSettings> {
 }
 
 /** Reads the config file (if any), merges flags over it, fills defaults and checks everything. */
-export function resolveServeConfig(flags: ServeFlags, defaultDataDir: string): ServeConfig {
+export function resolveServeConfig(flags: ServeFlags, defaultDataDir: string, env: Record<string, string | undefined> = {}): ServeConfig {
   let file: Record<string, unknown> = {};
   if (flags.config) {
     let text: string;
@@ -128,8 +133,12 @@ export function resolveServeConfig(flags: ServeFlags, defaultDataDir: string): S
     settings.second_factor = sf;
   }
   const publicText = pick('publicAddr');
+  const dataDir = pick('dataDir') ?? defaultDataDir;
+  const storageText = pick('storage');
+  if (storageText && !roles.auth) throw new ConfigError('--storage is for the auth role; a proxy alone keeps no cluster data', { hint: 'Leave --storage out with --roles proxy' });
   const cfg: ServeConfig = {
-    dataDir: pick('dataDir') ?? defaultDataDir,
+    dataDir,
+    storage: parseStorageSpec(storageText ?? env.POSTERN_STORAGE, dataDir),
     webAddr: addr(pick('webAddr') ?? `0.0.0.0:${DEFAULT_WEB_PORT}`, DEFAULT_WEB_PORT, '--web-addr'),
     sshAddr: addr(pick('sshAddr') ?? `0.0.0.0:${DEFAULT_SSH_PORT}`, DEFAULT_SSH_PORT, '--ssh-addr'),
     authAddr: addr(pick('authAddr') ?? `127.0.0.1:${DEFAULT_AUTH_PORT}`, DEFAULT_AUTH_PORT, '--auth-addr'),

@@ -3,59 +3,31 @@
  * line, and shuts down cleanly on SIGTERM or SIGINT.
  */
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { hostname } from 'node:os';
 import pino from 'pino';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { resolveServeConfig } from './serve-config.ts';
-import type { ServeFlags, ServeConfig } from './serve-config.ts';
+import type { ServeFlags } from './serve-config.ts';
 import { resolveDataDir, dataDirOption } from '../options.ts';
+import { describeStorage } from '../../storage/open.ts';
 import { startAuthService } from '../../auth/service.ts';
-import type { IdentityFile, RunningAuth } from '../../auth/service.ts';
+import type { RunningAuth } from '../../auth/service.ts';
 import { localAuthClient } from '../../auth/auth-server.ts';
 import { remoteAuthClient, joinCluster } from '../../auth/remote-client.ts';
 import type { AuthClient } from '../../api/auth-client.ts';
 import { startProxy } from '../../proxy/proxy-service.ts';
 import type { RunningProxy } from '../../proxy/proxy-service.ts';
-import { ConfigError } from '../../core/errors.ts';
+import { proxyIdentity } from '../../proxy/join.ts';
 import type { Logger } from '../../core/logger.ts';
-import { ensurePrivateDir, writeFileAtomic } from '../../core/fs.ts';
-import { newTlsKeyPair } from '../../core/tls-keys.ts';
-import { certificatePin } from '../../core/tls-pin.ts';
 import { formatHostPort } from '../../core/text.ts';
 import { out, colours } from '../output.ts';
 import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
 
-/** Gets the proxy's Auth API identity: from its data dir, or by joining with the token. */
-async function proxyAuthClient(cfg: ServeConfig, name: string): Promise<AuthClient> {
-  const dir = join(cfg.dataDir, 'proxy');
-  ensurePrivateDir(dir);
-  const path = join(dir, 'identity.json');
-  const server = cfg.authServer!;
-  if (!existsSync(path)) {
-    if (!cfg.joinToken || !cfg.caPin) {
-      throw new ConfigError('this proxy has not joined the cluster yet: --join-token and --ca-pin are needed', {
-        hint: 'On the auth server run:  postern tokens add --type proxy   and pass what it prints',
-      });
-    }
-    const { keyPem, publicKeyPem } = newTlsKeyPair();
-    const joined = await joinCluster(server, cfg.caPin, { token: cfg.joinToken, name, publicKeyPem });
-    const identity: IdentityFile = { authAddr: formatHostPort(server.host, server.port), clusterName: joined.clusterName, certPem: joined.certPem, keyPem, caPem: joined.caPem };
-    writeFileAtomic(path, JSON.stringify(identity, null, 2) + '\n', 0o600);
-  }
-  const identity = JSON.parse(readFileSync(path, 'utf8')) as IdentityFile;
-  if (cfg.caPin && certificatePin(identity.caPem) !== cfg.caPin) {
-    throw new ConfigError('the proxy\'s stored identity is for a cluster CA other than --ca-pin', { hint: `Remove ${path} to join again` });
-  }
-  return remoteAuthClient(server, identity);
-}
-
 /** Starts what the config asks for and resolves when a signal has shut it down. */
 export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): Promise<void> {
   assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
-  const cfg = resolveServeConfig(flags, resolveDataDir(undefined, deps));
+  const cfg = resolveServeConfig(flags, resolveDataDir(undefined, deps), deps.env);
   const log = pino({ level: debug ? 'debug' : 'info', base: { pid: process.pid } }, deps.io.stderr) as unknown as Logger;
   const name = hostname();
   let auth: RunningAuth | undefined;
@@ -67,19 +39,19 @@ export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): P
     await auth?.close().catch((err: unknown) => log.error({ err }, 'closing auth failed'));
   };
   const stopped = new Promise<string>((resolve) => {
-    const onSignal = (sig: string): void => resolve(sig);
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    const unsubscribe = deps.signals.on(['SIGTERM', 'SIGINT'], (sig) => { unsubscribe(); resolve(sig); });
   });
   try {
     let clusterName = cfg.clusterName;
     let caPin: string | undefined;
     if (cfg.roles.auth) {
-      auth = await startAuthService({ dataDir: cfg.dataDir, clusterName: cfg.clusterName, authAddr: cfg.authAddr, settings: cfg.settings, clock: deps.clock, log });
+      auth = await startAuthService({ dataDir: cfg.dataDir, storage: cfg.storage, clusterName: cfg.clusterName, authAddr: cfg.authAddr, settings: cfg.settings, clock: deps.clock, log });
       caPin = auth.caPin;
     }
     if (cfg.roles.proxy) {
-      client = auth ? localAuthClient(auth.auth, { role: 'proxy', name }) : await proxyAuthClient(cfg, name);
+      client = auth
+        ? localAuthClient(auth.auth, { role: 'proxy', name })
+        : remoteAuthClient(cfg.authServer!, await proxyIdentity({ dataDir: cfg.dataDir, name, authServer: cfg.authServer!, joinToken: cfg.joinToken, caPin: cfg.caPin }, joinCluster));
       const info = await client.ping();
       clusterName = info.clusterName;
       proxy = await startProxy({
@@ -93,6 +65,7 @@ export async function runServe(flags: ServeFlags, deps: Deps, debug: boolean): P
     if (auth) parts.push(`auth=${formatHostPort(cfg.authAddr.host, auth.apiPort)}`);
     if (caPin) parts.push(`ca-pin=${caPin}`);
     parts.push(`data-dir=${cfg.dataDir}`);
+    if (auth && cfg.storage.kind !== 'sqlite') parts.push(`storage=${describeStorage(cfg.storage)}`);
     const c = colours(deps);
     out(deps, `${c.green('ready:')} ${parts.join(' ')}`);
     if (auth) {
@@ -125,5 +98,6 @@ export function registerServe(program: Command, deps: Deps, _state: RunState): v
     .option('--cert-file <file>', 'a TLS certificate chain for the web address (else the cluster CA issues one)')
     .option('--key-file <file>', 'the key of --cert-file')
     .option('--second-factor <mode>', 'the cluster\'s second factor: otp (default) or off')
+    .option('--storage <url>', 'with the auth role: a PostgreSQL database for several auth servers, postgres://USER@HOST:PORT/DB?sslmode=verify-full (default $POSTERN_STORAGE, else SQLite in the data dir)')
     .action((opts: ServeFlags, cmd: Command) => runServe(opts, deps, Boolean(cmd.optsWithGlobals().debug)));
 }

@@ -1,7 +1,7 @@
 /** `postern sessions ls`: the live sessions the logged-in user may see and join. */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { withSignedWeb } from '../signed-web.ts';
 import { formatOption } from '../options.ts';
 import { out, outJson, info, table } from '../output.ts';

@@ -1,7 +1,7 @@
 /** `postern settings`: the cluster's settings on auth (second factor, lockout, session recording, ...), for admins. */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { withAdminClient } from '../admin.ts';
 import { dataDirOption, formatOption } from '../options.ts';
 import { out, outJson, info, table } from '../output.ts';

@@ -2,8 +2,7 @@
 import type { Command } from 'commander';
 import QRCode from 'qrcode';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
-import { WebClient } from '../../client/web-client.ts';
+import type { RunState } from '../run-state.ts';
 import { UsageError, ValidationError } from '../../core/errors.ts';
 import { isPin } from '../../core/tls-pin.ts';
 import { escapeControl, formatHostPort } from '../../core/text.ts';
@@ -42,7 +41,7 @@ function otpauthUri(secret: string, issuer: string, user: string): string {
 export async function runSignup(inviteUrl: string, opts: SignupOptions, deps: Deps): Promise<void> {
   const { host, port, token } = parseInviteUrl(inviteUrl);
   if (opts.caPin && !isPin(opts.caPin)) throw new UsageError(`invalid --ca-pin "${opts.caPin}"`);
-  const web = new WebClient({ host, port, caPin: opts.caPin, insecure: opts.insecure });
+  const web = await deps.clients.web({ host, port, caPin: opts.caPin, insecure: opts.insecure });
   try {
     const invite = await web.getInvite(token);
     const ping = await web.ping();

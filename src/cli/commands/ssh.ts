@@ -9,27 +9,22 @@
  * when the connection fails (for a selector, the first non-zero status in node order).
  */
 import type { Command } from 'commander';
-import type { Duplex } from 'node:stream';
 import { Option } from 'commander';
-import type { Client } from 'ssh2';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
-import { loadLogin, connectToProxy, openProxySubsystem } from '../../client/proxy-conn.ts';
-import type { StoredLogin } from '../../client/proxy-conn.ts';
-import {
-  acceptedHostNames, connectToNode, hostCaKeysFromKnownHosts, isLabelSelector, parseDestination, parseLabelSelector,
-} from '../../client/ssh-client.ts';
-import { exitCodeOf, nodePrefix, runPrefixed, runSession } from '../../client/ssh-session.ts';
-import type { SessionExit } from '../../client/ssh-session.ts';
-import { RemoteForwards, parseForwardSpec, startLocalForward } from '../../client/port-forward.ts';
-import type { ActiveForward, ForwardSpec } from '../../client/port-forward.ts';
-import { WebClient } from '../../client/web-client.ts';
-import type { NodeListing } from '../../client/web-client.ts';
-import { requestSigner } from '../../client/request-signing.ts';
-import { DEFAULT_WEB_PORT } from '../../api/types.ts';
-import { asConnectionFailure, ExitCode, NotFoundError, PosternError, UsageError, toPosternError } from '../../core/errors.ts';
-import { escapeControl, formatHostPort, parseHostPort } from '../../core/text.ts';
+import { loadLogin } from '../../client/proxy-conn.ts';
+import { parseDestination } from '../../client/ssh-client.ts';
+import { parseForwardSpec } from '../../client/port-forward.ts';
+import type { ForwardSpec } from '../../client/port-forward.ts';
+import { chooseLogin, nodeAccess } from '../../client/node-access.ts';
+import { runOnNode, runOnSelector } from '../../client/node-run.ts';
+import type { NodeRunDeps } from '../../client/node-run.ts';
+import { isSelector } from '../../api/labels.ts';
+import type { Labels } from '../../api/labels.ts';
+import { UsageError } from '../../core/errors.ts';
+import { escapeControl } from '../../core/text.ts';
+import { selectorArg } from '../options.ts';
 import { info } from '../output.ts';
 import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
 
@@ -57,14 +52,12 @@ export interface SshRequest extends SshOptions {
 
 /** Port 22 asks the proxy for the node's registered port, as `%p` does in a ProxyCommand. */
 const DEFAULT_NODE_PORT = 22;
-/** How many nodes of a selector run at once. */
-const SELECTOR_PARALLEL = 16;
 
 /** A validated request: what to run where, checked before anything is read or dialled. */
 interface Plan {
   user?: string;
   target: string;
-  selector?: Record<string, string>;
+  selector?: Labels;
   command?: string;
   port: number;
   locals: ForwardSpec[];
@@ -92,8 +85,8 @@ export function planSsh(req: SshRequest): Plan {
     forwardOnly: Boolean(req.N),
     pty: req.t ? 'yes' : req.T ? 'no' : 'auto',
   };
-  if (isLabelSelector(dest.target)) {
-    plan.selector = parseLabelSelector(dest.target);
+  if (isSelector(dest.target)) {
+    plan.selector = selectorArg(dest.target);
     if (command === undefined) {
       throw new UsageError(`a label selector (${escapeControl(dest.target)}) needs a command to run on every matching node`, {
         hint: `postern ssh ${escapeControl(req.destination)} COMMAND, or name one node:  postern ssh NODE`,
@@ -106,15 +99,6 @@ export function planSsh(req: SshRequest): Plan {
   return plan;
 }
 
-/** The login to use: -l, then USER@, then the local user if the certificate allows it, then the certificate's first. */
-export function chooseLogin(plan: { user?: string }, flag: string | undefined, principals: string[], env: Record<string, string | undefined>): string {
-  if (flag) return flag;
-  if (plan.user) return plan.user;
-  const local = env.USER ?? env.LOGNAME;
-  if (local && principals.includes(local)) return local;
-  return principals[0] ?? local ?? 'root';
-}
-
 /** Runs `postern ssh`; returns the exit code. */
 export async function runSsh(req: SshRequest, deps: Deps): Promise<number> {
   assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
@@ -122,186 +106,23 @@ export async function runSsh(req: SshRequest, deps: Deps): Promise<number> {
   const home = tshHome(deps.env, deps.homeDir);
   const stored = loadLogin(home, req.proxy, deps.clock.now());
   const login = chooseLogin(plan, req.login, stored.certificate.principals, deps.env);
-  if (!stored.certificate.principals.includes(login)) {
-    throw new PosternError('ERR_POSTERN_LOGIN_NOT_ALLOWED', `login "${escapeControl(login)}" is not in your certificate`, {
-      exitCode: ExitCode.connection,
-      hint: `Your logins: ${stored.certificate.principals.map(escapeControl).join(', ') || 'none'}; pick one with -l LOGIN or LOGIN@${escapeControl(plan.target)}`,
-    });
-  }
+  const access = nodeAccess(stored, login, deps.env, () => deps.clock.now());
   let agentSocket: string | undefined;
   if (req.forwardAgent) {
     agentSocket = deps.env.SSH_AUTH_SOCK || undefined;
     if (!agentSocket) info(deps, 'warning: -A: no ssh-agent to forward (SSH_AUTH_SOCK is not set)');
   }
-  const ctx: RunContext = { deps, stored, login, agentSocket, hostCaKeys: hostCaKeysFromKnownHosts(stored.paths.knownHosts) };
-  return plan.selector ? runOnSelector(plan, plan.selector, ctx) : runOnNode(plan, ctx);
-}
-
-interface RunContext {
-  deps: Deps;
-  stored: StoredLogin;
-  login: string;
-  agentSocket: string | undefined;
-  hostCaKeys: Buffer[];
-}
-
-function proxyConnection(ctx: RunContext): Promise<Client> {
-  const { profile, keyPair, certificateText, paths } = ctx.stored;
-  return connectToProxy({ profile, keyPair, certificateText, knownHostsPath: paths.knownHosts, username: ctx.login });
-}
-
-/** A stream to the node's sshd through the proxy, and how to let go of it. */
-interface NodeLink {
-  stream: Duplex;
-  close(): void;
-}
-
-/**
- * The TLS tunnel on the web port when the proxy offers it (one encryption layer less,
- * src/client/proxy-tunnel.ts), else the subsystem `proxy:TARGET:PORT` on `proxy` (opened
- * first when not given). The proxy answers "use the SSH listener" when it records sessions.
- */
-async function nodeLink(ctx: RunContext, target: string, port: number, proxy?: Client): Promise<NodeLink> {
-  if (!proxy && (ctx.deps.env.POSTERN_PROXY_TRANSPORT || 'auto') !== 'ssh') {
-    const { openTunnel } = await import('../../client/proxy-tunnel.ts');
-    const { profile, keyPair, certificate } = ctx.stored;
-    const tunnel = await openTunnel({ profile, keyPair, certificate: certificate.raw, login: ctx.login, host: target, port }).catch((err: unknown) => { throw asConnectionFailure(err); });
-    if (!('fallback' in tunnel)) return { stream: tunnel, close: () => tunnel.destroy() };
-  }
-  const via = proxy ?? await proxyConnection(ctx);
-  const stream = await openProxySubsystem(via, target, port);
-  // The proxy's messages about this channel, if any, are not the node's output.
-  stream.stderr.resume();
-  return { stream, close: () => { if (!proxy) via.end(); } };
-}
-
-/** Runs SSH to the node over a link. */
-function nodeConnection(link: NodeLink, ctx: RunContext, target: string, names: string[]): Promise<Client> {
-  return connectToNode({
-    stream: link.stream,
-    label: target,
-    login: ctx.login,
-    keyPair: ctx.stored.keyPair,
-    certificateText: ctx.stored.certificateText,
-    trust: { hostCaKeys: ctx.hostCaKeys, names, now: ctx.deps.clock.now() },
-    ...(ctx.agentSocket ? { agentSocket: ctx.agentSocket } : {}),
-  });
-}
-
-/** Calls `onStop` on SIGINT, SIGTERM or SIGHUP until the returned function is called. */
-function onStopSignals(onStop: (signal: NodeJS.Signals) => void): () => void {
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  for (const s of signals) process.on(s, onStop);
-  return () => { for (const s of signals) process.off(s, onStop); };
-}
-
-async function runOnNode(plan: Plan, ctx: RunContext): Promise<number> {
-  const { deps } = ctx;
-  const link = await nodeLink(ctx, plan.target, plan.port);
-  let node: Client | undefined;
-  const forwards: ActiveForward[] = [];
-  let remote: RemoteForwards | undefined;
-  let stopped: NodeJS.Signals | undefined;
-  const stopSignals = onStopSignals((signal) => {
-    stopped = signal;
-    node?.end();
-    link.close();
-  });
-  try {
-    node = await nodeConnection(link, ctx, plan.target, acceptedHostNames(plan.target, ctx.stored.profile.cluster));
-    const nodeClosed = new Promise<void>((resolve) => node!.once('close', () => resolve()));
-    const log = (message: string): void => info(deps, `warning: ${message}`);
-    for (const spec of plan.locals) {
-      const f = await startLocalForward(node, spec, log);
-      forwards.push(f);
-      if (spec.bindPort === 0) info(deps, `Allocated port ${f.port} for local forward to ${formatHostPort(spec.host, spec.hostPort)}`);
-    }
-    if (plan.remotes.length) {
-      remote = new RemoteForwards(node, log);
-      for (const spec of plan.remotes) {
-        const f = await remote.add(spec);
-        forwards.push(f);
-        if (spec.bindPort === 0) info(deps, `Allocated port ${f.port} for remote forward to ${formatHostPort(spec.host, spec.hostPort)}`);
-      }
-    }
-    if (plan.forwardOnly) {
-      await nodeClosed;
-      // Ended by a signal (Ctrl-C) or by the connection going away: OpenSSH exits 255 for both.
-      return ExitCode.connection;
-    }
-    const stdinTty = Boolean(deps.io.stdin.isTTY);
-    const wantPty = plan.pty === 'yes' || (plan.pty === 'auto' && plan.command === undefined && stdinTty);
-    if (plan.pty === 'auto' && plan.command === undefined && !stdinTty) {
-      info(deps, 'Pseudo-terminal will not be allocated because stdin is not a terminal.');
-    }
-    const exit: SessionExit = await runSession(node, {
-      ...(plan.command !== undefined ? { command: plan.command } : {}),
-      ...(wantPty ? { pty: { term: deps.env.TERM || 'xterm' } } : {}),
-      io: deps.io,
-    });
-    if (wantPty) info(deps, `Connection to ${escapeControl(plan.target)} closed.`);
-    if (stopped) return ExitCode.connection;
-    return exitCodeOf(exit);
-  } finally {
-    stopSignals();
-    remote?.closeAll();
-    await Promise.all(forwards.map((f) => f.close().catch(() => undefined)));
-    node?.end();
-    link.close();
-  }
-}
-
-/** The proxy's web API for the stored profile, as `login` reached it. */
-function webClientFor(stored: StoredLogin): WebClient {
-  const { host, port } = parseHostPort(stored.profile.webProxyAddr, DEFAULT_WEB_PORT);
-  return new WebClient({ host, port, ...(stored.profile.caPin ? { caPin: stored.profile.caPin } : {}), ...(stored.profile.insecure ? { insecure: true } : {}) });
-}
-
-async function runOnSelector(plan: Plan, selector: Record<string, string>, ctx: RunContext): Promise<number> {
-  const { deps, stored } = ctx;
-  const web = webClientFor(stored);
-  let nodes: NodeListing[];
-  try {
-    nodes = await web.listNodes({ labels: selector }, requestSigner(stored.keyPair, stored.certificate.raw, () => deps.clock.now()));
-  } finally {
-    await web.close();
-  }
-  if (nodes.length === 0) {
-    throw new NotFoundError(`no node you may reach matches ${escapeControl(plan.target)}`, { hint: 'See the nodes and their labels with:  postern ls' });
-  }
-  nodes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const proxy = await proxyConnection(ctx);
-  const stopSignals = onStopSignals(() => proxy.end());
-  const statuses: number[] = new Array(nodes.length).fill(ExitCode.connection);
-  try {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < nodes.length) {
-        const i = next++;
-        statuses[i] = await runOneOf(proxy, plan, ctx, nodes[i].name);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(SELECTOR_PARALLEL, nodes.length) }, worker));
-  } finally {
-    stopSignals();
-    proxy.end();
-  }
-  return statuses.find((s) => s !== 0) ?? 0;
-}
-
-/** Runs the selector's command on one node; a failure there is reported with its prefix and is status 255. */
-async function runOneOf(proxy: Client, plan: Plan, ctx: RunContext, name: string): Promise<number> {
-  let node: Client | undefined;
-  try {
-    node = await nodeConnection(await nodeLink(ctx, name, plan.port, proxy), ctx, name, acceptedHostNames(name, ctx.stored.profile.cluster));
-    return exitCodeOf(await runPrefixed(node, plan.command!, name, ctx.deps.io));
-  } catch (err) {
-    const e = toPosternError(err);
-    ctx.deps.io.stderr.write(`${nodePrefix(name)}error: ${escapeControl(e.message)}\n`);
-    return ExitCode.connection;
-  } finally {
-    node?.end();
-  }
+  const runDeps: NodeRunDeps = {
+    io: deps.io,
+    notice: (message) => info(deps, message),
+    onStop: (handler) => deps.signals.on(['SIGINT', 'SIGTERM', 'SIGHUP'], handler),
+    webClient: (opts) => deps.clients.web(opts),
+    ...(deps.env.TERM ? { term: deps.env.TERM } : {}),
+    ...(agentSocket ? { agentSocket } : {}),
+  };
+  return plan.selector
+    ? runOnSelector(access, plan.selector, plan.target, plan.port, plan.command!, runDeps)
+    : runOnNode(access, plan, runDeps);
 }
 
 /**
@@ -366,6 +187,8 @@ Examples:
   postern ssh -N -L 8080:localhost:80 web1 forward a port until Ctrl-C
 
 The node must present the host certificate of the cluster; an unknown host key is refused.
+The stream reaches the proxy as for postern proxy ssh: through the TLS tunnel on its web port
+when it offers one, else its SSH listener (POSTERN_PROXY_TRANSPORT=ssh or tls chooses).
 Exit status: the remote command's, 255 when the connection fails, 4 when not logged in.`)
     .action(async (destination: string, command: string[], opts: SshOptions) => {
       state.exitCode = await runSsh({ ...opts, destination, command }, deps);

@@ -1,7 +1,7 @@
 /** `postern status`: who you are logged in as, until when, and whether the agent has the key. */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
 import { loadProfile } from '../../client/profile.ts';
 import { readKeys } from '../../client/keystore.ts';

@@ -2,14 +2,11 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
-import { withAdminClient } from '../admin.ts';
+import type { RunState } from '../run-state.ts';
+import { readAdminIdentity, withAdminClient } from '../admin.ts';
 import { dataDirOption, durationArg, formatOption } from '../options.ts';
 import { out, outJson } from '../output.ts';
-import { readFileSync } from 'node:fs';
-import { adminIdentityPath } from '../../auth/service.ts';
 import { certificatePin } from '../../core/tls-pin.ts';
-import { resolveDataDir } from '../options.ts';
 
 /** Registers `postern tokens`. */
 export function registerTokens(program: Command, deps: Deps, _state: RunState): void {
@@ -21,7 +18,7 @@ export function registerTokens(program: Command, deps: Deps, _state: RunState): 
     .addOption(dataDirOption())
     .action(async (opts: { type: 'proxy'; ttl: number; format: string; dataDir?: string }) => {
       const r = await withAdminClient(opts.dataDir, deps, (auth) => auth.createToken({ type: opts.type, ttlMs: opts.ttl }));
-      const identity = JSON.parse(readFileSync(adminIdentityPath(resolveDataDir(opts.dataDir, deps)), 'utf8')) as { caPem: string; authAddr: string };
+      const identity = readAdminIdentity(opts.dataDir, deps);
       const pin = certificatePin(identity.caPem);
       if (opts.format === 'json') { outJson(deps, { ...r, caPin: pin }); return; }
       out(deps, `The join token ${r.token} is valid until ${r.expiresAt}.`);

@@ -1,7 +1,7 @@
 /** `postern version`: the version, plain or as JSON. */
 import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
-import type { RunState } from '../program.ts';
+import type { RunState } from '../run-state.ts';
 import { VERSION } from '../../core/version.ts';
 import { out, outJson } from '../output.ts';
 import { formatOption } from '../options.ts';
