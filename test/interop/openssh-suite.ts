@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { POSTERN_BIN } from '../helpers/cli.ts';
 import { Interop, run, sha256, until, echoThrough, socksEcho, freePort, LOCAL_USER } from './harness.ts';
 import type { Mode } from './harness.ts';
 
@@ -30,6 +31,15 @@ export function opensshSuite(mode: Mode): void {
     assert.equal(j.status, 3, j.stderr + it.tail());
     assert.equal(j.stdout.trim(), 'j-49');
     await it.expectNodeEvents(2);
+  });
+
+  test(`${mode}: postern ssh to an unknown node exits 255 at once, with the reason`, async () => {
+    const t0 = Date.now();
+    const r = await run(process.execPath, [POSTERN_BIN, 'ssh', ...(mode === 'recording' ? ['-A'] : []), `${LOCAL_USER}@no-such-node`, 'true'],
+      { env: it.env({ TSH_HOME: it.alice, POSTERN_FROM_SOURCE: '1' }), timeoutMs: 30_000 });
+    assert.equal(r.status, 255, `status ${r.status} signal ${r.signal}: ${r.stderr}`);
+    assert.match(r.stderr, /no-such-node/);
+    assert.ok(Date.now() - t0 < 8_000, `took ${Date.now() - t0} ms: ${r.stderr}`);
   });
 
   test(`${mode}: scp -O (legacy) and scp over SFTP, both ways, sha256 intact`, async () => {
