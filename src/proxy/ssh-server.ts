@@ -13,7 +13,6 @@ import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from 'ssh2';
 import type { Socket } from 'node:net';
 import type { JoinMode } from '../api/types.ts';
-import type { ClusterInfo } from '../api/auth-types.ts';
 import type { SshListenerAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
