@@ -4,24 +4,22 @@
  * repository on the node, ControlMaster (two commands over one master), and -L/-R/-D.
  * Each checks the data (sha256), the exit status and the audit event.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { POSTERN_BIN } from '../helpers/cli.ts';
-import { Interop, run, sha256, until, echoThrough, socksEcho, freePort, LOCAL_USER } from './harness.ts';
-import type { Mode } from './harness.ts';
+import { run, sha256, until, echoThrough, socksEcho, freePort, LOCAL_USER } from './harness.ts';
+import type { Interop, Mode } from './harness.ts';
 
-/** Registers the OpenSSH tests against one cluster in `mode`. */
-export function opensshSuite(mode: Mode): void {
-  const it = new Interop(mode);
+/** Registers, on a started cluster, the OpenSSH tests against one cluster in `mode`. */
+export function opensshSuite(it: Interop): void {
+  const mode: Mode = it.mode;
   // scp and sftp turn agent forwarding off whatever the config says; -A turns it back on,
   // which recording mode needs (the proxy logs in to the node through the agent).
   const agentFlag = mode === 'recording' ? ['-A'] : [];
-  before(async () => { await it.start(); });
-  after(async () => { await it.stop(); });
 
   test(`${mode}: ssh through the ProxyCommand and -J: output, exit status 3, audit event`, async () => {
     const pc = await it.ssh([it.viaProxyCommand, 'echo pc-$((6*7)); exit 3']);

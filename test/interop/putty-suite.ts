@@ -7,21 +7,20 @@
  * the proxy's user, not the login). Recording mode needs the agent forwarded: plink -A
  * does; pscp turns forwarding off whatever its settings say, so it is refused there.
  */
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Interop, run, sha256, LOCAL_USER } from './harness.ts';
-import type { Mode } from './harness.ts';
+import { run, sha256, LOCAL_USER } from './harness.ts';
+import type { Interop, Mode } from './harness.ts';
 
-/** Registers the PuTTY tests against one cluster in `mode`. */
-export function puttySuite(mode: Mode): void {
-  const it = new Interop(mode);
+/** Registers, on a started cluster, the PuTTY tests against one cluster in `mode`. */
+export function puttySuite(it: Interop): void {
+  const mode: Mode = it.mode;
   let ppk = '';
   let home = '';
   before(async () => {
-    await it.start();
     ppk = `${it.key}.ppk`;
     execFileSync('puttygen', [it.key, '-o', ppk, '--certificate', it.cert]);
     // PuTTY's settings live in ~/.putty: a host CA (the cluster's, from known_hosts).
@@ -32,7 +31,6 @@ export function puttySuite(mode: Mode): void {
     assert.ok(ca, 'the host CA line in known_hosts');
     writeFileSync(join(cas, 'postern-test.example'), `PublicKey=${ca.split(' ')[3]}\nValidity=*.test.example\n`);
   });
-  after(async () => { await it.stop(); });
 
   const env = (): NodeJS.ProcessEnv => it.env({ HOME: home });
   const proxycmd = (): string[] => ['-proxycmd', it.proxyCommand(LOCAL_USER, '%host', '%port')];

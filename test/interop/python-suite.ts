@@ -6,20 +6,18 @@
  * sha256 and the audit event. paramiko tries the agent's plain key first, is refused, and
  * asks for the ssh-userauth service again before its next key (issue 12 item 6).
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Interop, run, sha256, PYTHON, LOCAL_USER } from './harness.ts';
-import type { Mode } from './harness.ts';
+import { run, sha256, PYTHON, LOCAL_USER } from './harness.ts';
+import type { Interop, Mode } from './harness.ts';
 
 const CLIENTS = join(import.meta.dirname, 'clients');
 
-/** Registers the paramiko and asyncssh tests against one cluster in `mode`. */
-export function pythonSuite(mode: Mode): void {
-  const it = new Interop(mode);
-  before(async () => { await it.start(); });
-  after(async () => { await it.stop(); });
+/** Registers, on a started cluster, the paramiko and asyncssh tests against one cluster in `mode`. */
+export function pythonSuite(it: Interop): void {
+  const mode: Mode = it.mode;
   const forward = mode === 'recording' ? ['--forward-agent'] : [];
 
   /** paramiko pins the host key the node shows: the node's own, or the proxy's in recording mode. */

@@ -3,12 +3,14 @@
  * time, with the file intact. The node's exit-status comes after its EOF; a relay that ends
  * the client's channel on that EOF loses the status about a quarter of the time, so one
  * lucky pass proves nothing: 30 runs, three at a time, with a node whose sftp server exits
- * a moment after closing its output (without the fix, every run fails).
+ * a moment after closing its output (without the fix, every run fails). The ssh-audit tests
+ * (ssh-audit-suite.ts) share this file's cluster.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Interop, run, sha256, LOCAL_USER } from './harness.ts';
+import { sshAuditSuite } from './ssh-audit-suite.ts';
 
 // The node's sftp server closes its output, then exits a moment later, as a loaded node
 // may: its EOF then comes well before its exit-status, the window the race needs.
@@ -28,3 +30,6 @@ test('30 scp (SFTP) uploads through the recording proxy: exit status 0 and the s
   assert.deepEqual(failures, [], it.tail());
   await it.expectNodeEvents(30);
 });
+
+// The protocol surface (item 5) on the same cluster.
+sshAuditSuite(it);

@@ -6,26 +6,26 @@
  * `zlib` (compression before authentication). The node connection's offer is read from
  * its KEXINIT by a fake node that speaks just enough SSH to receive it.
  */
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createServer } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Server, Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Interop, run, freePort, LOCAL_USER } from './harness.ts';
+import { run, freePort, LOCAL_USER } from './harness.ts';
+import type { Interop } from './harness.ts';
 import { startSshd } from '../helpers/openssh.ts';
 import { connectNodeWithAgent } from '../../src/proxy/node-client.ts';
 
-const it = new Interop('recording');
+/** Registers, on a started cluster, the protocol surface tests. */
+export function sshAuditSuite(it: Interop): void {
 let stockPort = 0;
 before(async () => {
-  await it.start();
   const stock = await startSshd({ trustedUserCaKeys: readFileSync(join(it.c.nodes.get('web1')!.dir, 'user_ca.pub'), 'utf8') });
   it.c.onStop(() => stock.stop());
   stockPort = stock.port;
 });
-after(async () => { await it.stop(); });
 
 /** ssh-audit's failures as "category algorithm: reason" lines, and its offered kex and compression. */
 async function audit(port: number): Promise<{ fails: string[]; kex: string[]; compression: string[] }> {
@@ -105,3 +105,4 @@ test('the recording proxy\'s connection to a node offers no group exchange and n
     fake.server.close();
   }
 });
+}
