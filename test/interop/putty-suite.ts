@@ -7,7 +7,7 @@
  * the proxy's user, not the login). Recording mode needs the agent forwarded: plink -A
  * does; pscp turns forwarding off whatever its settings say, so it is refused there.
  */
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,9 @@ export function puttySuite(it: Interop): void {
   const mode: Mode = it.mode;
   let ppk = '';
   let home = '';
-  before(async () => {
+  // Made on first use, once the file's cluster is up (its before hook).
+  let ready: Promise<void> | undefined;
+  const setup = (): Promise<void> => (ready ??= (async () => {
     ppk = `${it.key}.ppk`;
     execFileSync('puttygen', [it.key, '-o', ppk, '--certificate', it.cert]);
     // PuTTY's settings live in ~/.putty: a host CA (the cluster's, from known_hosts).
@@ -30,13 +32,14 @@ export function puttySuite(it: Interop): void {
     const ca = readFileSync(it.knownHosts, 'utf8').split('\n').find((l) => l.startsWith('@cert-authority '));
     assert.ok(ca, 'the host CA line in known_hosts');
     writeFileSync(join(cas, 'postern-test.example'), `PublicKey=${ca.split(' ')[3]}\nValidity=*.test.example\n`);
-  });
+  })());
 
   const env = (): NodeJS.ProcessEnv => it.env({ HOME: home });
   const proxycmd = (): string[] => ['-proxycmd', it.proxyCommand(LOCAL_USER, '%host', '%port')];
   const common = (): string[] => ['-batch', '-i', ppk, ...proxycmd()];
 
   test(`${mode}: plink with a .ppk holding the certificate: output and exit status 3`, async () => {
+    await setup();
     const r = await run('plink', [...common(), ...(mode === 'recording' ? ['-A'] : []), '-l', LOCAL_USER, 'web1.test.example', 'echo plink-$((6*7)); exit 3'], { env: env() });
     assert.equal(r.status, 3, r.stderr + it.tail());
     assert.equal(r.stdout.trim(), 'plink-42');
@@ -45,6 +48,7 @@ export function puttySuite(it: Interop): void {
   });
 
   test(`${mode}: pscp over SFTP and SCP, sha256 intact (recording mode: refused with the agent forwarding hint)`, async () => {
+    await setup();
     for (const proto of ['-sftp', '-scp']) {
       const dest = join(it.c.work, `pscp${proto}.bin`);
       const r = await run('pscp', ['-q', ...common(), proto, it.file, `${LOCAL_USER}@web1.test.example:${dest}`], { env: env() });

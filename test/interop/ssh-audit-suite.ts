@@ -6,7 +6,7 @@
  * `zlib` (compression before authentication). The node connection's offer is read from
  * its KEXINIT by a fake node that speaks just enough SSH to receive it.
  */
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createServer } from 'node:net';
 import ssh2 from 'ssh2';
@@ -20,12 +20,13 @@ import { connectNodeWithAgent } from '../../src/proxy/node-client.ts';
 
 /** Registers, on a started cluster, the protocol surface tests. */
 export function sshAuditSuite(it: Interop): void {
-let stockPort = 0;
-before(async () => {
-  const stock = await startSshd({ trustedUserCaKeys: readFileSync(join(it.c.nodes.get('web1')!.dir, 'user_ca.pub'), 'utf8') });
-  it.c.onStop(() => stock.stop());
-  stockPort = stock.port;
-});
+/** Debian's stock sshd, started on first use (once the file's cluster is up). */
+let stock: Promise<number> | undefined;
+const stockPort = (): Promise<number> => (stock ??= (async () => {
+  const sshd = await startSshd({ trustedUserCaKeys: readFileSync(join(it.c.nodes.get('web1')!.dir, 'user_ca.pub'), 'utf8') });
+  it.c.onStop(() => sshd.stop());
+  return sshd.port;
+})());
 
 /** ssh-audit's failures as "category algorithm: reason" lines, and its offered kex and compression. */
 async function audit(port: number): Promise<{ fails: string[]; kex: string[]; compression: string[] }> {
@@ -44,7 +45,7 @@ async function audit(port: number): Promise<{ fails: string[]; kex: string[]; co
 }
 
 test('ssh-audit: the listener fails nothing that Debian\'s stock sshd does not; no group exchange, no pre-auth zlib', async () => {
-  const [proxy, stock] = [await audit(it.c.sshPort), await audit(stockPort)];
+  const [proxy, stock] = [await audit(it.c.sshPort), await audit(await stockPort())];
   const extra = proxy.fails.filter((f) => !stock.fails.includes(f));
   assert.deepEqual(extra, [], `failures only the proxy has:\n${extra.join('\n')}\n(stock sshd: ${stock.fails.join('; ')})`);
   assert.ok(proxy.kex.some((k) => k.startsWith('curve25519-sha256')), proxy.kex.join(','));
