@@ -10,7 +10,8 @@ import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { POSTERN_BIN } from '../helpers/cli.ts';
+import { POSTERN_BIN, runPostern } from '../helpers/cli.ts';
+import { TEST_PASSWORD } from '../helpers/cluster.ts';
 import { run, sha256, until, echoThrough, socksEcho, freePort, LOCAL_USER } from './harness.ts';
 import type { Interop, Mode } from './harness.ts';
 
@@ -138,6 +139,44 @@ export function opensshSuite(it: Interop): void {
       await run('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']);
     }
   });
+
+  if (mode === 'default') {
+    test('login --add-keys-to-agent yes into ssh-agent and gpg-agent: the plain key and the certificate, both usable', async () => {
+      for (const which of ['ssh-agent', 'gpg-agent'] as const) {
+        const home = mkdtempSync(join(tmpdir(), 'pa-'));
+        chmodSync(home, 0o700);
+        let sock = it.agentSock;
+        if (which === 'gpg-agent') {
+          writeFileSync(join(home, 'gpg-agent.conf'), `enable-ssh-support\npinentry-program ${join(import.meta.dirname, 'clients', 'pinentry-fixed.sh')}\n`);
+          assert.equal((await run('gpgconf', ['--homedir', home, '--launch', 'gpg-agent'])).status, 0);
+          sock = (await run('gpgconf', ['--homedir', home, '--list-dirs', 'agent-ssh-socket'])).stdout.trim();
+        }
+        try {
+          const env = it.env({ SSH_AUTH_SOCK: sock, GNUPGHOME: home });
+          const tsh = join(home, 'tsh');
+          const login = await runPostern(['login', '--proxy', it.c.serve.web, '--user', 'alice', '--password-stdin', '--otp', await it.c.freshCode('alice', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'), '--ca-pin', it.c.serve.caPin, '--add-keys-to-agent', 'yes'],
+            { env: { TSH_HOME: tsh, SSH_AUTH_SOCK: sock, GNUPGHOME: home }, input: TEST_PASSWORD + '\n' });
+          assert.equal(login.code, 0, `${which}: ${login.stderr}`);
+          const listed = (await run('ssh-add', ['-L'], { env })).stdout;
+          const lines = listed.trim().split('\n').filter((l) => l.includes('alice@'));
+          // The plain key always; the certificate where the agent keeps certificates; no garbage.
+          assert.ok(lines.some((l) => l.startsWith('ssh-ed25519 ')), `${which}:\n${listed}`);
+          if (which === 'ssh-agent') assert.ok(lines.some((l) => l.startsWith('ssh-ed25519-cert-v01@openssh.com ')), listed);
+          for (const l of lines) assert.match(l, /^ssh-ed25519(-cert-v01@openssh\.com)? [A-Za-z0-9+/=]+ alice@test\.example$/, `${which}: ${JSON.stringify(l)}`);
+          // The agent signs: ssh through -J with the certificate file and the agent's key.
+          const certFile = join(tsh, 'keys', '127.0.0.1', 'alice-ssh', 'test.example-cert.pub');
+          const pub = join(home, 'id.pub');
+          writeFileSync(pub, readFileSync(join(tsh, 'keys', '127.0.0.1', 'alice.pub')));
+          const r = await it.ssh(['-o', `IdentityFile=${pub}`, '-o', `CertificateFile=${certFile}`, ...it.jump, `${LOCAL_USER}@web1`, 'echo agent-ok'], { env });
+          assert.equal(r.status, 0, `${which}: ${r.stderr}`);
+          assert.equal(r.stdout.trim(), 'agent-ok');
+        } finally {
+          if (which === 'gpg-agent') await run('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']);
+          else await run('ssh-add', ['-D'], { env: it.env() }).then(() => run('ssh-add', [it.key], { env: it.env() }));
+        }
+      }
+    });
+  }
 
   test(`${mode}: -L, -R and -D forwards carry bytes to and from the node`, async () => {
     const [lport, rport, dport] = [await freePort(), await freePort(), await freePort()];
