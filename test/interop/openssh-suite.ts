@@ -1,8 +1,10 @@
 /**
  * OpenSSH's own clients through Postern, in one mode: ssh (ProxyCommand and -J) with its
- * exit status, scp (-O legacy and SFTP) both ways, sftp, rsync, git clone from a bare
- * repository on the node, ControlMaster (two commands over one master), and -L/-R/-D.
- * Each checks the data (sha256), the exit status and the audit event.
+ * exit status, `postern ssh` refused fast (255), scp (-O legacy and SFTP) both ways, sftp,
+ * rsync, git clone from a bare repository on the node, ControlMaster (two commands over one
+ * master), gpg-agent as the SSH agent, `login --add-keys-to-agent yes` into ssh-agent and
+ * gpg-agent (default mode), and -L/-R/-D. Each checks the data (sha256), the exit status
+ * and the audit event.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
