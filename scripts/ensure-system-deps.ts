@@ -27,6 +27,15 @@ const needs: Array<{ pkg: string; path: string }> = [
   { pkg: 'chromium', path: '/usr/bin/chromium' },
   // The fonts Chromium draws the screenshots with.
   { pkg: 'fonts-dejavu-core', path: '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf' },
+  // The interop suite's clients (test/interop): PuTTY, Python's SSH libraries, gpg-agent, ssh-audit, rsync, git.
+  { pkg: 'putty-tools', path: '/usr/bin/plink' },
+  { pkg: 'python3-paramiko', path: '/usr/lib/python3/dist-packages/paramiko/__init__.py' },
+  { pkg: 'python3-asyncssh', path: '/usr/lib/python3/dist-packages/asyncssh/__init__.py' },
+  { pkg: 'gnupg', path: '/usr/bin/gpg' },
+  { pkg: 'gpg-agent', path: '/usr/bin/gpg-agent' },
+  { pkg: 'ssh-audit', path: '/usr/bin/ssh-audit' },
+  { pkg: 'rsync', path: '/usr/bin/rsync' },
+  { pkg: 'git', path: '/usr/bin/git' },
   // The PostgreSQL backend's tests start their own server from it (test/helpers/postgres.ts finds the version).
   { pkg: 'postgresql', path: '/usr/lib/postgresql' },
 ];

@@ -88,7 +88,11 @@ export async function login(req: LoginRequest): Promise<LoginResult> {
       try {
         for (const wire of oldIdentities) await a.remove(wire).catch(() => {});
         const lifetime = Math.max(1, Math.floor((cert.validBefore.getTime() - req.clock.now().getTime()) / 1000));
-        await a.addIdentity(pair, { certificate: cert, comment: `${res.user}@${res.clusterName}`, lifetimeSeconds: lifetime });
+        // As ssh-add does: the plain key, then its certificate, both for the certificate's
+        // lifetime (gpg-agent garbles a certificate whose key it does not hold yet).
+        const comment = `${res.user}@${res.clusterName}`;
+        await a.addIdentity(pair, { comment, lifetimeSeconds: lifetime });
+        await a.addIdentity(pair, { certificate: cert, comment, lifetimeSeconds: lifetime });
         agent = 'added';
       } finally {
         a.close();

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { BaseAgent, Client } from 'ssh2';
 import { connectNodeSsh } from '../ssh/node-connect.ts';
 import { PosternError } from '../core/errors.ts';
+import { NODE_CLIENT_ALGORITHMS } from './ssh-algorithms.ts';
 
 /** What a connection to a node needs. */
 export interface NodeConnectOptions {
@@ -39,6 +40,7 @@ export function connectNodeWithAgent(opts: NodeConnectOptions): Promise<Client> 
     trust: { hostCaKeys: opts.hostCaKeys, names: opts.names, now: opts.now?.() ?? new Date() },
     auth: { agent: opts.agent, ...(opts.agentForward ? { agentForward: true } : {}) },
     ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+    algorithms: NODE_CLIENT_ALGORITHMS,
     hints: {
       hostRefused: 'The node must present the host certificate `postern nodes add` issued; an admin can renew it with:  postern nodes renew NAME',
       authRefused: 'Check that the login is one of yours and that the node trusts the cluster\'s user CA (TrustedUserCAKeys)',

@@ -48,6 +48,7 @@ import { authorizeNode } from './node-dialer.ts';
 import { checkSshCertLogin } from './cert-auth.ts';
 import type { ClusterFacts, ClusterInfoSource } from './cluster-info.ts';
 import { pipeBoth } from '../core/pipe.ts';
+import { PROXY_SERVER_ALGORITHMS } from './ssh-algorithms.ts';
 
 /** What every recording-mode connection shares. */
 export interface RecordingProxyOptions {
@@ -112,6 +113,7 @@ export class RecordingProxy {
     const server = new ssh2.Server({
       hostKeys: [certHostKey(this.opts.hostKey, cert) as never],
       ident: 'Postern-recording',
+      algorithms: PROXY_SERVER_ALGORITHMS,
     }, (inner: Connection) => new InnerConnection(this.opts, conn, inner, cluster, names).run());
     server.on('error', (err: Error) => this.opts.log.warn({ err }, 'recording proxy error'));
     server.injectSocket(conn.channel as never);
@@ -274,9 +276,7 @@ class InnerConnection {
     if (what.subsystem !== undefined) {
       // A file transfer (sftp) is not a terminal: carried and audited, not recorded.
       this.audit('session.exec', { command: `subsystem ${what.subsystem}` });
-      stream.stderr.pipe(ch.stderr);
-      this.relayExit(stream, ch);
-      pipeBoth(stream, ch);
+      this.relaySubsystem(stream, ch);
       return;
     }
     const live = await this.opts.hub.start({
@@ -305,9 +305,8 @@ class InnerConnection {
     // ssh2 signals the client's EOF on a server channel as 'end'.
     ch.on('end', () => stream.end());
     let exitCode: number | undefined;
-    stream.on('exit', (code: number | null, signal?: string, dumped?: boolean, desc?: string) => {
-      if (typeof code === 'number') { exitCode = code; ch.exit(code); } else if (signal) ch.exit(signal, Boolean(dumped), desc ?? '');
-    });
+    stream.on('exit', (code: number | null) => { if (typeof code === 'number') exitCode = code; });
+    this.relayExit(stream, ch);
     stream.on('close', () => {
       owner.leave();
       try { ch.end(); } catch { /* closed */ }
@@ -316,7 +315,22 @@ class InnerConnection {
     ch.on('close', () => stream.close());
   }
 
-  /** Passes the node's exit status or signal on; it comes before the channel closes. */
+  /**
+   * Carries a subsystem (sftp) both ways. The node's EOF must not end the client's channel:
+   * ssh2 sends EOF and CLOSE together on a server channel's end(), and the node's
+   * exit-status comes after its EOF, so an ended channel would drop it (scp then reports
+   * "exit status -1"). The client's channel ends when the node's closes, after its exit.
+   */
+  private relaySubsystem(stream: ClientChannel, ch: ServerChannel): void {
+    stream.pipe(ch, { end: false });
+    stream.stderr.pipe(ch.stderr, { end: false });
+    ch.pipe(stream);
+    this.relayExit(stream, ch);
+    stream.on('close', () => { try { ch.end(); } catch { /* closed */ } });
+    ch.on('close', () => { try { stream.close(); } catch { /* closed */ } });
+  }
+
+  /** Passes the node's exit status or signal on while the client's channel is still open. */
   private relayExit(stream: ClientChannel, ch: ServerChannel): void {
     stream.on('exit', (code: number | null, signal?: string, dumped?: boolean, desc?: string) => {
       if (typeof code === 'number') ch.exit(code); else if (signal) ch.exit(signal, Boolean(dumped), desc ?? '');

@@ -26,6 +26,7 @@ import type { DialledNode, NodeCaller } from './node-dialer.ts';
 import { RecordingProxy } from './recording-proxy.ts';
 import { checkSshCertLogin } from './cert-auth.ts';
 import { ClusterInfoSource } from './cluster-info.ts';
+import { PROXY_SERVER_ALGORITHMS } from './ssh-algorithms.ts';
 import { pipeBoth } from '../core/pipe.ts';
 import type { SessionHub } from './session-hub.ts';
 
@@ -94,6 +95,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
   const server = new ssh2.Server({
     hostKeys: [ssh2PrivateKey(opts.hostKey)],
     ident: 'Postern',
+    algorithms: PROXY_SERVER_ALGORITHMS,
   }, (client: Connection, info) => {
     open.add(client);
     const clientAddr = info.ip;

@@ -28,6 +28,8 @@ export interface NodeSshOptions {
   auth: Pick<CertConnectConfig, 'authHandler' | 'agent' | 'agentForward'>;
   timeoutMs?: number;
   keepaliveMs?: number;
+  /** What to offer besides the host key algorithms (the proxy's vetted lists); ssh2's defaults when absent. */
+  algorithms?: Omit<NonNullable<CertConnectConfig['algorithms']>, 'serverHostKey'>;
   /** The hints of the two refusals: the client and the proxy send their users to different places. */
   hints: { hostRefused: string; authRefused: string };
   /** The error a node's refusal of the certificate becomes; a ConnectionError unless given. */
@@ -49,7 +51,7 @@ export async function connectNodeSsh(opts: NodeSshOptions): Promise<Client> {
       readyTimeout: opts.timeoutMs ?? 20_000,
       keepaliveInterval: opts.keepaliveMs ?? 15_000,
       keepaliveCountMax: 3,
-      algorithms: { serverHostKey: NODE_HOST_KEY_ALGORITHMS },
+      algorithms: { ...opts.algorithms, serverHostKey: NODE_HOST_KEY_ALGORITHMS },
       hostVerifier: (key: Buffer) => {
         hostProblem = checkNodeHostKey(key, opts.trust);
         return hostProblem === undefined;

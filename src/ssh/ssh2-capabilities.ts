@@ -129,6 +129,12 @@ export const SSH2_PATCH_PROBES: readonly Ssh2PatchProbe[] = [
     patch: '008+channel-open-failure-reason',
     present: () => sourceMatches(incomingClient(), /typeof\s+reasonCode\d*\s*===\s*["']number["']/),
   },
+  {
+    // a repeated ssh-userauth service request before authentication is accepted
+    // (unpatched, the server's SERVICE_REQUEST handler disconnects once acceptedAuthSvc is set)
+    patch: '009+service-request-again',
+    present: () => sourceMatches(incomingClient(), /SERVICE_REQUEST/) && !sourceMatches(incomingClient(), /exchanges\d*\s*===\s*0\s*\|\|\s*acceptedAuthSvc/),
+  },
 ];
 
 /** The patches whose probe fails, in sequence order; empty when ssh2 is fully patched. */
