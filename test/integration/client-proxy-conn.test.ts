@@ -62,6 +62,7 @@ function fakeAuth(): AuthClient {
       throw new PosternError('ERR_POSTERN_NOT_FOUND', `no node "${req.target}"`, { status: 404 });
     },
     async emitAudit() {},
+    async checkAccount() { return { valid: true }; },
   };
   return partial as AuthClient;
 }
