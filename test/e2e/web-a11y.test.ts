@@ -9,14 +9,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { TestCluster, TEST_PASSWORD } from '../helpers/cluster.ts';
 import { LOCAL_USER, oathtoolCode } from '../helpers/openssh.ts';
-import { launchBrowser, screenshot } from '../helpers/browser.ts';
+import { axeViolations, launchBrowser, poll, screenshot, settle } from '../helpers/browser.ts';
+import type { AxeViolation } from '../helpers/browser.ts';
 import { ensureWebBuilt } from '../../scripts/build-web.ts';
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const WIDE = { width: 1280, height: 800 };
 const NARROW = { width: 375, height: 740 };
 
@@ -27,19 +26,12 @@ let ctx: BrowserContext;
 let page: Page;
 let secret = '';
 
-interface AxeViolation { id: string; impact?: string | null; help: string; nodes: Array<{ target: unknown[]; failureSummary?: string }> }
-
 /** Every violation of moderate or minor impact seen, by rule, reported at the end (they do not fail the test). */
 const lesser = new Map<string, Set<string>>();
 
 /** Runs axe-core in the page (injected once per document) and returns its serious and critical violations. */
 async function seriousViolations(p: Page, where = ''): Promise<AxeViolation[]> {
-  if (!(await p.evaluate(() => 'axe' in window))) await p.addScriptTag({ path: AXE });
-  const result = await p.evaluate(async () => {
-    const r = await (window as unknown as { axe: { run: (ctx: Document) => Promise<{ violations: AxeViolation[]; passes: unknown[] }> } }).axe.run(document);
-    if (r.passes.length === 0) throw new Error('axe checked nothing');
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })) }));
-  });
+  const result = await axeViolations(p);
   for (const v of result.filter((x) => x.impact !== 'serious' && x.impact !== 'critical')) {
     const seen = lesser.get(`[${v.impact}] ${v.id}: ${v.help}`) ?? new Set<string>();
     seen.add(where || p.url());
@@ -50,22 +42,6 @@ async function seriousViolations(p: Page, where = ''): Promise<AxeViolation[]> {
 
 function describe(violations: AxeViolation[]): string {
   return violations.map((v) => `  [${v.impact}] ${v.id}: ${v.help}\n${v.nodes.slice(0, 5).map((n) => `      at ${JSON.stringify(n.target)}${n.failureSummary ? ` — ${n.failureSummary.replace(/\s+/g, ' ')}` : ''}`).join('\n')}`).join('\n');
-}
-
-/** Waits for layout after a viewport change (two animation frames, then the fonts). */
-async function settle(p: Page): Promise<void> {
-  await p.evaluate(() => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve()))));
-  await p.evaluate(() => document.fonts.ready.then(() => undefined));
-}
-
-/** Polls `check` until it returns '' (ok) or the deadline passes; returns the last complaint. */
-async function poll(check: () => Promise<string>, ms = 5000): Promise<string> {
-  const t0 = Date.now();
-  for (;;) {
-    const problem = await check();
-    if (!problem || Date.now() - t0 > ms) return problem;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** How the terminal sits in the viewport: whether the page scrolls, and the terminal's box and xterm's fitted screen. */

@@ -15,18 +15,17 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { TestCluster, TEST_PASSWORD } from '../helpers/cluster.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
-import { launchBrowser, screenshot } from '../helpers/browser.ts';
+import { axeViolations, launchBrowser, poll, screenshot, settle } from '../helpers/browser.ts';
+import type { AxeViolation } from '../helpers/browser.ts';
 import { ensureWebBuilt } from '../../scripts/build-web.ts';
 import { AuditType } from '../../src/api/audit.ts';
 import type { AuditEvent } from '../../src/api/audit.ts';
 import type { NodeInfo, UserInfo } from '../../src/api/types.ts';
 import type { ClusterSettings, RoleSpec } from '../../src/api/auth-types.ts';
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const WIDE = { width: 1280, height: 800 };
 const NARROW = { width: 375, height: 740 };
 const ADA_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
@@ -38,32 +37,10 @@ let origin: string;
 let ctx: BrowserContext;
 let page: Page;
 
-interface AxeViolation { id: string; impact?: string | null; help: string; nodes: Array<{ target: unknown[] }> }
-
 /** axe-core's serious and critical violations in the page. */
 async function seriousViolations(p: Page): Promise<AxeViolation[]> {
-  if (!(await p.evaluate(() => 'axe' in window))) await p.addScriptTag({ path: AXE });
-  const result = await p.evaluate(async () => {
-    const r = await (window as unknown as { axe: { run: (d: Document) => Promise<{ violations: AxeViolation[]; passes: unknown[] }> } }).axe.run(document);
-    if (r.passes.length === 0) throw new Error('axe checked nothing');
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) }));
-  });
+  const result = await axeViolations(p);
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-}
-
-async function settle(p: Page): Promise<void> {
-  await p.evaluate(() => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve()))));
-  await p.evaluate(() => document.fonts.ready.then(() => undefined));
-}
-
-/** Polls `check` until it returns '' or the deadline passes; returns the last complaint. */
-async function poll(check: () => Promise<string>, ms = 5000): Promise<string> {
-  const t0 = Date.now();
-  for (;;) {
-    const problem = await check();
-    if (!problem || Date.now() - t0 > ms) return problem;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** axe at both widths, no sideways scroll at 375, labelled cards at 375 when the page has a table; screenshots. */

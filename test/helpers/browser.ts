@@ -4,6 +4,7 @@
  * sandbox-less run need, and screenshots written under test-output/screenshots/.
  */
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -29,4 +30,35 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(SCREENSHOT_DIR, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+/** One rule axe-core found broken on a page, with where. */
+export interface AxeViolation { id: string; impact?: string | null; help: string; nodes: Array<{ target: unknown[]; failureSummary?: string }> }
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+/** Runs axe-core on the page (injected once) and returns every violation; fails when axe checked nothing. */
+export async function axeViolations(p: Page): Promise<AxeViolation[]> {
+  if (!(await p.evaluate(() => 'axe' in window))) await p.addScriptTag({ path: AXE });
+  return p.evaluate(async () => {
+    const r = await (window as unknown as { axe: { run: (d: Document) => Promise<{ violations: AxeViolation[]; passes: unknown[] }> } }).axe.run(document);
+    if (r.passes.length === 0) throw new Error('axe checked nothing');
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })) }));
+  });
+}
+
+/** Waits for layout after a viewport change (two animation frames, then the fonts). */
+export async function settle(p: Page): Promise<void> {
+  await p.evaluate(() => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve()))));
+  await p.evaluate(() => document.fonts.ready.then(() => undefined));
+}
+
+/** Polls `check` until it returns '' (ok) or the deadline passes; returns the last complaint. */
+export async function poll(check: () => Promise<string>, ms = 5000): Promise<string> {
+  const t0 = Date.now();
+  for (;;) {
+    const problem = await check();
+    if (!problem || Date.now() - t0 > ms) return problem;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
