@@ -22,7 +22,8 @@ const serve = spawn(process.execPath, [bin, 'serve', '--data-dir', dataDir, '--c
 let buffered = '';
 let announced = false;
 serve.stdout.on('data', (d: Buffer) => {
-  process.stdout.write(d);
+  // serve's own "Next: add the first admin" is what this script does next, so it is not shown.
+  process.stdout.write(d.toString().replace(/^Next: add the first admin:.*\n?/m, ''));
   if (announced) return;
   buffered += d.toString();
   const ready = buffered.split('\n').find((l) => l.includes('ready:'));

@@ -112,7 +112,8 @@ export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, de
     if (auth && cfg.storage.kind !== 'sqlite') parts.push(`storage=${describeStorage(cfg.storage)}`);
     const c = colours(deps);
     out(deps, `${c.green('ready:')} ${parts.join(' ')}`);
-    if (auth) {
+    // Only a cluster without users needs its first admin (npm start invites one itself).
+    if (auth && (await auth.auth.call({ role: 'admin', name: 'serve' }, 'listUsers', {}) as unknown[]).length === 0) {
       out(deps, `Next: add the first admin:  postern users add NAME --logins LOGINS --roles admin --data-dir ${cfg.dataDir}`);
     }
   } catch (err) {
