@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runPostern } from './cli.ts';
+import { runPostern, POSTERN_BIN } from './cli.ts';
 import type { CliResult } from './cli.ts';
 import { startServe } from './serve.ts';
 import type { ServeProcess } from './serve.ts';
@@ -145,4 +145,21 @@ export class TestCluster {
 export function userFiles(home: string, user: string): { key: string; cert: string; knownHosts: string } {
   const dir = join(home, 'keys', '127.0.0.1');
   return { key: join(dir, user), cert: join(dir, `${user}-ssh`, 'test.example-cert.pub'), knownHosts: join(dir, 'known_hosts') };
+}
+
+/**
+ * Writes to `path` an ssh_config that logs in with `user`'s key and certificate from `home`
+ * (no agent), checks host certificates strictly, and reaches nodes through
+ * `postern proxy ssh` over `transport`.
+ */
+export function proxySshConfig(path: string, home: string, user: string, transport: string): string {
+  const f = userFiles(home, user);
+  writeFileSync(path, [
+    'Host *',
+    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', '  IdentityAgent none',
+    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30',
+    `  ProxyCommand env TSH_HOME=${home} POSTERN_FROM_SOURCE=1 POSTERN_PROXY_TRANSPORT=${transport} ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`,
+    '',
+  ].join('\n'));
+  return path;
 }

@@ -10,9 +10,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TestCluster, TEST_PASSWORD } from '../helpers/cluster.ts';
-import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
+import { runPostern, POSTERN_BIN, runDetached } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
 import { expireCertificateFile } from '../helpers/auth.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';
@@ -21,7 +20,6 @@ const c = new TestCluster();
 let alice: string;
 let pat: string;
 let aliceConfig: string;
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const EVE_SECRET = 'MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U';
 
 /** The environment a user's shell has: this Node 24 first on PATH (bin/postern's `env node`), their TSH_HOME, no agent. */
@@ -29,25 +27,6 @@ function userEnv(home: string, extra: Record<string, string> = {}): NodeJS.Proce
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}`, TSH_HOME: home, POSTERN_FROM_SOURCE: '1', NO_COLOR: '1', ...extra };
   delete env.SSH_AUTH_SOCK;
   return env;
-}
-
-/**
- * Runs a program without blocking and in its own session (setsid), so it has no
- * controlling terminal: /dev/tty cannot be opened, as under a CI runner or a daemon.
- */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
-  });
 }
 
 async function config(home: string, name: string): Promise<string> {
@@ -59,7 +38,7 @@ async function config(home: string, name: string): Promise<string> {
 }
 
 const ssh = (cfg: string, home: string, args: string[], input?: string) =>
-  run('ssh', ['-F', cfg, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentityAgent=none', ...args], userEnv(home), input);
+  runDetached('ssh', ['-F', cfg, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentityAgent=none', ...args], userEnv(home), { input });
 
 before(async () => {
   await c.start();
@@ -90,7 +69,7 @@ test('ssh -F <postern config> web1.<cluster> works through the ProxyCommand with
   const db = await ssh(aliceConfig, alice, [`${LOCAL_USER}@db1.test.example`, 'echo', 'ok-db1']);
   assert.equal(db.code, 0, db.stderr);
   assert.equal(db.stdout, 'ok-db1\n');
-  const jumped = await run('ssh', ['-F', aliceConfig, '-o', 'BatchMode=yes', '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web2.test.example`, 'echo', 'ok-jump'], userEnv(alice));
+  const jumped = await runDetached('ssh', ['-F', aliceConfig, '-o', 'BatchMode=yes', '-J', `alice@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web2.test.example`, 'echo', 'ok-jump'], userEnv(alice));
   assert.equal(jumped.code, 0, jumped.stderr);
   assert.equal(jumped.stdout, 'ok-jump\n');
 });
@@ -141,7 +120,7 @@ test('postern ls env=prod --format json lists exactly the allowed nodes with the
 });
 
 test('a login not in the certificate is refused by postern before dialling', async () => {
-  const direct = await run(process.execPath, [POSTERN_BIN, 'proxy', 'ssh', 'nobody-here@web1.test.example:22'], userEnv(alice));
+  const direct = await runDetached(process.execPath, [POSTERN_BIN, 'proxy', 'ssh', 'nobody-here@web1.test.example:22'], userEnv(alice));
   assert.equal(direct.code, 255);
   assert.equal(direct.stdout, '');
   assert.match(direct.stderr, new RegExp(`error: login "nobody-here" is not in your certificate \\(it allows: ${LOCAL_USER}, deploy\\)`));
@@ -159,7 +138,7 @@ test('an expired certificate: proxy ssh says so (exit 255), ls exits 4; with a t
   assert.ok(expired.validBefore.getTime() < Date.now());
 
   // No terminal (setsid): the message and the hint, exit 255, nothing on stdout.
-  const proxySsh = await run(process.execPath, [POSTERN_BIN, 'proxy', 'ssh', `${LOCAL_USER}@web1.test.example:22`], userEnv(eve));
+  const proxySsh = await runDetached(process.execPath, [POSTERN_BIN, 'proxy', 'ssh', `${LOCAL_USER}@web1.test.example:22`], userEnv(eve));
   assert.equal(proxySsh.code, 255);
   assert.equal(proxySsh.stdout, '');
   assert.match(proxySsh.stderr, /error: the certificate of eve for 127\.0\.0\.1 expired at \d{4}-/);

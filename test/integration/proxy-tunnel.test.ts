@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { connect as tlsConnect } from 'node:tls';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestCluster, userFiles } from '../helpers/cluster.ts';
-import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
+import { TestCluster, proxySshConfig } from '../helpers/cluster.ts';
+import { runPostern } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
 import { loadLogin } from '../../src/client/proxy-conn.ts';
 import { signRequest } from '../../src/client/request-signing.ts';
@@ -19,19 +19,6 @@ import { signRequest } from '../../src/client/request-signing.ts';
 const c = new TestCluster();
 let alice: string;
 let pat: string;
-
-function sshConfig(home: string, user: string, transport: string): string {
-  const f = userFiles(home, user);
-  const path = join(c.work, `ssh_config_${user}_${transport}`);
-  writeFileSync(path, [
-    'Host *',
-    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', '  IdentityAgent none',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30',
-    `  ProxyCommand env TSH_HOME=${home} POSTERN_FROM_SOURCE=1 POSTERN_PROXY_TRANSPORT=${transport} ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`,
-    '',
-  ].join('\n'));
-  return path;
-}
 
 /** The `via` of the audit events of alice's proxied connections, oldest first. */
 async function vias(): Promise<string[]> {
@@ -70,10 +57,10 @@ after(async () => {
 });
 
 test('OpenSSH runs a command through the TLS tunnel, and through the SSH listener when asked; the audit log says which', async () => {
-  const viaTls = spawnSync('ssh', ['-F', sshConfig(alice, 'alice', 'tls'), `${LOCAL_USER}@web1`, 'echo', 'tunnel-ok'], { encoding: 'utf8', timeout: 120_000 });
+  const viaTls = spawnSync('ssh', ['-F', proxySshConfig(join(c.work, `ssh_config_alice_tls`), alice, 'alice', 'tls'), `${LOCAL_USER}@web1`, 'echo', 'tunnel-ok'], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(viaTls.status, 0, viaTls.stderr + c.serve.stderr().slice(-2000));
   assert.equal(viaTls.stdout.trim(), 'tunnel-ok');
-  const viaSsh = spawnSync('ssh', ['-F', sshConfig(alice, 'alice', 'ssh'), `${LOCAL_USER}@web1`, 'echo', 'listener-ok'], { encoding: 'utf8', timeout: 120_000 });
+  const viaSsh = spawnSync('ssh', ['-F', proxySshConfig(join(c.work, `ssh_config_${'alice'}_${'ssh'}`), alice, 'alice', 'ssh'), `${LOCAL_USER}@web1`, 'echo', 'listener-ok'], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(viaSsh.status, 0, viaSsh.stderr);
   assert.equal(viaSsh.stdout.trim(), 'listener-ok');
   assert.deepEqual((await vias()).slice(-2), ['tunnel', 'subsystem']);

@@ -8,18 +8,15 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cpSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { TestCluster, TEST_PASSWORD, userFiles } from '../helpers/cluster.ts';
-import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
+import { TestCluster, TEST_PASSWORD, userFiles, proxySshConfig } from '../helpers/cluster.ts';
+import { runPostern, runDetached } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';
 
 const c = new TestCluster();
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const ALICE_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
 const BOB_SECRET = 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ';
 const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
@@ -34,43 +31,14 @@ function userEnv(home: string): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Runs a program in its own session (no controlling terminal), as a CI runner would. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-    child.stdin.end();
-  });
-}
-
-/** An ssh_config with the user's key and certificate and `postern proxy ssh` over `transport`. */
-function sshConfig(home: string, user: string, transport: 'ssh' | 'tls'): string {
-  const f = userFiles(home, user);
-  const path = join(home, `ssh_config_${transport}`);
-  writeFileSync(path, [
-    'Host *',
-    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', '  IdentityAgent none',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30',
-    `  ProxyCommand env TSH_HOME=${home} POSTERN_FROM_SOURCE=1 POSTERN_PROXY_TRANSPORT=${transport} ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`,
-    '',
-  ].join('\n'));
-  return path;
-}
-
 /** The ways in of a user's certificate; each resolves true when it got through. */
 function surfaces(home: string, user: string): Record<string, () => Promise<boolean>> {
-  const viaSsh = sshConfig(home, user, 'ssh');
-  const viaTls = sshConfig(home, user, 'tls');
+  const viaSsh = proxySshConfig(join(home, `ssh_config_ssh`), home, user, 'ssh');
+  const viaTls = proxySshConfig(join(home, `ssh_config_tls`), home, user, 'tls');
   const env = userEnv(home);
   const ok = (r: { code: number | null; stdout: string }, want: string): boolean => r.code === 0 && r.stdout === want;
   return {
-    'ssh ProxyCommand (SSH listener)': async () => ok(await run('ssh', ['-F', viaSsh, `${LOCAL_USER}@web1`, 'echo', 'in-proxy'], env), 'in-proxy\n'),
+    'ssh ProxyCommand (SSH listener)': async () => ok(await runDetached('ssh', ['-F', viaSsh, `${LOCAL_USER}@web1`, 'echo', 'in-proxy'], env), 'in-proxy\n'),
     'ssh -J (direct-tcpip)': async () => {
       const f = userFiles(home, user);
       const jump = join(home, 'ssh_config_jump');
@@ -79,9 +47,9 @@ function surfaces(home: string, user: string): Record<string, () => Promise<bool
         `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '',
       ].join('\n'));
       // OpenSSH opens a direct-tcpip channel to "web1" at the proxy; the node is checked by its host certificate.
-      return ok(await run('ssh', ['-F', jump, '-J', `${user}@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo', 'in-jump'], env), 'in-jump\n');
+      return ok(await runDetached('ssh', ['-F', jump, '-J', `${user}@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo', 'in-jump'], env), 'in-jump\n');
     },
-    'TLS tunnel': async () => ok(await run('ssh', ['-F', viaTls, `${LOCAL_USER}@web1`, 'echo', 'in-tunnel'], env), 'in-tunnel\n'),
+    'TLS tunnel': async () => ok(await runDetached('ssh', ['-F', viaTls, `${LOCAL_USER}@web1`, 'echo', 'in-tunnel'], env), 'in-tunnel\n'),
     'signed web API (postern ls)': async () => {
       const r = await runPostern(['ls', '--format', 'names'], { env });
       return r.code === 0 && r.stdout.includes('web1');
