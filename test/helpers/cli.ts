@@ -31,6 +31,7 @@ export function runPostern(args: string[], opts: { env?: Record<string, string |
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`postern ${args.join(' ')} timed out\n${stderr}`)); }, opts.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }
