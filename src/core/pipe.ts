@@ -9,21 +9,29 @@
 import type { Duplex, Readable, Writable } from 'node:stream';
 
 /**
- * Copies `src` to `dst` with backpressure, corking `dst` for the rest of the tick: the
- * chunks one read produces (a TLS read yields one per 16 KiB record) leave in one writev
- * instead of one write() each. `dst` ends when `src` ends (half-close is passed on).
+ * Copies `src` to `dst` with backpressure, corking `dst` until the end of this turn of the
+ * event loop (its check phase, `setImmediate`): every chunk the poll phase delivers — one
+ * per TLS record, one per SSH packet, one per socket read — leaves in one `writev` instead
+ * of one `write()` each. A lone chunk (a keystroke) is not held back: the check phase
+ * follows the poll phase that delivered it, with no timer in between. `dst` ends when `src`
+ * ends (half-close is passed on); `end()` flushes what is corked.
  */
 export function corkedPipe(src: Readable, dst: Writable): void {
   let corked = false;
+  const flush = (): void => {
+    corked = false;
+    if (!dst.destroyed) dst.uncork();
+  };
+  const resume = (): void => { src.resume(); };
   src.on('data', (d: Buffer) => {
     if (!corked) {
       corked = true;
       dst.cork();
-      process.nextTick(() => { corked = false; dst.uncork(); });
+      setImmediate(flush);
     }
     if (!dst.write(d)) {
       src.pause();
-      dst.once('drain', () => src.resume());
+      dst.once('drain', resume);
     }
   });
   src.once('end', () => dst.end());
@@ -31,13 +39,6 @@ export function corkedPipe(src: Readable, dst: Writable): void {
 
 /** How {@link pipeBoth} copies. */
 export interface PipeOptions {
-  /**
-   * Copy with {@link corkedPipe}: worth it where a source yields several chunks per read
-   * (a TLS socket: one per record), as the tunnel's does. Off, each direction is a plain
-   * `pipe()`: measured cheaper where the source is an ssh2 channel, whose 'data' comes one
-   * SSH packet at a time and stalls its window when paused.
-   */
-  cork?: boolean;
   /** Called once, after both sides were destroyed. */
   onClose?: () => void;
 }
@@ -47,13 +48,8 @@ export interface PipeOptions {
  * are destroyed (once). Streams paused before (by a reader of a first line) start flowing.
  */
 export function pipeBoth(a: Duplex, b: Duplex, options: PipeOptions = {}): void {
-  if (options.cork) {
-    corkedPipe(a, b);
-    corkedPipe(b, a);
-  } else {
-    a.pipe(b);
-    b.pipe(a);
-  }
+  corkedPipe(a, b);
+  corkedPipe(b, a);
   a.resume();
   b.resume();
   let closed = false;

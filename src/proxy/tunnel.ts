@@ -115,7 +115,7 @@ async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () =
     ({ sock: node } = await dialNode(opts.auth, { user: caller.user, principals: caller.principals, login: req.login, clientAddr }, req.target, req.port, 'tunnel', log, opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS));
     sock.write(JSON.stringify({ ok: true }) + '\n');
     if (rest.length > 0) node.write(rest);
-    pipeBoth(sock, node, { cork: true });
+    pipeBoth(sock, node);
   } catch (err) {
     const { status, body } = errorToBody(err);
     if (status >= 500 && status !== 502) log.error({ err }, 'tunnel failed');
