@@ -2,6 +2,7 @@
  * The proxy role: its own SSH host key and TLS identity (in <data-dir>/proxy, never a CA
  * key), the web server, and a heartbeat that tells auth where the proxy can be reached.
  */
+import { tuneHeapForRelay } from '../core/pipe.ts';
 import { readFileSync, existsSync } from 'node:fs';
 import { serverPaths } from '../core/server-paths.ts';
 import type { ServerPaths } from '../core/server-paths.ts';
@@ -87,6 +88,7 @@ async function webTls(opts: ProxyOptions, paths: ServerPaths, hosts: string[]): 
 
 /** Starts the proxy's listeners. */
 export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  tuneHeapForRelay();
   const paths = serverPaths(opts.dataDir);
   ensurePrivateDir(paths.proxyDir);
   const hostKey = loadOrCreateHostKey(paths.proxyHostKey);

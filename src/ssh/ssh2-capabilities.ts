@@ -17,7 +17,7 @@
  * whole check costs about 2.5 ms in a CPU profile of the bundled `postern ssh`, once
  * ssh2 is loaded, which these commands do anyway.
  *
- * Three probes read a function's source text, because what their patch changes is
+ * Four probes read a function's source text, because what their patch changes is
  * inside a closure or a private function. Their patterns allow for the bundle: esbuild
  * reprints code (spacing, quotes) and may add digits to a name to keep it unique.
  */
@@ -134,6 +134,12 @@ export const SSH2_PATCH_PROBES: readonly Ssh2PatchProbe[] = [
     // (unpatched, the server's SERVICE_REQUEST handler disconnects once acceptedAuthSvc is set)
     patch: '009+service-request-again',
     present: () => sourceMatches(incomingClient(), /SERVICE_REQUEST/) && !sourceMatches(incomingClient(), /exchanges\d*\s*===\s*0\s*\|\|\s*acceptedAuthSvc/),
+  },
+  {
+    // the transport socket is corked for the rest of the event loop's turn: one writev per
+    // turn instead of one write() per packet (checked on the server's and the client's side)
+    patch: '010+cork-writes',
+    present: () => sourceMatches(incomingClient(), /\.cork\(\)/) && sourceMatches(ssh2.Client.prototype.connect, /\.cork\(\)/),
   },
 ];
 
