@@ -139,7 +139,7 @@ export const SSH2_PATCH_PROBES: readonly Ssh2PatchProbe[] = [
     // the transport socket is corked for the rest of the event loop's turn: one writev per
     // turn instead of one write() per packet (checked on the server's and the client's side)
     patch: '010+cork-writes',
-    present: () => sourceMatches(incomingClient(), /\.cork\(\)/) && sourceMatches(ssh2.Client.prototype.connect, /\.cork\(\)/),
+    present: () => sourceMatches(incomingClient(), /\.cork\(\)/) && sourceMatches(Object.getOwnPropertyDescriptor(ssh2.Client.prototype, 'connect')?.value, /\.cork\(\)/),
   },
 ];
 

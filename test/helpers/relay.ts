@@ -1,0 +1,53 @@
+/**
+ * For the relay tests: a deterministic byte stream that the client and the node can both
+ * produce (AES-128-CTR keystream under a zero key: Node's cipher here, `openssl enc` on the
+ * node), its sha256, and the resident memory of a process.
+ */
+import { createCipheriv, createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+
+const ZERO_HEX = '0'.repeat(32);
+
+/** MiB each relay test moves each way: RELAY_TEST_MIB, `fallback` when unset. */
+export function relayMib(fallback: number): number {
+  const v = process.env.RELAY_TEST_MIB;
+  const n = v ? Number(v) : fallback;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`RELAY_TEST_MIB must be a whole number of MiB, not "${v}"`);
+  return n;
+}
+
+/** `mib` MiB of the keystream, produced 1 MiB at a time as the consumer asks. */
+export function keystream(mib: number): Readable {
+  const cipher = createCipheriv('aes-128-ctr', Buffer.alloc(16), Buffer.alloc(16));
+  const zeros = Buffer.alloc(1 << 20);
+  let left = mib;
+  return new Readable({
+    read() {
+      if (left === 0) { this.push(null); return; }
+      left--;
+      this.push(cipher.update(zeros));
+    },
+  });
+}
+
+/** The sha256 (hex) of `mib` MiB of the keystream. */
+export function keystreamSha256(mib: number): string {
+  const cipher = createCipheriv('aes-128-ctr', Buffer.alloc(16), Buffer.alloc(16));
+  const zeros = Buffer.alloc(1 << 20);
+  const h = createHash('sha256');
+  for (let i = 0; i < mib; i++) h.update(cipher.update(zeros));
+  return h.digest('hex');
+}
+
+/** The shell command that writes the same `mib` MiB on a node's stdout. */
+export function keystreamCommand(mib: number): string {
+  return `openssl enc -aes-128-ctr -K ${ZERO_HEX} -iv ${ZERO_HEX} -nosalt </dev/zero 2>/dev/null | head -c ${mib * 1048576}`;
+}
+
+/** VmRSS of a process, KiB. */
+export function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]);
+}
