@@ -12,6 +12,7 @@
  *   BENCH_LOGINS=5        logins timed (one user each)     BENCH_CLI=bundle   or source
  *   BENCH_ONLY=throughput,setup,cli,sessions,login          BENCH_DEADLINE_S=900 the whole run's limit
  *   BENCH_DOC=1           write docs/benchmarks.md (0: only the JSON and the table)
+ *   BENCH_QUICK=1         every row with smaller samples (64 MiB, 5 setup rounds, 50 sessions)
  *   BENCH_IDLE_WAIT_S=120 wait at most this long for the 1-minute load to drop below the core count
  *
  * `node bench/run.ts --report` rewrites the table in docs/benchmarks.md from latest.json.
@@ -40,15 +41,18 @@ const num = (name: string, dflt: number): number => {
   return n;
 };
 
+// BENCH_QUICK=1: every row, with smaller samples (about 2 minutes instead of 7); each row
+// is still the median of at least 3 runs.
+const quick = process.env.BENCH_QUICK === '1';
 const settings = {
-  mib: num('BENCH_MIB', 512),
-  rounds: num('BENCH_ROUNDS', 3),
-  setupRounds: num('BENCH_SETUP_ROUNDS', 20),
-  cliRounds: num('BENCH_CLI_ROUNDS', 20),
-  sessions: num('BENCH_SESSIONS', 500),
+  mib: num('BENCH_MIB', quick ? 64 : 512),
+  rounds: Math.max(3, num('BENCH_ROUNDS', 3)),
+  setupRounds: num('BENCH_SETUP_ROUNDS', quick ? 5 : 20),
+  cliRounds: num('BENCH_CLI_ROUNDS', quick ? 5 : 20),
+  sessions: num('BENCH_SESSIONS', quick ? 50 : 500),
   batch: Math.max(1, num('BENCH_BATCH', 25)),
-  logins: num('BENCH_LOGINS', 5),
-  echoKeys: num('BENCH_ECHO_KEYS', 200),
+  logins: num('BENCH_LOGINS', quick ? 3 : 5),
+  echoKeys: num('BENCH_ECHO_KEYS', quick ? 50 : 200),
   deadlineS: num('BENCH_DEADLINE_S', 900),
   idleWaitS: num('BENCH_IDLE_WAIT_S', 120),
 };
