@@ -14,7 +14,7 @@ import { Option } from 'commander';
 import type { Deps } from '../deps.ts';
 import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
-import { loadLogin } from '../../client/proxy-conn.ts';
+import { loginOrRelogin } from '../relogin.ts';
 import { parseDestination } from '../../client/ssh-client.ts';
 import { parseForwardSpec } from '../../client/port-forward.ts';
 import { parseEscapeChar } from '../../client/escapes.ts';
@@ -111,7 +111,7 @@ export async function runSsh(req: SshRequest, deps: Deps): Promise<number> {
   assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
   const plan = planSsh(req);
   const home = tshHome(deps.env, deps.homeDir);
-  const stored = loadLogin(home, req.proxy, deps.clock.now());
+  const stored = await loginOrRelogin(home, req.proxy, deps, 'postern-ssh');
   const login = chooseLogin(plan, req.login, stored.certificate.principals, deps.env);
   const access = nodeAccess(stored, login, deps.env, () => deps.clock.now());
   let agentSocket: string | undefined;
@@ -200,6 +200,8 @@ Escapes, in a terminal session, typed right after Enter (as in ssh; -e changes t
 The node must present the host certificate of the cluster; an unknown host key is refused.
 The stream reaches the proxy as for postern proxy ssh: through the TLS tunnel on its web port
 when it offers one, else its SSH listener (POSTERN_PROXY_TRANSPORT=ssh or tls chooses).
+When the certificate has expired and there is a terminal, it offers to log in again there and
+goes on (POSTERN_NO_TTY_LOGIN=1 turns that off).
 Exit status: the remote command's, 255 when the connection fails, 4 when not logged in.`)
     .action(async (destination: string, command: string[], opts: SshOptions) => {
       state.exitCode = await runSsh({ ...opts, destination, command }, deps);
