@@ -54,7 +54,7 @@ function onTerminal(cmd: string, env: NodeJS.ProcessEnv): Promise<{ code: number
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     const onOutput = (d: Buffer): void => {
-      out += d;
+      out += d.toString();
       answer(/Log in again now\?/, 'confirm', async () => 'y\r');
       answer(/Password for eve/, 'password', async () => TEST_PASSWORD + '\r');
       // A code of a step eve has not used yet (each works once).

@@ -15,7 +15,6 @@ import { nodeAccess, pipeToNode } from '../../../client/node-access.ts';
 import { asConnectionFailure, UsageError } from '../../../core/errors.ts';
 import { parseHostPort } from '../../../core/text.ts';
 import { DEFAULT_WEB_PORT } from '../../../api/types.ts';
-import { info } from '../../output.ts';
 import { assertSsh2Patched } from '../../../ssh/ssh2-capabilities.ts';
 
 /** Options of `postern proxy ssh`. */
