@@ -132,6 +132,34 @@ test('an expired certificate and no agent: the ProxyCommand logs in again, says 
   assert.equal(again.stdout, 'again-25\n');
 });
 
+test('an expired certificate and ssh with IdentitiesOnly yes: the ProxyCommand logs in again, then says exactly why ssh cannot go on (255)', { skip: noScript }, async () => {
+  const { path: cfg } = await configFile({ TSH_HOME: eve }, 'relogin-only');
+  expireCertificateFile(c.serve.dataDir, userFiles(eve, 'eve').cert);
+  const home = join(c.work, 'relogin-only-home');
+  mkdirSync(home, { recursive: true });
+  // Without the check ssh would end in "Permission denied (publickey)" and nobody would know why.
+  const r = await onTerminal(`ssh -o IdentitiesOnly=yes -F ${cfg} ${LOCAL_USER}@web1.test.example echo never`, bareEnv(home, agentSock));
+  assert.equal(r.code, 255, r.out);
+  assert.ok(r.answered.has('otp'), r.out);
+  assert.match(r.out, /its config has IdentitiesOnly yes for this host, so it does not take the new certificate from the ssh-agent: run the ssh command again/);
+  assert.match(r.out, /hint: To go on without running it again next time, drop IdentitiesOnly/);
+  assert.doesNotMatch(r.out, /never/);
+  const again = await runDetached('ssh', ['-o', 'IdentitiesOnly=yes', '-F', cfg, '-o', 'BatchMode=yes', `${LOCAL_USER}@web1.test.example`, 'echo', 'only-$((4*4))'], bareEnv(home));
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.stdout, 'only-16\n');
+});
+
+test('an expired certificate and ssh with IdentityAgent (no SSH_AUTH_SOCK): the new certificate goes into that agent and ssh goes on', { skip: noScript }, async () => {
+  const { path: cfg } = await configFile({ TSH_HOME: eve }, 'relogin-identityagent');
+  expireCertificateFile(c.serve.dataDir, userFiles(eve, 'eve').cert);
+  const home = join(c.work, 'relogin-identityagent-home');
+  mkdirSync(home, { recursive: true });
+  const r = await onTerminal(`ssh -o IdentityAgent=${agentSock} -F ${cfg} ${LOCAL_USER}@web1.test.example echo agent-'$((8*8))'`, bareEnv(home));
+  assert.ok(r.answered.has('otp'), r.out);
+  assert.match(r.out, /agent-64/, r.out);
+  assert.equal(r.code, 0, r.out);
+});
+
 test('an expired certificate: postern ssh logs in again on the terminal and goes on', { skip: noScript }, async () => {
   expireCertificateFile(c.serve.dataDir, userFiles(eve, 'eve').cert);
   const cmd = `env TSH_HOME=${eve} POSTERN_FROM_SOURCE=1 NO_COLOR=1 ${process.execPath} ${POSTERN_BIN} ssh ${LOCAL_USER}@web1 echo pssh-'$((7*7))'`;
