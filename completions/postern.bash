@@ -21,7 +21,7 @@ _postern() {
     "status") words="--format" ;;
     "logout") words="--proxy" ;;
     "ls") words="--search --proxy --format" ;;
-    "ssh") words="--login --port --forward-agent --local-forward --remote-forward -N -t -T --proxy" ;;
+    "ssh") words="--login --port --forward-agent --local-forward --remote-forward -N -t -T --escape-char --proxy" ;;
     "proxy") words="ssh" ;;
     "proxy ssh") words="--proxy" ;;
     "config") words="--proxy" ;;
@@ -30,7 +30,7 @@ _postern() {
     "play") words="--speed --skip-idle --format --proxy" ;;
     "sessions") words="ls" ;;
     "sessions ls") words="--proxy --format" ;;
-    "join") words="--mode --proxy" ;;
+    "join") words="--mode --proxy --escape-char" ;;
     "signup") words="--password-stdin --totp-secret --otp --ca-pin --insecure" ;;
     "serve") words="--config --data-dir --web-addr --ssh-addr --auth-addr --public-addr --cluster-name --roles --auth-server --join-token --ca-pin --cert-file --key-file --second-factor --log-format --storage" ;;
     "users") words="add ls rm reset update unlock" ;;
@@ -90,6 +90,7 @@ _postern() {
     "ssh|--port"|"ssh|-p") values="" ;;
     "ssh|--local-forward"|"ssh|-L") values="" ;;
     "ssh|--remote-forward"|"ssh|-R") values="" ;;
+    "ssh|--escape-char"|"ssh|-e") values="" ;;
     "ssh|--proxy") values="" ;;
     "proxy ssh|--proxy") values="" ;;
     "config|--proxy") values="" ;;
@@ -102,6 +103,7 @@ _postern() {
     "sessions ls|--format") values="text json" ;;
     "join|--mode") values="observer peer" ;;
     "join|--proxy") values="" ;;
+    "join|--escape-char"|"join|-e") values="" ;;
     "signup|--totp-secret") values="" ;;
     "signup|--otp") values="" ;;
     "signup|--ca-pin") values="" ;;

@@ -34,6 +34,12 @@ export interface Deps {
   clock: Clock;
   /** The command that runs this CLI again (for ProxyCommand lines), e.g. `/usr/bin/postern`. */
   selfCommand: string;
+  /**
+   * The Node.js that runs this CLI (process.execPath), to name with `selfCommand` in
+   * ProxyCommand lines so they do not depend on which `node` comes first on PATH; absent
+   * when `selfCommand` runs on its own ($POSTERN_SELF).
+   */
+  selfNode?: string;
   signals: Signals;
   /** Opens the controlling terminal for prompts; undefined when there is none. */
   openTerminal(): Terminal | undefined;
@@ -68,6 +74,7 @@ export function processDeps(): Deps {
     cwd: process.cwd(),
     clock: systemClock,
     selfCommand: process.env.POSTERN_SELF ?? process.argv[1] ?? 'postern',
+    ...(process.env.POSTERN_SELF || !process.argv[1] ? {} : { selfNode: process.execPath }),
     signals: processSignals,
     openTerminal: openControllingTerminal,
     clients: realClients,

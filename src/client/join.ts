@@ -15,40 +15,9 @@ import type { JoinMode } from '../api/types.ts';
 import { ConnectionError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
 import { watchExit, windowOf } from './ssh-session.ts';
+import { DEFAULT_ESCAPE_CHAR, EscapeFilter, escapeHelp } from './escapes.ts';
+import type { EscapeChar } from './escapes.ts';
 import type { SessionExit, SessionIo } from './ssh-session.ts';
-
-/** Cuts `~.` (after a newline or at the start) and, for observers on a terminal, Ctrl-C out of the keystrokes; calls `leave` on them. */
-export class EscapeFilter {
-  private atLineStart = true;
-  private tilde = false;
-  private readonly observer: boolean;
-  private readonly leave: () => void;
-
-  constructor(mode: JoinMode, leave: () => void) {
-    this.observer = mode === 'observer';
-    this.leave = leave;
-  }
-
-  /** The bytes to send on; calls `leave` (once per escape) when an escape was typed. */
-  filter(chunk: Buffer): Buffer {
-    const out: number[] = [];
-    for (const b of chunk) {
-      if (this.observer && b === 0x03) { this.leave(); return Buffer.from(out); }
-      if (this.tilde) {
-        this.tilde = false;
-        if (b === 0x2e) { this.leave(); return Buffer.from(out); }
-        out.push(0x7e);
-        if (b === 0x7e) { this.atLineStart = false; continue; }
-      } else if (b === 0x7e && this.atLineStart) {
-        this.tilde = true;
-        continue;
-      }
-      out.push(b);
-      this.atLineStart = b === 0x0d || b === 0x0a;
-    }
-    return Buffer.from(out);
-  }
-}
 
 /** The proxy's notices (`[postern] TEXT`, contract of the SSH listener) mean we are attached; its refusals start with `error: `. */
 const NOTICE = '[postern] ';
@@ -56,9 +25,10 @@ const NOTICE = '[postern] ';
 /**
  * Joins session `id` through a connected proxy client; resolves when the session ends or
  * we leave. The exit: the proxy's status (0 when the session ended, 1 when it refused us),
- * 0 when we left, none when the connection broke. `term` is $TERM, for the PTY.
+ * 0 when we left, none when the connection broke. `term` is $TERM, for the PTY;
+ * `escapeChar` starts the escapes of escapes.ts (`~.` leaves).
  */
-export function joinSession(client: Client, id: string, mode: JoinMode, io: SessionIo, term?: string): Promise<SessionExit> {
+export function joinSession(client: Client, id: string, mode: JoinMode, io: SessionIo, term?: string, escapeChar: EscapeChar = DEFAULT_ESCAPE_CHAR): Promise<SessionExit> {
   const { stdin, stdout, stderr } = io;
   const tty = stdin.isTTY === true && typeof stdin.setRawMode === 'function';
   const pty: PseudoTtyOptions | undefined = tty ? { term: term || 'xterm-256color', ...windowOf(stdout), width: 0, height: 0 } : undefined;
@@ -96,12 +66,17 @@ export function joinSession(client: Client, id: string, mode: JoinMode, io: Sess
 
       // An escape leaves after the keys typed before it in the same chunk were sent.
       let escaped = false;
-      const esc = new EscapeFilter(mode, () => { escaped = true; });
+      const esc = new EscapeFilter(escapeChar, {
+        disconnect: () => { escaped = true; },
+        help: () => { if (escapeChar !== null) stderr.write(escapeHelp(escapeChar, 'leave the session')); },
+      });
       const onData = (d: Buffer): void => {
         if (leaving) return;
-        const rest = tty ? esc.filter(d) : d;
+        // An observer's keys go nowhere anyway: on a terminal, Ctrl-C leaves too.
+        const cut = tty && mode === 'observer' ? d.indexOf(0x03) : -1;
+        const rest = tty ? esc.filter(cut >= 0 ? d.subarray(0, cut) : d) : d;
         if (rest.length > 0) ch.write(rest);
-        if (escaped) leave();
+        if (escaped || cut >= 0) leave();
       };
       if (tty) stdin.setRawMode!(true);
       stdin.on('data', onData);

@@ -57,3 +57,12 @@ export function readKeys(paths: ProfilePaths): { keyPair: SshKeyPair; certificat
     certificateText,
   };
 }
+
+/** The stored key pair and certificate whatever their validity, or undefined when they are missing or unreadable. */
+export function readKeysAnyTime(paths: ProfilePaths): ReturnType<typeof readKeys> | undefined {
+  try {
+    return readKeys(paths);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,9 +1,10 @@
 /**
  * The login flow on the engineer's machine: a fresh ed25519 key pair (only the public half
- * leaves), credentials to the proxy, the certificate back into the key store, the profile,
+ * leaves; a login again after expiry may keep the stored one), credentials to the proxy, the certificate back into the key store, the profile,
  * and the key with its certificate into the running ssh-agent for the certificate's life.
  */
 import { generateKeyPair, parsePrivateKeyOpenSSH } from '../ssh/keys.ts';
+import type { SshKeyPair } from '../ssh/keys.ts';
 import { formatAuthorizedKey } from '../ssh/keys.ts';
 import { parseCertificate } from '../ssh/certs.ts';
 import { AgentClient } from '../ssh/agent.ts';
@@ -32,6 +33,11 @@ export interface LoginRequest {
   addToAgent: 'auto' | 'yes' | 'no';
   agentSocket?: string;
   clock: Clock;
+  /**
+   * The key pair to certify instead of a fresh one: a login again while `ssh` waits on its
+   * ProxyCommand keeps the key ssh already holds, so only the certificate changes.
+   */
+  keyPair?: SshKeyPair;
 }
 
 /** What a login did. */
@@ -45,7 +51,7 @@ export interface LoginResult {
 
 /** Logs in and stores everything. */
 export async function login(req: LoginRequest): Promise<LoginResult> {
-  const pair = generateKeyPair();
+  const pair = req.keyPair ?? generateKeyPair();
   const res = await req.web.loginSsh({
     user: req.user,
     password: req.password,

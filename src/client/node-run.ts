@@ -11,6 +11,8 @@ import type { NodeAccess, NodeLink } from './node-access.ts';
 import { acceptedHostNames, connectToNode, hostCaKeysFromKnownHosts } from './ssh-client.ts';
 import { exitCodeOf, nodePrefix, runPrefixed, runSession } from './ssh-session.ts';
 import type { SessionExit, SessionIo } from './ssh-session.ts';
+import { DEFAULT_ESCAPE_CHAR } from './escapes.ts';
+import type { EscapeChar } from './escapes.ts';
 import { RemoteForwards, startLocalForward } from './port-forward.ts';
 import type { ActiveForward, ForwardSpec } from './port-forward.ts';
 import type { WebClient, WebClientOptions, NodeListing } from './web-client.ts';
@@ -45,6 +47,8 @@ export interface NodeRun {
   /** -N: forwards only, until the connection ends or the user stops it. */
   forwardOnly: boolean;
   pty: 'auto' | 'yes' | 'no';
+  /** The escape character of a PTY session (escapes.ts; null for none, absent for `~`). */
+  escapeChar?: EscapeChar;
 }
 
 const caKeysRead = new WeakMap<NodeAccess, Buffer[]>();
@@ -114,6 +118,7 @@ export async function runOnNode(access: NodeAccess, run: NodeRun, deps: NodeRunD
     const exit: SessionExit = await runSession(node, {
       ...(run.command !== undefined ? { command: run.command } : {}),
       ...(wantPty ? { pty: { term: deps.term || 'xterm' } } : {}),
+      escapeChar: run.escapeChar === undefined ? DEFAULT_ESCAPE_CHAR : run.escapeChar,
       io: deps.io,
     });
     if (wantPty) deps.notice(`Connection to ${escapeControl(run.target)} closed.`);

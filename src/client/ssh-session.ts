@@ -7,6 +7,8 @@ import type { Readable, Writable } from 'node:stream';
 import type { Client, ClientChannel, PseudoTtyOptions } from 'ssh2';
 import { ConnectionError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
+import { EscapeFilter, escapeHelp } from './escapes.ts';
+import type { EscapeChar } from './escapes.ts';
 
 /** An input stream that may be a terminal. */
 export type TermIn = Readable & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
@@ -35,6 +37,11 @@ export interface SessionOptions {
   /** A PTY, with its terminal type; the size comes from stdout. */
   pty?: { term: string };
   io: SessionIo;
+  /**
+   * The escape character (escapes.ts) read on the keys of a PTY session on a terminal;
+   * null or absent for none. `~.` closes the connection: the session then has no exit status.
+   */
+  escapeChar?: EscapeChar;
 }
 
 /**
@@ -64,7 +71,7 @@ export function watchExit(ch: ClientChannel): SessionExit {
  * Runs a shell or a command on the node with the given streams and resolves when its
  * channel closes. With a PTY and a terminal on stdin, stdin is put in raw mode (so Ctrl-C
  * and the like go to the remote side) and restored before this resolves; a resize of
- * stdout is passed on.
+ * stdout is passed on; with an escape character, its escapes are read on the keys.
  */
 export function runSession(client: Client, opts: SessionOptions): Promise<SessionExit> {
   const { stdin, stdout, stderr } = opts.io;
@@ -87,7 +94,29 @@ export function runSession(client: Client, opts: SessionOptions): Promise<Sessio
       };
       if (pty && stdout.isTTY) stdout.on('resize', onResize);
       // stdin's end becomes the channel's EOF; the remote side's output never ends ours.
-      stdin.pipe(ch);
+      let gone = false;
+      const escapes = raw && opts.escapeChar !== undefined && opts.escapeChar !== null
+        ? new EscapeFilter(opts.escapeChar, {
+          disconnect: () => { gone = true; ch.close(); client.end(); },
+          help: () => { stderr.write(escapeHelp(opts.escapeChar!, 'disconnect')); },
+        })
+        : undefined;
+      const onKeys = (d: Buffer): void => {
+        if (gone) return;
+        const keys = escapes!.filter(d);
+        if (keys.length > 0 && !ch.write(keys)) {
+          stdin.pause();
+          ch.once('drain', () => stdin.resume());
+        }
+      };
+      const onKeysEnd = (): void => { ch.end(); };
+      if (escapes) {
+        stdin.on('data', onKeys);
+        stdin.once('end', onKeysEnd);
+        stdin.resume();
+      } else {
+        stdin.pipe(ch);
+      }
       ch.pipe(stdout, { end: false });
       ch.stderr.pipe(stderr, { end: false });
       let done = false;
@@ -95,7 +124,12 @@ export function runSession(client: Client, opts: SessionOptions): Promise<Sessio
         if (done) return;
         done = true;
         stdout.off('resize', onResize);
-        stdin.unpipe(ch);
+        if (escapes) {
+          stdin.off('data', onKeys);
+          stdin.off('end', onKeysEnd);
+        } else {
+          stdin.unpipe(ch);
+        }
         // Let the process exit: nothing reads stdin any more.
         stdin.pause();
         if (raw) stdin.setRawMode?.(false);

@@ -43,6 +43,25 @@ export function opensshSuite(it: Interop): void {
     assert.ok(Date.now() - t0 < 8_000, `took ${Date.now() - t0} ms: ${r.stderr}`);
   });
 
+  test(`${mode}: postern ssh as a user who was removed exits 255 at once, with the reason`, async () => {
+    // A user of this mode's own, removed after logging in: their certificate is still
+    // unexpired, but auth refuses the account (checkAccount), and the proxy says why.
+    const gone = `gone-${mode}`;
+    const home = await it.c.user(gone, LOCAL_USER, 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ');
+    const rm = await it.c.admin(['users', 'rm', gone]);
+    assert.equal(rm.code, 0, rm.stderr);
+    for (const cmd of [['true'], []]) {
+      const t0 = Date.now();
+      const r = await run(process.execPath, [POSTERN_BIN, 'ssh', ...(mode === 'recording' ? ['-A'] : []), `${LOCAL_USER}@web1`, ...cmd],
+        { env: it.env({ TSH_HOME: home, POSTERN_FROM_SOURCE: '1' }), timeoutMs: 30_000 });
+      assert.equal(r.status, 255, `status ${r.status} signal ${r.signal}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: .*\S/m, r.stderr);
+      assert.match(r.stderr, new RegExp(gone), r.stderr);
+      assert.equal(r.stdout, '');
+      assert.ok(Date.now() - t0 < 8_000, `took ${Date.now() - t0} ms: ${r.stderr}`);
+    }
+  });
+
   test(`${mode}: scp -O (legacy) and scp over SFTP, both ways, sha256 intact`, async () => {
     for (const proto of ['-O', '-s']) {
       const up = join(it.c.work, `scp-up${proto}.bin`);

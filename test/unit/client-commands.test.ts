@@ -19,7 +19,7 @@ import { profilePaths, lsCachePath } from '../../src/client/paths.ts';
 import { loadLogin } from '../../src/client/proxy-conn.ts';
 import { readLsCache, writeLsCache, LS_CACHE_SED } from '../../src/client/ls-cache.ts';
 import { parseProxyTarget } from '../../src/cli/commands/proxy/ssh.ts';
-import { sshConfigBlock } from '../../src/cli/commands/config.ts';
+import { proxyCommandLine, sshConfigBlock } from '../../src/cli/commands/config.ts';
 import { parseLabelArgs } from '../../src/cli/commands/ls.ts';
 import { formatLabels } from '../../src/api/labels.ts';
 import type { PosternError } from '../../src/core/errors.ts';
@@ -217,10 +217,12 @@ test('config: the two blocks, quoted paths, the ProxyCommand with this CLI and t
     `    UserKnownHostsFile "${keyDir}/known_hosts"`,
     `    IdentityFile "${keyDir}/alice"`,
     `    CertificateFile "${keyDir}/alice-ssh/test.example-cert.pub"`,
-    '    IdentitiesOnly yes',
     '    StrictHostKeyChecking yes',
   ].join('\n')), r.stdout);
-  assert.match(r.stdout, /^ {4}ProxyCommand ".*\/bin\/postern" proxy ssh --proxy 127\.0\.0\.1:3080 %r@%h:%p$/m);
+  // No IdentitiesOnly: the agent's certificate, renewed by a login again in the ProxyCommand, is used.
+  assert.doesNotMatch(r.stdout, /^\s*IdentitiesOnly/m);
+  // The profile directory is not ~/.tsh here: the ProxyCommand carries it.
+  assert.match(r.stdout, new RegExp(`^ {4}ProxyCommand env TSH_HOME=${home.replace(/[.]/g, '\\.')} \\S*/bin/postern proxy ssh --proxy 127\\.0\\.0\\.1:3080 %r@%h:%p$`, 'm'));
   assert.match(r.stdout, /^Host 127\.0\.0\.1\n {4}UserKnownHostsFile ".*known_hosts" ~\/\.ssh\/known_hosts$/m);
   assert.match(r.stdout, /ssh -J ubuntu@127\.0\.0\.1:3023 ubuntu@NODE\.test\.example/);
   assert.doesNotMatch(r.stdout, /^\s*Port /m, 'no Port line: the proxy host\'s own sshd stays reachable');
@@ -240,4 +242,8 @@ test('config: the two blocks, quoted paths, the ProxyCommand with this CLI and t
   assert.throws(() => sshConfigBlock({
     cluster: 'c', proxyHost: 'p', webProxyAddr: 'p:1', sshProxyAddr: 'p:2', user: 'u', logins: [], knownHosts: '/a"b', privateKey: '/k', certificate: '/c', selfCommand: 'postern',
   }), /cannot be written into an ssh_config file/);
+  // The Node that runs Postern and paths with spaces, quotes and % in the ProxyCommand: quoted for the shell, % doubled for ssh.
+  assert.equal(proxyCommandLine({ selfNode: '/opt/node 24/bin/node', selfCommand: "/it's/100%/postern", webProxyAddr: 'p:3080', env: { TSH_HOME: '/home/a b/.tsh' } }),
+    "env TSH_HOME='/home/a b/.tsh' '/opt/node 24/bin/node' '/it'\\''s/100%%/postern' proxy ssh --proxy p:3080 %r@%h:%p");
+  assert.equal(proxyCommandLine({ selfCommand: '/usr/bin/postern', webProxyAddr: 'p:3080' }), '/usr/bin/postern proxy ssh --proxy p:3080 %r@%h:%p');
 });

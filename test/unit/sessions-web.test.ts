@@ -11,7 +11,6 @@ import { answerAgentRequest } from '../../src/ssh/agent-server.ts';
 import { generateKeyPair, verifySsh } from '../../src/ssh/keys.ts';
 import { SshReader, SshWriter } from '../../src/ssh/wire.ts';
 import { readCookie, sessionCookie } from '../../src/proxy/web-auth.ts';
-import { EscapeFilter } from '../../src/client/join.ts';
 import { parseSetting } from '../../src/cli/commands/settings/values.ts';
 import { parseTunnelRequest } from '../../src/proxy/tunnel.ts';
 import { SessionHub } from '../../src/proxy/session-hub.ts';
@@ -60,20 +59,6 @@ test('cookies: read from a Cookie header; the session cookie is HttpOnly, Secure
   const c = sessionCookie('abc', '2030-01-01T00:00:00Z');
   for (const part of ['__Host-postern_session=abc', 'Path=/', 'HttpOnly', 'Secure', 'SameSite=Strict', 'Expires=Tue, 01 Jan 2030 00:00:00 GMT']) assert.ok(c.includes(part), part);
   assert.match(sessionCookie(undefined), /=; .*Expires=Thu, 01 Jan 1970/);
-});
-
-test('join escapes: ~. at a line start leaves, ~~ sends one ~, Ctrl-C leaves an observer only', () => {
-  let left = 0;
-  const peer = new EscapeFilter('peer', () => left++);
-  assert.equal(peer.filter(Buffer.from('ls ~.x\r')).toString(), 'ls ~.x\r');
-  assert.equal(left, 0);
-  assert.equal(peer.filter(Buffer.from('~~')).toString(), '~');
-  assert.equal(peer.filter(Buffer.from('\r~.')).toString(), '\r');
-  assert.equal(left, 1);
-  assert.equal(new EscapeFilter('peer', () => left++).filter(Buffer.of(3)).toString(), '\x03');
-  assert.equal(left, 1);
-  new EscapeFilter('observer', () => left++).filter(Buffer.of(3));
-  assert.equal(left, 2);
 });
 
 test('settings set: values by their kind, unknown keys and bad values refused with the list', () => {

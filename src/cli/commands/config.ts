@@ -25,12 +25,33 @@ export interface SshConfigInput {
   privateKey: string;
   certificate: string;
   selfCommand: string;
+  /** The Node.js to run `selfCommand` with, when it is a script (named so PATH does not decide). */
+  selfNode?: string;
+  /** Environment the ProxyCommand needs: TSH_HOME when it is not the default (~/.tsh). */
+  env?: Record<string, string>;
 }
 
 // ssh_config takes a double-quoted argument; it has no escape for `"` itself.
 function quote(value: string, what: string): string {
   if (/["\r\n]/.test(value)) throw new UsageError(`${what} "${value}" cannot be written into an ssh_config file (it contains a quote or a line break)`);
   return `"${value}"`;
+}
+
+/**
+ * A word of a ProxyCommand, which ssh hands to the shell after expanding its `%` tokens:
+ * single-quoted for the shell, `%` doubled for ssh.
+ */
+function shellWord(value: string, what: string): string {
+  if (/[\r\n]/.test(value)) throw new UsageError(`${what} "${value}" cannot be written into an ssh_config file (it contains a line break)`);
+  const word = /^[A-Za-z0-9_./:@+,=-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+  return word.replace(/%/g, '%%');
+}
+
+/** The ProxyCommand that runs this CLI from any shell: its Node, its path, and the environment it needs. */
+export function proxyCommandLine(c: Pick<SshConfigInput, 'selfCommand' | 'selfNode' | 'env' | 'webProxyAddr'>): string {
+  const env = Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${shellWord(v, k)}`);
+  const run = [...(c.selfNode ? [shellWord(c.selfNode, 'path')] : []), shellWord(c.selfCommand, 'command')];
+  return [...(env.length ? ['env', ...env] : []), ...run, 'proxy', 'ssh', '--proxy', token(c.webProxyAddr, 'proxy address'), '%r@%h:%p'].join(' ');
 }
 
 function token(value: string, what: string): string {
@@ -54,13 +75,14 @@ export function sshConfigBlock(c: SshConfigInput): string {
     '',
     `# The cluster's nodes, by NAME.${cluster}, through the proxy (postern proxy ssh as the ProxyCommand).`,
     `# Host keys: node host certificates signed by the cluster's host CA, nothing else.`,
+    `# Keys: this login's key and certificate; the ssh-agent's too (no IdentitiesOnly), so the`,
+    `# certificate that \`postern proxy ssh\` renews in the agent when it logs you in again is used.`,
     `Host *.${cluster} !${proxy}`,
     `    UserKnownHostsFile ${kh}`,
     `    IdentityFile ${key}`,
     `    CertificateFile ${cert}`,
-    '    IdentitiesOnly yes',
     '    StrictHostKeyChecking yes',
-    `    ProxyCommand ${quote(c.selfCommand, 'command')} proxy ssh --proxy ${web} %r@%h:%p`,
+    `    ProxyCommand ${proxyCommandLine({ ...c, webProxyAddr: web })}`,
     '',
     `# The proxy's SSH listener on port ${sshPort}, as a jump host:`,
     `#   ssh -J ${login}@${proxy}:${sshPort} ${login}@NODE.${cluster}`,
@@ -78,10 +100,15 @@ export async function runConfig(opts: ConfigOptions, deps: Deps, _state: RunStat
   const home = tshHome(deps.env, deps.homeDir);
   const proxyHost = opts.proxy ? parseHostPort(opts.proxy, DEFAULT_WEB_PORT).host : undefined;
   const { profile, paths } = loadProfile(home, proxyHost);
+  // The block must work from any shell: the profile directory and, for a source checkout,
+  // how Postern was run, travel with the ProxyCommand when they are not the defaults.
+  const env: Record<string, string> = {};
+  if (home !== tshHome({}, deps.homeDir)) env.TSH_HOME = home;
+  if (deps.env.POSTERN_FROM_SOURCE) env.POSTERN_FROM_SOURCE = deps.env.POSTERN_FROM_SOURCE;
   deps.io.stdout.write(sshConfigBlock({
     cluster: profile.cluster, proxyHost: profile.proxyHost, webProxyAddr: profile.webProxyAddr, sshProxyAddr: profile.sshProxyAddr,
     user: profile.user, logins: profile.logins ?? [], knownHosts: paths.knownHosts, privateKey: paths.privateKey,
-    certificate: paths.certificate, selfCommand: deps.selfCommand,
+    certificate: paths.certificate, selfCommand: deps.selfCommand, ...(deps.selfNode ? { selfNode: deps.selfNode } : {}), env,
   }));
 }
 
@@ -94,6 +121,8 @@ Two blocks, for the current profile:
   Host *.<cluster> !<proxy>   every node as NAME.<cluster>: ProxyCommand "postern proxy ssh
                               %r@%h:%p", this login's key and certificate, the cluster's
                               known_hosts, StrictHostKeyChecking yes
+The ProxyCommand names the Node.js that runs Postern and Postern's own path, and TSH_HOME
+when it is not ~/.tsh, so the block works from any shell, whatever comes first on PATH.
   Host <proxy>                the proxy as a jump host: key, certificate, and its pinned host
                               key. No Port line: the web port differs, and port 22 may be the
                               host's own sshd, so give the SSH port (default 3023) with -J.

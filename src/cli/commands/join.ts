@@ -7,6 +7,8 @@ import { tshHome } from '../../client/paths.ts';
 import { loadLogin, connectToProxy } from '../../client/proxy-conn.ts';
 import { joinSession } from '../../client/join.ts';
 import { exitCodeOf } from '../../client/ssh-session.ts';
+import { DEFAULT_ESCAPE_CHAR, parseEscapeChar } from '../../client/escapes.ts';
+import type { EscapeChar } from '../../client/escapes.ts';
 import { parseHostPort } from '../../core/text.ts';
 import { UsageError } from '../../core/errors.ts';
 import { DEFAULT_WEB_PORT } from '../../api/types.ts';
@@ -16,6 +18,8 @@ import type { JoinMode } from '../../api/types.ts';
 export interface JoinOptions {
   mode: JoinMode;
   proxy?: string;
+  /** -e: the escape character, `^X`, or none. */
+  escapeChar?: EscapeChar;
 }
 
 const ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
@@ -32,7 +36,7 @@ export async function runJoin(id: string, opts: JoinOptions, deps: Deps, state: 
   });
   try {
     client.on('error', () => { /* ends the session below */ });
-    const exit = await joinSession(client, id, opts.mode, deps.io, deps.env.TERM);
+    const exit = await joinSession(client, id, opts.mode, deps.io, deps.env.TERM, opts.escapeChar === undefined ? DEFAULT_ESCAPE_CHAR : opts.escapeChar);
     // The shared screen may leave the cursor mid-line (at the owner's prompt): the local
     // prompt starts on a line of its own.
     if (deps.io.stdout.isTTY) deps.io.stdout.write('\r\n');
@@ -48,10 +52,12 @@ export function registerJoin(program: Command, deps: Deps, state: RunState): voi
     .argument('<id>', 'the session, as `postern sessions ls` lists it')
     .addOption(new Option('--mode <mode>', 'observer: see the screen; peer: share the keyboard').choices(['observer', 'peer']).default('observer'))
     .option('--proxy <host[:port]>', 'the profile to use (default: the current one)')
+    .addOption(new Option('-e, --escape-char <char>', 'the escape character on a terminal: one character, ^X, or none (default: ~)').argParser(parseEscapeChar))
     .addHelpText('after', `
 Everyone in the session sees the same screen and who joins or leaves; joining is audited.
 You may join your own sessions; an admin's role decides whose others (join_sessions).
-Leave with ~. at the start of a line (an observer also with Ctrl-C). Without a terminal,
+Leave with ~. at the start of a line (an observer also with Ctrl-C); ~? lists the escapes,
+~~ sends one ~, -e changes the ~ (as in ssh). Without a terminal,
 stdin is sent as is and its end leaves. Exits 0 when the session ends or you leave, 1 when
 the proxy refuses (unknown id, or your roles do not allow it), 255 when the connection fails.
 

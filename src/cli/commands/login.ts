@@ -5,6 +5,7 @@ import ora from 'ora';
 import type { Deps } from '../deps.ts';
 import type { RunState } from '../run-state.ts';
 import { login } from '../../client/login.ts';
+import type { SshKeyPair } from '../../ssh/keys.ts';
 import { currentProfileName, loadProfile } from '../../client/profile.ts';
 import { tshHome } from '../../client/paths.ts';
 import { durationArg } from '../options.ts';
@@ -27,10 +28,19 @@ export interface LoginOptions {
   caPin?: string;
   insecure?: boolean;
   addKeysToAgent: 'auto' | 'yes' | 'no';
+  /** Not a flag: certify the stored key pair again instead of a fresh one (a login again after expiry, relogin.ts). */
+  reuseKey?: SshKeyPair;
+}
+
+/** What a login did, for a caller that goes on (relogin.ts). */
+export interface LoginSummary {
+  /** Whether the key and the new certificate are in the ssh-agent now. */
+  agent: 'added' | 'skipped' | { error: string };
+  validBefore: Date;
 }
 
 /** Logs in, prompting for what the flags did not give. */
-export async function runLogin(opts: LoginOptions, deps: Deps): Promise<void> {
+export async function runLogin(opts: LoginOptions, deps: Deps): Promise<LoginSummary> {
   const home = tshHome(deps.env, deps.homeDir);
   // Defaults come from the current profile, so a second `postern login` needs no flags.
   let previous: ReturnType<typeof loadProfile>['profile'] | undefined;
@@ -57,6 +67,7 @@ export async function runLogin(opts: LoginOptions, deps: Deps): Promise<void> {
       result = await login({
         home, web, proxyHost: proxy.host, webProxyAddr: formatHostPort(proxy.host, proxy.port), user, password, otp,
         ttlMs: opts.ttl, caPin, insecure, addToAgent: opts.addKeysToAgent, agentSocket: deps.env.SSH_AUTH_SOCK, clock: deps.clock,
+        ...(opts.reuseKey ? { keyPair: opts.reuseKey } : {}),
       });
     } finally {
       spinner.stop();
@@ -71,6 +82,7 @@ export async function runLogin(opts: LoginOptions, deps: Deps): Promise<void> {
     out(deps, `  Key:          ${result.paths.privateKey}`);
     out(deps, `  Agent:        ${result.agent === 'added' ? 'key and certificate added' : result.agent === 'skipped' ? 'not added' : `not added: ${result.agent.error}`}`);
     if (result.ttlCapped) info(deps, `note: the cluster's maximum session TTL cut the certificate to ${formatDuration(left)}`);
+    return { agent: result.agent, validBefore: result.validBefore };
   } finally {
     await web.close();
   }
@@ -87,5 +99,5 @@ export function registerLogin(program: Command, deps: Deps, _state: RunState): v
     .option('--ca-pin <pin>', 'trust the proxy by the cluster CA pin that `postern serve` prints (sha256:…)')
     .option('--insecure', 'do not verify the proxy\'s TLS certificate (test clusters only)')
     .addOption(new Option('--add-keys-to-agent <mode>', 'add the key and certificate to ssh-agent').choices(['auto', 'yes', 'no']).default('auto'))
-    .action((opts: LoginOptions) => runLogin(opts, deps));
+    .action(async (opts: LoginOptions) => { await runLogin(opts, deps); });
 }

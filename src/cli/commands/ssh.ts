@@ -1,21 +1,24 @@
 /**
  * `postern ssh`: Postern's own SSH client, end to end with the node through the proxy.
  *
- *   postern ssh [-l LOGIN] [-p PORT] [-A] [-L spec]… [-R spec]… [-N] [-t|-T] [USER@]TARGET [COMMAND…]
+ *   postern ssh [-l LOGIN] [-p PORT] [-A] [-L spec]… [-R spec]… [-N] [-t|-T] [-e CHAR] [USER@]TARGET [COMMAND…]
  *
  * TARGET is a node name, NAME.<cluster>, a host the cluster allows, or a label selector
  * (`env=prod`): then COMMAND runs on every matching node the user may reach, each line of
  * output prefixed with `[node] `. Exit status as OpenSSH's: the remote command's, or 255
  * when the connection fails (for a selector, the first non-zero status in node order).
+ * With a terminal, OpenSSH's escapes (`~.`, `~?`, `~~`; src/client/escapes.ts).
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Deps } from '../deps.ts';
 import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
-import { loadLogin } from '../../client/proxy-conn.ts';
+import { loginOrRelogin } from '../relogin.ts';
 import { parseDestination } from '../../client/ssh-client.ts';
 import { parseForwardSpec } from '../../client/port-forward.ts';
+import { parseEscapeChar } from '../../client/escapes.ts';
+import type { EscapeChar } from '../../client/escapes.ts';
 import type { ForwardSpec } from '../../client/port-forward.ts';
 import { chooseLogin, nodeAccess } from '../../client/node-access.ts';
 import { runOnNode, runOnSelector } from '../../client/node-run.ts';
@@ -42,6 +45,8 @@ export interface SshOptions {
   /** -T: no PTY. */
   T?: boolean;
   proxy?: string;
+  /** -e: the escape character, `^X`, or none. */
+  escapeChar?: EscapeChar;
 }
 
 /** Everything `runSsh` needs: the options, the destination and the command words. */
@@ -64,6 +69,7 @@ interface Plan {
   remotes: ForwardSpec[];
   forwardOnly: boolean;
   pty: 'auto' | 'yes' | 'no';
+  escapeChar?: EscapeChar;
 }
 
 /** Checks the arguments as OpenSSH would; usage errors exit 2. */
@@ -84,6 +90,7 @@ export function planSsh(req: SshRequest): Plan {
     remotes,
     forwardOnly: Boolean(req.N),
     pty: req.t ? 'yes' : req.T ? 'no' : 'auto',
+    ...(req.escapeChar !== undefined ? { escapeChar: req.escapeChar } : {}),
   };
   if (isSelector(dest.target)) {
     plan.selector = selectorArg(dest.target);
@@ -104,7 +111,7 @@ export async function runSsh(req: SshRequest, deps: Deps): Promise<number> {
   assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
   const plan = planSsh(req);
   const home = tshHome(deps.env, deps.homeDir);
-  const stored = loadLogin(home, req.proxy, deps.clock.now());
+  const stored = await loginOrRelogin(home, req.proxy, deps, 'postern-ssh');
   const login = chooseLogin(plan, req.login, stored.certificate.principals, deps.env);
   const access = nodeAccess(stored, login, deps.env, () => deps.clock.now());
   let agentSocket: string | undefined;
@@ -178,6 +185,7 @@ export function registerSsh(program: Command, deps: Deps, state: RunState): void
     .option('-N', 'run no command: only forward ports, until Ctrl-C')
     .option('-t', 'force a terminal (PTY), even for a command')
     .option('-T', 'never allocate a terminal')
+    .addOption(new Option('-e, --escape-char <char>', 'the escape character of a terminal session: one character, ^X, or none (default: ~)').argParser(parseEscapeChar))
     .option('--proxy <host>', 'use the login of this proxy (default: the current profile)')
     .addHelpText('after', `
 Examples:
@@ -186,9 +194,14 @@ Examples:
   postern ssh root@env=prod hostname       on every node labelled env=prod, lines prefixed [node]
   postern ssh -N -L 8080:localhost:80 web1 forward a port until Ctrl-C
 
+Escapes, in a terminal session, typed right after Enter (as in ssh; -e changes the ~):
+  ~.  disconnect    ~?  list the escapes    ~~  send one ~
+
 The node must present the host certificate of the cluster; an unknown host key is refused.
 The stream reaches the proxy as for postern proxy ssh: through the TLS tunnel on its web port
 when it offers one, else its SSH listener (POSTERN_PROXY_TRANSPORT=ssh or tls chooses).
+When the certificate has expired and there is a terminal, it offers to log in again there and
+goes on (POSTERN_NO_TTY_LOGIN=1 turns that off).
 Exit status: the remote command's, 255 when the connection fails, 4 when not logged in.`)
     .action(async (destination: string, command: string[], opts: SshOptions) => {
       state.exitCode = await runSsh({ ...opts, destination, command }, deps);

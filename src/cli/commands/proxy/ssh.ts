@@ -10,14 +10,11 @@ import type { Command } from 'commander';
 import type { Deps } from '../../deps.ts';
 import type { RunState } from '../../run-state.ts';
 import { tshHome } from '../../../client/paths.ts';
-import { loadProfile } from '../../../client/profile.ts';
-import { loadLogin } from '../../../client/proxy-conn.ts';
-import type { StoredLogin } from '../../../client/proxy-conn.ts';
+import { loginOrRelogin } from '../../relogin.ts';
 import { nodeAccess, pipeToNode } from '../../../client/node-access.ts';
-import { asConnectionFailure, PosternError, UsageError } from '../../../core/errors.ts';
+import { asConnectionFailure, UsageError } from '../../../core/errors.ts';
 import { parseHostPort } from '../../../core/text.ts';
 import { DEFAULT_WEB_PORT } from '../../../api/types.ts';
-import { info } from '../../output.ts';
 import { assertSsh2Patched } from '../../../ssh/ssh2-capabilities.ts';
 
 /** Options of `postern proxy ssh`. */
@@ -38,32 +35,6 @@ export function parseProxyTarget(text: string): { login: string; host: string; p
   return { login, host, port };
 }
 
-/**
- * The stored login; when its certificate expired and a terminal can be opened, offers to
- * log in again there (the same flow as `postern login`) and continues with the new one.
- */
-async function loginOrRelogin(home: string, proxyHost: string | undefined, deps: Deps): Promise<StoredLogin> {
-  try {
-    return loadLogin(home, proxyHost, deps.clock.now());
-  } catch (err) {
-    if (!(err instanceof PosternError) || err.code !== 'ERR_POSTERN_CERT_EXPIRED') throw err;
-    const tty = deps.env.POSTERN_NO_TTY_LOGIN === '1' ? undefined : deps.openTerminal();
-    if (!tty) throw err;
-    try {
-      const ttyDeps: Deps = { ...deps, io: tty.io };
-      info(ttyDeps, `postern: ${err.message}`);
-      // Loaded only now: prompts and the login code (HTTP client, spinner) would slow every start.
-      const [{ askConfirm }, { runLogin }] = await Promise.all([import('../../prompt.ts'), import('../login.ts')]);
-      if (!await askConfirm(ttyDeps, 'Log in again now?', true)) throw err;
-      const { profile } = loadProfile(home, proxyHost);
-      await runLogin({ proxy: profile.webProxyAddr, user: profile.user, addKeysToAgent: 'auto' }, ttyDeps);
-    } finally {
-      tty.close();
-    }
-    return loadLogin(home, proxyHost, deps.clock.now());
-  }
-}
-
 /** Connects and pipes; resolves when the node's stream ends. Every failure exits 255, as a ProxyCommand must. */
 export async function runProxySsh(target: string, opts: ProxySshOptions, deps: Deps, _state: RunState): Promise<void> {
   assertSsh2Patched(); // the ssh2 patches are there (docs/ssh2-patches.md), before anything uses ssh2
@@ -71,7 +42,7 @@ export async function runProxySsh(target: string, opts: ProxySshOptions, deps: D
     const { login, host, port } = parseProxyTarget(target);
     const home = tshHome(deps.env, deps.homeDir);
     const proxyHost = opts.proxy ? parseHostPort(opts.proxy, DEFAULT_WEB_PORT).host : undefined;
-    const stored = await loginOrRelogin(home, proxyHost, deps);
+    const stored = await loginOrRelogin(home, proxyHost, deps, 'proxy-command');
     const access = nodeAccess(stored, login, deps.env, () => deps.clock.now());
     // Late messages from the proxy (the node went away) go to stderr: stdout is ssh's.
     await pipeToNode(access, host, port, deps.io, (text) => deps.io.stderr.write(text));
@@ -97,6 +68,9 @@ POSTERN_PROXY_TRANSPORT=ssh (or tls) to choose.
 
 Stdout carries only the SSH stream; messages go to stderr. Exits 255 when the connection
 fails. When the certificate has expired and a terminal is available, it offers to log in
-again and then continues (POSTERN_NO_TTY_LOGIN=1 turns that off).`)
+again there (POSTERN_NO_TTY_LOGIN=1 turns that off). ssh read the old certificate before it
+started this command, so the login keeps the key pair and puts the new certificate in your
+ssh-agent, where ssh finds it, and ssh goes on (with postern config's block, which lets ssh
+use the agent's keys). Without an agent it says to run the ssh command again, and exits 255.`)
     .action((target: string, opts: ProxySshOptions) => runProxySsh(target, opts, deps, state));
 }
