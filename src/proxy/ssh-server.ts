@@ -196,8 +196,9 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
       ch.end();
     };
     try {
-      await opts.auth.authorizeJoin({ user: who.user, sessionId: id, mode, clientAddr: who.clientAddr });
-      const live = opts.hub.get(id);
+      const s = await opts.auth.authorizeJoin({ user: who.user, sessionId: id, mode, clientAddr: who.clientAddr });
+      // Here, or relayed to the proxy that carries it (peer-relay.ts).
+      const live = await opts.hub.open(s, { user: who.user, mode, clientAddr: who.clientAddr });
       let ended = false;
       const me = live.attach({
         user: who.user, mode,
