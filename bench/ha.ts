@@ -21,6 +21,7 @@ import { openSqliteBackend } from '../src/storage/sqlite.ts';
 import { openPostgresBackend } from '../src/storage/postgres.ts';
 import { generateKeyPair, formatAuthorizedKey } from '../src/ssh/keys.ts';
 import { systemClock } from '../src/core/clock.ts';
+import { hashPassword, verifyPassword } from '../src/auth/passwords.ts';
 import { startPostgres } from '../test/helpers/postgres.ts';
 
 const num = (k: string, d: number): number => (process.env[k] ? Number(process.env[k]) : d);
@@ -69,6 +70,18 @@ async function loginRate(auths: Auth[]): Promise<{ perSecond: number; p50: numbe
   const t0 = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   return { perSecond: times.length / ((performance.now() - t0) / 1000), p50: median(times), n: times.length };
+}
+
+/** Password checks alone (scrypt at the default cost), as many at once as the logins: where a login's time goes. */
+async function scryptRate(): Promise<number> {
+  const stored = await hashPassword(PASSWORD);
+  let n = 0;
+  const end = Date.now() + LOGIN_S * 1000;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (Date.now() < end) { await verifyPassword(PASSWORD, stored); n++; }
+  }));
+  return n / ((performance.now() - t0) / 1000);
 }
 
 /** NODES nodes, 1% with env=prod, written in batches (one real `nodes add` gives the record's shape). */
@@ -173,6 +186,8 @@ async function main(): Promise<void> {
   rows.push(`| logins/s, 1 auth on SQLite | ${lS.perSecond.toFixed(1)} (p50 ${ms(lS.p50)}, n=${lS.n}) | 1.00 |`);
   rows.push(`| logins/s, 1 auth on PostgreSQL | ${l1.perSecond.toFixed(1)} (p50 ${ms(l1.p50)}, n=${l1.n}) | ${(l1.perSecond / lS.perSecond).toFixed(2)} × SQLite |`);
   rows.push(`| logins/s, 2 auth on one PostgreSQL | ${l2.perSecond.toFixed(1)} (p50 ${ms(l2.p50)}, n=${l2.n}) | ${(l2.perSecond / l1.perSecond).toFixed(2)} × 1 auth |`);
+  const sc = await scryptRate();
+  rows.push(`| password checks/s alone (scrypt, no login) | ${sc.toFixed(1)} | logins on SQLite are ${((lS.perSecond / sc) * 100).toFixed(0)} % of it |`);
 
   // ls with NODES nodes, and the audit query over EVENTS events, on both stores.
   const base: { ls?: number; audit?: number } = {};

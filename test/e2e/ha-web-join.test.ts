@@ -1,12 +1,14 @@
 /**
  * A web terminal joined from another proxy, in headless Chromium (docs/ha.md, "Live sessions
- * across proxies"): one auth server and two proxies A and B, a real sshd node. carol opens a
+ * across proxies"), in the cluster the HA issue describes: two auth servers on one real
+ * PostgreSQL, two proxies A and B each given both, a real sshd node. carol opens a
  * terminal on the node in a browser logged in on proxy A; dave, logged in on proxy B as a
  * load balancer could have sent him, sees it on B's Sessions page, watches it (sees the
  * output, his keys are not sent), then joins as peer (his keys run in carol's shell), each
  * relayed by B to A over mutual TLS. Screenshots: test-output/screenshots/ha-*.png.
  */
 import { test, after } from 'node:test';
+import { startPostgres } from '../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { TestCluster, TEST_PASSWORD } from '../helpers/cluster.ts';
@@ -48,15 +50,21 @@ async function webLogin(page: Page, proxy: ServeProcess, user: string, otp: stri
 
 test('a web terminal on proxy A is watched and joined from a browser logged in on proxy B', { timeout: 600_000 }, async () => {
   await ensureWebBuilt();
-  const auth = await startServe({ args: ['--roles', 'auth', '--auth-addr', '127.0.0.1:0', '--cluster-name', 'test.example'] });
+  const pg = await startPostgres({ after });
+  const url = await pg.createDatabase();
+  const authArgs = ['--roles', 'auth', '--auth-addr', '127.0.0.1:0', '--cluster-name', 'test.example', '--storage', url];
+  const auth = await startServe({ args: authArgs });
   c.onStop(() => auth.stop());
+  const auth2 = await startServe({ args: authArgs });
+  c.onStop(() => auth2.stop());
+  assert.equal(auth2.caPin, auth.caPin);
   const admin = (args: string[]): Promise<CliResult> => runPostern([...args, '--data-dir', auth.dataDir]);
   const proxies: ServeProcess[] = [];
   for (let i = 0; i < 2; i++) {
     const tok = await admin(['tokens', 'add', '--type', 'proxy', '--ttl', '10m', '--format', 'json']);
     assert.equal(tok.code, 0, tok.stderr);
     const { token } = JSON.parse(tok.stdout) as { token: string };
-    const p = await startServe({ args: ['--roles', 'proxy', '--auth-server', auth.auth, '--join-token', token, '--ca-pin', auth.caPin, '--web-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0'] });
+    const p = await startServe({ args: ['--roles', 'proxy', '--auth-server', `${auth.auth},${auth2.auth}`, '--join-token', token, '--ca-pin', auth.caPin, '--web-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0'] });
     c.onStop(() => p.stop());
     proxies.push(p);
   }

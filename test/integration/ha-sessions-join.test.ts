@@ -128,9 +128,12 @@ test('a session carried by proxy A is listed, observed and joined through proxy 
   sh.stdin.write('echo owner-$((1+1))-ready\n');
   await until(out, 'owner-2-ready');
 
-  // Listed through B, with the proxy that carries it and where proxies reach it.
+  // Listed through B, with the proxy that carries it (but not where proxies reach each other: that is not for users).
   const live = await waitFor(async () => (await sessionsOf(carol)).find((s) => s.user === 'alice' && s.kind === 'ssh'), { what: 'alice\'s session listed through proxy B', intervalMs: 300 });
-  assert.ok(live.proxyPeerAddr, JSON.stringify(live));
+  assert.equal(live.proxyPeerAddr, undefined, JSON.stringify(live));
+  assert.equal(live.proxyInstance, undefined, JSON.stringify(live));
+  const peerAddrA = /peer=(\S+)/.exec(pA.ready)?.[1];
+  assert.ok(peerAddrA, pA.ready);
   assert.equal(live.proxySshAddr?.replace(/^.*:/, ''), /ssh=[^ ]*:(\d+)/.exec(pA.ready)?.[1], 'the session is carried by proxy A');
   assert.equal((await sessionsOf(bob)).some((s) => s.id === live.id), false, 'bob may not see it');
 
@@ -169,10 +172,13 @@ test('a session carried by proxy A is listed, observed and joined through proxy 
 
   // A's peer listener: no certificate, or a cluster certificate that is not a proxy's (the admin's), gets nothing.
   const ca = (JSON.parse(readFileSync(join(auth.dataDir, 'admin-identity.json'), 'utf8')) as IdentityFile);
-  const noCert = await probePeer(live.proxyPeerAddr, ca.caPem);
+  const noCert = await probePeer(peerAddrA, ca.caPem);
   assert.doesNotMatch(noCert, /answered/, noCert);
-  const adminCert = await probePeer(live.proxyPeerAddr, ca.caPem, ca);
+  const adminCert = await probePeer(peerAddrA, ca.caPem, ca);
   assert.doesNotMatch(adminCert, /answered/, adminCert);
+  // The control: proxy B's own peer identity gets an answer (no such session).
+  const asB = await probePeer(peerAddrA, ca.caPem, { certPem: readFileSync(join(pB.dataDir, 'proxy', 'peer.crt'), 'utf8'), keyPem: readFileSync(join(pB.dataDir, 'proxy', 'peer.key'), 'utf8') });
+  assert.match(asB, /answered: .*no live session/, asB);
 
   // The owner ends the shell: the relayed observer is told and exits 0; the session leaves B's list.
   sh.stdin.write('exit\n');

@@ -147,9 +147,10 @@ export function sessionCalls(ctx: CallContext): Handlers<SessionCallName> {
       const mine = await roleStore.existingRoles(backend, rec.roles);
       const out: ActiveSession[] = [];
       for (const s of all) {
-        if (s.user === viewer) { out.push(s); continue; }
-        const owner = await users.getUser(backend, s.user);
-        if (active.joinModes(mine, owner?.roles ?? []).size > 0) out.push(s);
+        if (s.user !== viewer && active.joinModes(mine, (await users.getUser(backend, s.user))?.roles ?? []).size === 0) continue;
+        // Where proxies reach each other is the cluster's business, not a user's.
+        const { proxyPeerAddr: _peer, proxyInstance: _instance, ...shown } = s;
+        out.push(shown);
       }
       return out;
     },

@@ -107,6 +107,7 @@ export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, de
     }
     const parts = [`cluster=${clusterName}`];
     if (proxy) parts.push(`web=https://${proxy.webPublicAddr}`, `ssh=${proxy.sshPublicAddr}`);
+    if (proxy?.peerPublicAddr) parts.push(`peer=${proxy.peerPublicAddr}`);
     if (auth) parts.push(`auth=${formatHostPort(cfg.authAddr.host, auth.apiPort)}`);
     if (caPin) parts.push(`ca-pin=${caPin}`);
     parts.push(`data-dir=${cfg.dataDir}`);
