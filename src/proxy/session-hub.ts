@@ -323,7 +323,9 @@ export class SessionHub {
 
   /** Starts recording a new session and reports it to auth; attach the owner next. */
   async start(start: LiveSessionStart, node: NodeSide): Promise<LiveSession> {
-    const id = randomBytes(12).toString('base64url');
+    // Never a leading '-': `postern join -Abc…` would read the id as an option.
+    let id = randomBytes(12).toString('base64url');
+    while (id.startsWith('-')) id = randomBytes(12).toString('base64url');
     const startedAt = this.now().toISOString();
     const recorder = await Recorder.start(this.auth, {
       user: start.user, node: start.node, login: start.login, kind: start.command === undefined ? 'shell' : 'exec',

@@ -116,3 +116,14 @@ test('B refuses a server that is not the proxy the session names; A refuses a cl
   await assert.rejects(joinViaB({ ...record, id: 'NoSuchSession42' }, { user: 'dave', mode: 'peer', clientAddr: '127.0.0.1' }), /no live session NoSuchSession42/);
   await live.end(0);
 });
+
+test('a session id never starts with "-" (postern join read such an id as an option: 1 session in 64 could not be joined)', async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 400; i++) {
+    const live = await hubA.start({ kind: 'web', user: 'carol', node: 'web1', login: 'root', width: 80, height: 24 }, { toNode: () => {} });
+    ids.push(live.id);
+    await live.end(0);
+  }
+  assert.deepEqual(ids.filter((id) => id.startsWith('-')), []);
+  assert.ok(ids.every((id) => /^[A-Za-z0-9_][A-Za-z0-9_-]{15}$/.test(id)), ids.join(' '));
+});
