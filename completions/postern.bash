@@ -32,7 +32,7 @@ _postern() {
     "sessions ls") words="--proxy --format" ;;
     "join") words="--mode --proxy --escape-char" ;;
     "signup") words="--password-stdin --totp-secret --otp --ca-pin --insecure" ;;
-    "serve") words="--config --data-dir --web-addr --ssh-addr --auth-addr --public-addr --cluster-name --roles --auth-server --join-token --ca-pin --cert-file --key-file --second-factor --log-format --storage" ;;
+    "serve") words="--config --data-dir --web-addr --ssh-addr --auth-addr --public-addr --cluster-name --roles --auth-server --join-token --ca-pin --peer-addr --peer-public-addr --cert-file --key-file --second-factor --log-format --storage" ;;
     "users") words="add ls rm reset update unlock" ;;
     "users add") words="--logins --roles --ttl --format --data-dir" ;;
     "users ls") words="--format --data-dir" ;;
@@ -118,6 +118,8 @@ _postern() {
     "serve|--auth-server") values="" ;;
     "serve|--join-token") values="" ;;
     "serve|--ca-pin") values="" ;;
+    "serve|--peer-addr") values="" ;;
+    "serve|--peer-public-addr") values="" ;;
     "serve|--cert-file") values="" ;;
     "serve|--key-file") values="" ;;
     "serve|--second-factor") values="" ;;

@@ -99,6 +99,8 @@ complete -c postern -n '__fish_seen_subcommand_from serve' -l roles -r -d 'what 
 complete -c postern -n '__fish_seen_subcommand_from serve' -l auth-server -r -d 'with --roles proxy: the auth server, or several on one database separated by commas (calls fail over between them)'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l join-token -r -d 'with --roles proxy: the token from `postern tokens add --type proxy`'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l ca-pin -r -d 'with --roles proxy: the cluster CA pin to trust auth by (sha256:…)'
+complete -c postern -n '__fish_seen_subcommand_from serve' -l peer-addr -r -d 'with the proxy role: where other proxies relay joins of this proxy\'s live sessions over mutual TLS (default: the web host, port 3021; off for none)'
+complete -c postern -n '__fish_seen_subcommand_from serve' -l peer-public-addr -r -d 'the address other proxies reach --peer-addr at (default: its host, or this host\'s first network address)'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l cert-file -r -d 'a TLS certificate chain for the web address (else the cluster CA issues one)'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l key-file -r -d 'the key of --cert-file'
 complete -c postern -n '__fish_seen_subcommand_from serve' -l second-factor -r -d 'the cluster\'s second factor: otp (default) or off'

@@ -83,6 +83,8 @@ export interface AuthClient {
   /** Live sessions: a proxy upserts each one it carries every 30 s (kept 90 s) and ends it when it ends. */
   upsertActiveSession(req: ActiveSession): Promise<void>;
   endActiveSession(req: { id: string }): Promise<void>;
+  /** A proxy process carrying live sessions says it is alive (every 2 s); its sessions drop from lists 10 s after its last word. */
+  heartbeatSessions(req: { instance: string }): Promise<void>;
   /** The live sessions `user` may see (their own and those their roles may join); all for the admin identity without `user`. */
   listActiveSessions(req: { user?: string }): Promise<ActiveSession[]>;
   /** May `user` join session `id` in `mode`? Returns the session; throws 404 / 403 (audited either way as session.join). */
@@ -151,6 +153,7 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   finishTotpEnrol: ['proxy'],
   upsertActiveSession: ['proxy'],
   endActiveSession: ['proxy'],
+  heartbeatSessions: ['proxy'],
   listActiveSessions: ['proxy', 'admin'],
   authorizeJoin: ['proxy'],
   checkAccount: ['proxy'],

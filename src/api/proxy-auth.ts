@@ -26,7 +26,10 @@ export type RecordingProxyAuth = Pick<AuthClient, 'signHostCert' | 'authorizeSsh
 export type RecorderAuth = Pick<AuthClient, 'startRecording' | 'appendRecording' | 'finishRecording'>;
 
 /** The live sessions of a proxy (session-hub.ts): their recordings and their reports. */
-export type HubAuth = RecorderAuth & Pick<AuthClient, 'upsertActiveSession' | 'endActiveSession'>;
+export type HubAuth = RecorderAuth & Pick<AuthClient, 'upsertActiveSession' | 'endActiveSession' | 'heartbeatSessions'>;
+
+/** The proxy-to-proxy relay of joins (peer-relay.ts): its TLS identity from the cluster CA. */
+export type PeerRelayAuth = Pick<AuthClient, 'signTlsCert'>;
 
 /** The agent of a web session's key (auth-agent.ts). */
 export type WebSessionAgentAuth = Pick<AuthClient, 'webSessionAgent'>;

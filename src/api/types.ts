@@ -9,6 +9,8 @@ export const DEFAULT_WEB_PORT = 3080;
 export const DEFAULT_SSH_PORT = 3023;
 /** The Auth API. */
 export const DEFAULT_AUTH_PORT = 3025;
+/** The proxy's peer listener, where other proxies relay joins of its live sessions (as Teleport's proxy peering). */
+export const DEFAULT_PEER_PORT = 3021;
 
 /** Second-factor policy of the cluster. */
 export type SecondFactor = 'otp' | 'off';
@@ -185,6 +187,10 @@ export interface ActiveSession {
   proxy: string;
   proxyWebAddr?: string;
   proxySshAddr?: string;
+  /** Where other proxies reach the carrying proxy to relay a join (mutual TLS, src/proxy/peer-relay.ts); absent when it takes none. */
+  proxyPeerAddr?: string;
+  /** The carrying proxy's process (random per start): the session is listed only while that process says it is alive. */
+  proxyInstance?: string;
   recordingId?: string;
   /** The owner first; then who joined. */
   participants: Array<{ user: string; mode: 'owner' | JoinMode; joinedAt: string }>;

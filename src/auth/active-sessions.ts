@@ -1,14 +1,17 @@
 /**
  * Live sessions, as the proxies report them: each proxy upserts every session it carries
  * (web terminals, recording-mode SSH) when it starts, when someone joins or leaves, and
- * every 30 s; a record lives 90 s past its last report, so a proxy that dies leaves no
- * ghost for long. Who may see and join whom is decided here from the roles:
+ * every 30 s; a record lives 90 s past its last report. A proxy process also says it is
+ * alive every 2 s while it carries sessions (heartbeatSessions, one small write per proxy,
+ * not per session); a session whose proxy process has been silent for 10 s is no longer
+ * listed nor joinable, so a proxy that dies (kill -9, a lost host) leaves no ghost past
+ * seconds. Who may see and join whom is decided here from the roles:
  *
  *   - the owner may always join their own session, as observer or peer;
  *   - otherwise a role of the joiner must hold a `join_sessions` rule whose `roles` name a
  *     role of the session's owner ('*' for any) and whose `modes` include the mode asked.
  */
-import type { Backend } from '../storage/backend.ts';
+import type { AtomicOp, Backend } from '../storage/backend.ts';
 import type { ActiveSession, JoinMode } from '../api/types.ts';
 import type { RoleSpec } from '../api/auth-types.ts';
 import { ValidationError } from '../core/errors.ts';
@@ -16,8 +19,22 @@ import { ValidationError } from '../core/errors.ts';
 /** How long a session is kept after its last report. */
 export const ACTIVE_SESSION_TTL_MS = 90_000;
 
+/** How long a proxy process's sessions stay listed after its last heartbeat. */
+export const PROXY_ALIVE_TTL_MS = 10_000;
+/** How often a proxy carrying sessions says it is alive (session-hub.ts). */
+export const PROXY_HEARTBEAT_MS = 2_000;
+
 const ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
+const INSTANCE_RE = /^[A-Za-z0-9_-]{8,64}$/;
 const key = (id: string): string => `active_sessions/${id}`;
+const ALIVE = 'active_session_proxies';
+const aliveKey = (proxy: string, instance: string): string => `${ALIVE}/${encodeURIComponent(proxy)}/${instance}`;
+
+/** Checks a proxy process's instance id on entry. */
+export function checkInstance(v: unknown): string {
+  if (typeof v !== 'string' || !INSTANCE_RE.test(v)) throw new ValidationError('a proxy instance is 8 to 64 letters, digits, "-" or "_"');
+  return v;
+}
 
 /** Checks a session id on entry. */
 export function checkSessionId(id: unknown): string {
@@ -50,6 +67,8 @@ export function checkActiveSession(s: ActiveSession): ActiveSession {
     startedAt: text(s.startedAt, 'startedAt', 64), proxy: text(s.proxy, 'proxy'),
     ...(s.proxyWebAddr !== undefined ? { proxyWebAddr: text(s.proxyWebAddr, 'proxyWebAddr') } : {}),
     ...(s.proxySshAddr !== undefined ? { proxySshAddr: text(s.proxySshAddr, 'proxySshAddr') } : {}),
+    ...(s.proxyPeerAddr !== undefined ? { proxyPeerAddr: text(s.proxyPeerAddr, 'proxyPeerAddr') } : {}),
+    ...(s.proxyInstance !== undefined ? { proxyInstance: checkInstance(s.proxyInstance) } : {}),
     ...(s.recordingId !== undefined ? { recordingId: text(s.recordingId, 'recordingId') } : {}),
     participants,
     ...(width !== undefined ? { width } : {}),
@@ -57,9 +76,29 @@ export function checkActiveSession(s: ActiveSession): ActiveSession {
   };
 }
 
-/** Stores (or refreshes) a report. */
+/** Stores (or refreshes) a report; a report also says its proxy process is alive. */
 export async function upsertActiveSession(backend: Backend, s: ActiveSession, now: Date): Promise<void> {
-  await backend.put(key(s.id), JSON.stringify(s), { expires: new Date(now.getTime() + ACTIVE_SESSION_TTL_MS) });
+  const ops: AtomicOp[] = [{ kind: 'put', key: key(s.id), value: JSON.stringify(s), expires: new Date(now.getTime() + ACTIVE_SESSION_TTL_MS) }];
+  if (s.proxyInstance) ops.push(aliveOp(s.proxy, s.proxyInstance, now));
+  await backend.atomic(ops);
+}
+
+function aliveOp(proxy: string, instance: string, now: Date): AtomicOp {
+  return { kind: 'put', key: aliveKey(proxy, instance), value: JSON.stringify({ at: now.toISOString() }), expires: new Date(now.getTime() + PROXY_ALIVE_TTL_MS) };
+}
+
+/** A proxy process that carries sessions is alive now. */
+export async function proxyAlive(backend: Backend, proxy: string, instance: string, now: Date): Promise<void> {
+  await backend.atomic([aliveOp(proxy, instance, now)]);
+}
+
+/** Whether the proxy process carrying `s` is alive; a report without an instance (an older proxy) lives by its own 90 s. */
+function carried(s: ActiveSession, alive: ReadonlySet<string>): boolean {
+  return s.proxyInstance === undefined || alive.has(aliveKey(s.proxy, s.proxyInstance));
+}
+
+async function aliveSet(backend: Backend): Promise<Set<string>> {
+  return new Set((await backend.getRange(ALIVE)).map((i) => i.key));
 }
 
 /** Forgets a session that ended. */
@@ -67,16 +106,19 @@ export async function endActiveSession(backend: Backend, id: string): Promise<vo
   await backend.delete(key(id));
 }
 
-/** One session, or undefined. */
-export async function getActiveSession(backend: Backend, id: string): Promise<ActiveSession | undefined> {
+/** One session, or undefined (also when its proxy process is gone, unless `evenIfGone`). */
+export async function getActiveSession(backend: Backend, id: string, evenIfGone = false): Promise<ActiveSession | undefined> {
   const item = await backend.get(key(id));
-  return item ? JSON.parse(item.value) as ActiveSession : undefined;
+  if (!item) return undefined;
+  const s = JSON.parse(item.value) as ActiveSession;
+  if (evenIfGone || s.proxyInstance === undefined) return s;
+  return (await backend.get(aliveKey(s.proxy, s.proxyInstance))) ? s : undefined;
 }
 
-/** Every live session, oldest first. */
+/** Every live session whose proxy process is alive, oldest first. */
 export async function listActiveSessions(backend: Backend): Promise<ActiveSession[]> {
-  const items = await backend.getRange('active_sessions/');
-  return items.map((i) => JSON.parse(i.value) as ActiveSession).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+  const [items, alive] = await Promise.all([backend.getRange('active_sessions/'), aliveSet(backend)]);
+  return items.map((i) => JSON.parse(i.value) as ActiveSession).filter((s) => carried(s, alive)).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }
 
 /** The modes in which a holder of `joinerRoles` may join a session of an owner holding `ownerRoles`. */

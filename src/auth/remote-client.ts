@@ -81,7 +81,7 @@ async function post(dispatcher: Agent, origin: string, path: string, body: unkno
 export const IDEMPOTENT_CALLS: ReadonlySet<AuthCallName> = new Set<AuthCallName>([
   'ping', 'getInvite', 'caKeys', 'signHostCert', 'signTlsCert', 'heartbeatProxy', 'listUsers', 'getSettings', 'searchAudit',
   'listNodes', 'listRoles', 'authorizeSsh', 'appendRecording', 'finishRecording', 'listRecordings', 'getRecording',
-  'readRecording', 'getWebSession', 'webSessionAgent', 'upsertActiveSession', 'endActiveSession', 'listActiveSessions', 'authorizeJoin',
+  'readRecording', 'getWebSession', 'webSessionAgent', 'upsertActiveSession', 'endActiveSession', 'heartbeatSessions', 'listActiveSessions', 'authorizeJoin',
 ]);
 
 /** How often an auth server marked down is probed again. */

@@ -23,6 +23,8 @@ import { startSshListener } from './ssh-server.ts';
 import { SessionHub } from './session-hub.ts';
 import { ClusterInfoSource } from './cluster-info.ts';
 import type { SessionHubOptions } from './session-hub.ts';
+import { loadPeerTls, peerJoiner, peerPublicAddr, startPeerServer } from './peer-relay.ts';
+import type { RunningPeerServer } from './peer-relay.ts';
 import type { Clock } from '../core/clock.ts';
 
 /** Where and how the proxy runs. */
@@ -37,6 +39,10 @@ export interface ProxyOptions {
   /** A TLS certificate and key from elsewhere (e.g. a public CA), instead of the cluster's. */
   certFile?: string;
   keyFile?: string;
+  /** The peer listener (peer-relay.ts): other proxies relay joins of this proxy's sessions here; unset: none. */
+  peerAddr?: { host: string; port: number };
+  /** Where other proxies reach the peer listener (default: its host, or this host's first address). */
+  peerPublicAddr?: { host: string; port?: number };
   log: Logger;
   clock: Clock;
 }
@@ -46,6 +52,8 @@ export interface RunningProxy {
   webPort: number;
   webPublicAddr: string;
   sshPublicAddr: string;
+  /** Where other proxies relay joins to this one, when it listens for them. */
+  peerPublicAddr?: string;
   sshHostKey: SshKeyPair;
   close(): Promise<void>;
 }
@@ -119,6 +127,21 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   hubOpts.proxyWebAddr = webOpts.webPublicAddr;
   hubOpts.proxySshAddr = webOpts.sshPublicAddr;
 
+  // Joins of sessions other proxies carry, and of ours from other proxies (peer-relay.ts).
+  let peer: RunningPeerServer | undefined;
+  if (opts.peerAddr) {
+    try {
+      const peerLog = opts.log.child({ component: 'peer' });
+      const peerTls = await loadPeerTls(opts.auth, paths.proxyDir, [...new Set([opts.peerPublicAddr?.host ?? opts.peerAddr.host, ...hosts])].filter((h) => !['0.0.0.0', '::', ''].includes(h)));
+      peer = await startPeerServer({ hub, tls: peerTls, addr: opts.peerAddr, log: peerLog });
+      hubOpts.proxyPeerAddr = peerPublicAddr(opts.peerAddr, peer.port, opts.peerPublicAddr);
+      hubOpts.remote = peerJoiner({ tls: peerTls, log: peerLog });
+    } catch (err) {
+      await Promise.all([app.close(), ssh.close()]);
+      throw err;
+    }
+  }
+
   const heartbeat = async (): Promise<void> => {
     try {
       await opts.auth.heartbeatProxy({ name: opts.name, webPublicAddr: webOpts.webPublicAddr, sshPublicAddr: webOpts.sshPublicAddr });
@@ -134,11 +157,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     webPort,
     webPublicAddr: webOpts.webPublicAddr,
     sshPublicAddr: webOpts.sshPublicAddr,
+    ...(hubOpts.proxyPeerAddr ? { peerPublicAddr: hubOpts.proxyPeerAddr } : {}),
     sshHostKey: hostKey,
     async close() {
       clearInterval(timer);
       await hub.close();
-      await Promise.all([app.close(), ssh.close()]);
+      await Promise.all([app.close(), ssh.close(), peer?.close()]);
     },
   };
 }

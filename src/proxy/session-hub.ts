@@ -14,8 +14,15 @@
  *
  * The hub tells auth about each session (upsertActiveSession) when it starts, whenever
  * someone joins or leaves, and every 30 s while it runs, so `sessions ls` on any proxy
- * lists it; auth forgets a session 90 s after its last report, so a proxy that dies leaves
- * no ghost for long.
+ * lists it; auth forgets a session 90 s after its last report. While it carries any session
+ * the hub also says every 2 s that this proxy process (`instance`, random per start) is
+ * alive: auth stops listing its sessions 10 s after the last word, so a proxy that dies
+ * leaves no ghost past seconds.
+ *
+ * A session that another proxy carries (behind a load balancer a joiner may land anywhere)
+ * is joined through {@link SessionHub.open}: here it is the LiveSession itself, elsewhere a
+ * relay to the carrying proxy over mutual TLS (peer-relay.ts). Both are a
+ * {@link JoinableSession}, so `postern join` and the web UI use one path.
  */
 import { randomBytes } from 'node:crypto';
 import type { ActiveSession, JoinMode } from '../api/types.ts';
@@ -34,6 +41,12 @@ export interface SessionHubOptions {
   proxyName: string;
   proxyWebAddr?: string;
   proxySshAddr?: string;
+  /** Where other proxies relay joins to this one (peer-relay.ts); unset: it takes none. */
+  proxyPeerAddr?: string;
+  /** Opens a session another proxy carries (peer-relay.ts); unset: only this proxy's sessions can be joined. */
+  remote?: RemoteJoin;
+  /** How often this process says it is alive while it carries sessions (2 s). */
+  aliveIntervalMs?: number;
   log: Logger;
   clock?: Clock;
   /** How often a running session is reported to auth (30 s). */
@@ -90,6 +103,31 @@ export interface Participant {
   leave(): void;
 }
 
+/** Who joins, as auth allowed it. */
+export interface Joiner {
+  user: string;
+  mode: JoinMode;
+  clientAddr: string;
+}
+
+/**
+ * A live session as a joiner sees it: a {@link LiveSession} of this proxy, or one carried by
+ * another proxy and relayed (peer-relay.ts). `attach` takes the joiner's terminal.
+ */
+export interface JoinableSession {
+  readonly id: string;
+  readonly recordingId: string;
+  readonly start: Pick<LiveSessionStart, 'user' | 'node' | 'login'>;
+  readonly terminalSize: { cols: number; rows: number };
+  readonly exitCode: number | undefined;
+  /** Who is present now (the owner first). */
+  describe(): Pick<ActiveSession, 'participants'>;
+  attach(io: ParticipantIo): Participant;
+}
+
+/** Opens a session carried by another proxy, for a joiner auth allowed. */
+export type RemoteJoin = (session: ActiveSession, joiner: Joiner) => Promise<JoinableSession>;
+
 interface Member {
   id: string;
   io: ParticipantIo;
@@ -97,7 +135,7 @@ interface Member {
 }
 
 /** One shell on a node that the proxy carries and records. */
-export class LiveSession {
+export class LiveSession implements JoinableSession {
   readonly id: string;
   readonly start: LiveSessionStart;
   readonly startedAt: string;
@@ -216,6 +254,8 @@ export class LiveSession {
       proxy: this.hub.opts.proxyName,
       ...(this.hub.opts.proxyWebAddr ? { proxyWebAddr: this.hub.opts.proxyWebAddr } : {}),
       ...(this.hub.opts.proxySshAddr ? { proxySshAddr: this.hub.opts.proxySshAddr } : {}),
+      ...(this.hub.opts.proxyPeerAddr ? { proxyPeerAddr: this.hub.opts.proxyPeerAddr } : {}),
+      proxyInstance: this.hub.instance,
       recordingId: this.recorder.id,
       participants: [...this.members.values()].map((m) => ({ user: m.io.user, mode: m.io.mode, joinedAt: m.joinedAt })),
       width: this.size.cols, height: this.size.rows,
@@ -262,8 +302,11 @@ export class SessionHub {
   readonly opts: SessionHubOptions;
   readonly log: Logger;
   readonly replayBytes: number;
+  /** This proxy process, as auth tells its sessions' liveness by it. */
+  readonly instance = randomBytes(12).toString('base64url');
   private readonly clock: Clock;
   private readonly sessions = new Map<string, LiveSession>();
+  private alive: NodeJS.Timeout | undefined;
 
   constructor(opts: SessionHubOptions) {
     this.opts = opts;
@@ -280,7 +323,9 @@ export class SessionHub {
 
   /** Starts recording a new session and reports it to auth; attach the owner next. */
   async start(start: LiveSessionStart, node: NodeSide): Promise<LiveSession> {
-    const id = randomBytes(12).toString('base64url');
+    // Never a leading '-': `postern join -Abc…` would read the id as an option.
+    let id = randomBytes(12).toString('base64url');
+    while (id.startsWith('-')) id = randomBytes(12).toString('base64url');
     const startedAt = this.now().toISOString();
     const recorder = await Recorder.start(this.auth, {
       user: start.user, node: start.node, login: start.login, kind: start.command === undefined ? 'shell' : 'exec',
@@ -292,7 +337,26 @@ export class SessionHub {
     const live = new LiveSession(this, id, start, recorder, node, startedAt);
     this.sessions.set(id, live);
     live.beginReports(this.opts.reportIntervalMs ?? 30_000);
+    this.alive ??= setInterval(() => {
+      this.auth.heartbeatSessions({ instance: this.instance }).catch((err: unknown) => this.log.warn({ err }, 'could not tell auth this proxy is alive'));
+    }, this.opts.aliveIntervalMs ?? 2_000).unref();
     return live;
+  }
+
+  /**
+   * The session auth allowed `joiner` into: this proxy's own, or a relay to the proxy that
+   * carries it. A NotFoundError when neither is possible.
+   */
+  async open(s: ActiveSession, joiner: Joiner): Promise<JoinableSession> {
+    const here = this.sessions.get(s.id);
+    if (here && !here.isEnded) return here;
+    if (s.proxyInstance === this.instance || !this.opts.remote) return this.get(s.id);
+    if (!s.proxyPeerAddr) {
+      throw new NotFoundError(`session ${s.id} is carried by proxy ${s.proxy}, which takes no joins from other proxies`, {
+        hint: s.proxyWebAddr ? `Log in through that proxy (postern login --proxy ${s.proxyWebAddr}) and join there` : 'Join through the proxy that carries it',
+      });
+    }
+    return this.opts.remote(s, joiner);
   }
 
   /** A session this proxy carries, or a NotFoundError that says so. */
@@ -315,5 +379,6 @@ export class SessionHub {
   /** @internal */
   forget(s: LiveSession): void {
     this.sessions.delete(s.id);
+    if (this.sessions.size === 0 && this.alive) { clearInterval(this.alive); this.alive = undefined; }
   }
 }

@@ -195,9 +195,13 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
       ch.exit(1);
       ch.end();
     };
+    // The joiner may leave while auth decides or a relay to another proxy opens.
+    let gone = false;
+    ch.once('close', () => { gone = true; });
     try {
-      await opts.auth.authorizeJoin({ user: who.user, sessionId: id, mode, clientAddr: who.clientAddr });
-      const live = opts.hub.get(id);
+      const s = await opts.auth.authorizeJoin({ user: who.user, sessionId: id, mode, clientAddr: who.clientAddr });
+      // Here, or relayed to the proxy that carries it (peer-relay.ts).
+      const live = await opts.hub.open(s, { user: who.user, mode, clientAddr: who.clientAddr });
       let ended = false;
       const me = live.attach({
         user: who.user, mode,
@@ -217,6 +221,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
       ch.on('data', (d: Buffer) => me.input(d));
       ch.on('close', () => { if (!ended) me.leave(); });
       ch.on('end', () => { if (!ended) { me.leave(); ch.exit(0); ch.end(); } });
+      if (gone) me.leave();
     } catch (err) {
       fail((err as Error).message);
     }

@@ -26,7 +26,7 @@ import { errorToBody } from '../api/errors.ts';
 import { connectNodeWithAgent } from './node-client.ts';
 import { dialNode } from './node-dialer.ts';
 import { AuthAgent } from './auth-agent.ts';
-import type { LiveSession, ParticipantIo, SessionHub } from './session-hub.ts';
+import type { JoinableSession, ParticipantIo, SessionHub } from './session-hub.ts';
 import type { CookieCaller, WebAuth } from './web-auth.ts';
 import { sameOrigin } from './web-auth.ts';
 import type { ClusterInfoSource } from './cluster-info.ts';
@@ -72,7 +72,7 @@ function fail(ws: WebSocket, err: unknown): void {
 }
 
 /** A participant whose screen is a websocket; `pause` is told when the browser falls behind. */
-function wsParticipant(ws: WebSocket, user: string, mode: ParticipantIo['mode'], live: LiveSession, flow?: { pause(): void; resume(): void }): ParticipantIo {
+function wsParticipant(ws: WebSocket, user: string, mode: ParticipantIo['mode'], live: JoinableSession, flow?: { pause(): void; resume(): void }): ParticipantIo {
   let pending = 0;
   let paused = false;
   return {
@@ -186,11 +186,14 @@ async function joinTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const caller = callers.get(req)!;
   const mode = (query(req).mode ?? 'observer') as JoinMode;
   if (mode !== 'observer' && mode !== 'peer') throw new ValidationError('mode must be observer or peer');
-  await opts.auth.authorizeJoin({ user: caller.user, sessionId: req.params.id, mode, clientAddr: req.ip });
-  const live = opts.hub.get(req.params.id);
+  const s = await opts.auth.authorizeJoin({ user: caller.user, sessionId: req.params.id, mode, clientAddr: req.ip });
+  // Here, or relayed to the proxy that carries it (peer-relay.ts).
+  const live = await opts.hub.open(s, { user: caller.user, mode, clientAddr: req.ip });
   ws.on('error', (err: Error) => opts.log.info({ err, session: live.id }, 'websocket error'));
   const me = live.attach(wsParticipant(ws, caller.user, mode, live));
   sendJson(ws, { type: 'session', id: live.id, recordingId: live.recordingId, node: live.start.node, login: live.start.login, owner: live.start.user, mode, participants: live.describe().participants, cols: live.terminalSize.cols, rows: live.terminalSize.rows });
   ws.on('message', (data: Buffer, isBinary: boolean) => { if (isBinary) me.input(data); });
   ws.on('close', () => me.leave());
+  // The browser left while a relay to another proxy was being opened.
+  if (ws.readyState !== ws.OPEN) me.leave();
 }

@@ -123,3 +123,30 @@ test('roles: join_sessions is checked and kept; the built-in admin role may join
   assert.deepEqual(roles.find((r) => r.name === 'admin')?.join_sessions, [{ roles: ['*'], modes: ['observer', 'peer'] }]);
   assert.deepEqual(BUILTIN_ROLES.find((r) => r.name === 'admin')?.join_sessions, [{ roles: ['*'], modes: ['observer', 'peer'] }]);
 });
+
+test('a proxy process silent for 10 s: its sessions leave the list and cannot be joined; heartbeats keep them; users never see peer addresses', async () => {
+  const inst = 'instance-aaaa-1';
+  await proxy.upsertActiveSession(session('sess-live-001', 'alice', { proxyInstance: inst, proxyPeerAddr: '10.0.0.5:3021' }));
+  const listed = async () => (await admin.listActiveSessions({})).some((s) => s.id === 'sess-live-001');
+  assert.equal(await listed(), true);
+  const mine = (await proxy.listActiveSessions({ user: 'alice' })).find((s) => s.id === 'sess-live-001');
+  assert.ok(mine);
+  assert.equal(mine.proxyPeerAddr, undefined, 'a user\'s list holds no peer address');
+  assert.equal(mine.proxyInstance, undefined);
+  assert.equal((await proxy.authorizeJoin({ user: 'alice', sessionId: 'sess-live-001', mode: 'peer', clientAddr: 'x' })).proxyPeerAddr, '10.0.0.5:3021', 'the proxy that relays a join gets it');
+  // Heartbeats every few seconds keep it listed past 10 s.
+  for (let i = 0; i < 5; i++) {
+    t += 6_000;
+    await proxy.heartbeatSessions({ instance: inst });
+    assert.equal(await listed(), true, `listed after ${(i + 1) * 6} s of heartbeats`);
+  }
+  // Another proxy cannot keep it alive: its heartbeat is under its own name.
+  t += 9_000;
+  await other.heartbeatSessions({ instance: inst });
+  assert.equal(await listed(), true, 'still within 10 s');
+  t += 2_000;
+  assert.equal(await listed(), false, 'gone 11 s after its proxy\'s last heartbeat');
+  await assert.rejects(proxy.authorizeJoin({ user: 'alice', sessionId: 'sess-live-001', mode: 'peer', clientAddr: 'x' }), { status: 404 });
+  await assert.rejects(proxy.heartbeatSessions({ instance: 'no' }), { code: 'ERR_POSTERN_INVALID' });
+  await proxy.endActiveSession({ id: 'sess-live-001' });
+});

@@ -89,6 +89,7 @@ test('the SessionHub: observers\' keys dropped, peers\' sent, the screen replaye
     // The first report is slow: without ordering, the end would reach auth before it.
     upsertActiveSession: async (s) => { if (!slowUpsert) await new Promise<void>((r) => { slowUpsert = r; }); calls.push(`upsert:${s.participants.length}`); },
     endActiveSession: async () => { calls.push('end'); },
+    heartbeatSessions: async () => {},
   };
   const hub = new SessionHub({ auth, proxyName: 'p1', log: silentLogger, reportIntervalMs: 60_000 });
   const toNode: string[] = [];

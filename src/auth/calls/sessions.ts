@@ -19,7 +19,7 @@ import type { CallContext, Handlers } from './context.ts';
 /** The calls of this group. */
 export type SessionCallName =
   | 'startRecording' | 'appendRecording' | 'finishRecording' | 'listRecordings' | 'readRecording' | 'getRecording'
-  | 'upsertActiveSession' | 'endActiveSession' | 'listActiveSessions' | 'authorizeJoin';
+  | 'upsertActiveSession' | 'endActiveSession' | 'heartbeatSessions' | 'listActiveSessions' | 'authorizeJoin';
 
 /** The handlers of recordings and live sessions. */
 export function sessionCalls(ctx: CallContext): Handlers<SessionCallName> {
@@ -121,16 +121,21 @@ export function sessionCalls(ctx: CallContext): Handlers<SessionCallName> {
       const s = active.checkActiveSession(req);
       // A proxy reports under its own name, whatever the report says, and only its own sessions.
       const proxy = id.role === 'proxy' ? id.name : s.proxy;
-      const before = await active.getActiveSession(backend, s.id);
+      const before = await active.getActiveSession(backend, s.id, true);
       if (before && before.proxy !== proxy) throw new AccessDeniedError(`session ${s.id} belongs to proxy ${before.proxy}`, { hint: 'Session ids are unique per proxy; report only the sessions this proxy carries' });
       await active.upsertActiveSession(backend, { ...s, proxy }, clock.now());
     },
 
     async endActiveSession(id, req) {
       const sessionId = active.checkSessionId(req?.id);
-      const before = await active.getActiveSession(backend, sessionId);
+      const before = await active.getActiveSession(backend, sessionId, true);
       if (before && id.role === 'proxy' && before.proxy !== id.name) throw new AccessDeniedError(`session ${sessionId} belongs to proxy ${before.proxy}`, { hint: 'A proxy ends only the sessions it carries' });
       await active.endActiveSession(backend, sessionId);
+    },
+
+    async heartbeatSessions(id, req) {
+      // Under the caller's own name: a proxy keeps only its own sessions alive.
+      await active.proxyAlive(backend, id.name, active.checkInstance(req?.instance), clock.now());
     },
 
     async listActiveSessions(id, req) {
@@ -142,9 +147,10 @@ export function sessionCalls(ctx: CallContext): Handlers<SessionCallName> {
       const mine = await roleStore.existingRoles(backend, rec.roles);
       const out: ActiveSession[] = [];
       for (const s of all) {
-        if (s.user === viewer) { out.push(s); continue; }
-        const owner = await users.getUser(backend, s.user);
-        if (active.joinModes(mine, owner?.roles ?? []).size > 0) out.push(s);
+        if (s.user !== viewer && active.joinModes(mine, (await users.getUser(backend, s.user))?.roles ?? []).size === 0) continue;
+        // Where proxies reach each other is the cluster's business, not a user's.
+        const { proxyPeerAddr: _peer, proxyInstance: _instance, ...shown } = s;
+        out.push(shown);
       }
       return out;
     },

@@ -7,11 +7,11 @@ import { hostname } from 'node:os';
 import YAML from 'yaml';
 import { ConfigError, ValidationError } from '../../core/errors.ts';
 import { parseDuration } from '../../core/durations.ts';
-import { parseHostPort } from '../../core/text.ts';
+import { formatHostPort, parseHostPort } from '../../core/text.ts';
 import { isPin } from '../../core/tls-pin.ts';
 import type { ClusterSettings } from '../../api/auth-types.ts';
 import { validateSettings } from '../../auth/settings.ts';
-import { DEFAULT_AUTH_PORT, DEFAULT_SSH_PORT, DEFAULT_WEB_PORT } from '../../api/types.ts';
+import { DEFAULT_AUTH_PORT, DEFAULT_PEER_PORT, DEFAULT_SSH_PORT, DEFAULT_WEB_PORT } from '../../api/types.ts';
 import { parseStorageSpec } from '../../storage/open.ts';
 import type { StorageSpec } from '../../storage/open.ts';
 
@@ -32,6 +32,8 @@ export interface ServeFlags {
   keyFile?: string;
   secondFactor?: string;
   storage?: string;
+  peerAddr?: string;
+  peerPublicAddr?: string;
 }
 
 /** The resolved configuration. */
@@ -52,12 +54,17 @@ export interface ServeConfig {
   settings: Partial<ClusterSettings>;
   /** Where auth keeps its data: --storage, `storage:`, $POSTERN_STORAGE, else SQLite in the data dir. */
   storage: StorageSpec;
+  /** The proxy's peer listener for joins relayed by other proxies (default: the web host, port 3021; off: none). */
+  peerAddr?: { host: string; port: number };
+  /** Where other proxies reach it. */
+  peerPublicAddr?: { host: string; port?: number };
 }
 
 const FILE_KEYS: Record<string, keyof ServeFlags | 'cluster'> = {
   data_dir: 'dataDir', web_addr: 'webAddr', ssh_addr: 'sshAddr', auth_addr: 'authAddr', public_addr: 'publicAddr',
   cluster_name: 'clusterName', roles: 'roles', auth_server: 'authServer', join_token: 'joinToken', ca_pin: 'caPin',
   cert_file: 'certFile', key_file: 'keyFile', cluster: 'cluster', storage: 'storage',
+  peer_addr: 'peerAddr', peer_public_addr: 'peerPublicAddr',
 };
 
 function addr(text: string, port: number, what: string): { host: string; port: number } {
@@ -153,6 +160,16 @@ export function resolveServeConfig(flags: ServeFlags, defaultDataDir: string, en
     const m = /:(\d+)$/.test(publicText) && !/^[^[]*:.*:/.test(publicText);
     const a = addr(publicText, DEFAULT_WEB_PORT, '--public-addr');
     cfg.publicAddr = m ? a : { host: a.host };
+  }
+  // The peer listener: on the web host, port 3021 (port 0, an ephemeral port, when the web port is 0, as in tests).
+  const peerText = pick('peerAddr');
+  if (peerText !== 'off') {
+    cfg.peerAddr = addr(peerText ?? formatHostPort(cfg.webAddr.host, cfg.webAddr.port === 0 ? 0 : DEFAULT_PEER_PORT), DEFAULT_PEER_PORT, '--peer-addr');
+    const peerPublic = pick('peerPublicAddr');
+    if (peerPublic) {
+      const a = addr(peerPublic, DEFAULT_PEER_PORT, '--peer-public-addr');
+      cfg.peerPublicAddr = /:(\d+)$/.test(peerPublic) && !/^[^[]*:.*:/.test(peerPublic) ? a : { host: a.host };
+    }
   }
   const authServer = pick('authServer');
   if (authServer) {

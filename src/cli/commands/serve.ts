@@ -101,11 +101,13 @@ export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, de
       proxy = await startProxy({
         name, dataDir: cfg.dataDir, auth: client, webAddr: cfg.webAddr, sshAddr: cfg.sshAddr, publicAddr: cfg.publicAddr,
         certFile: cfg.certFile, keyFile: cfg.keyFile, log, clock: deps.clock,
+        ...(cfg.peerAddr ? { peerAddr: cfg.peerAddr } : {}), ...(cfg.peerPublicAddr ? { peerPublicAddr: cfg.peerPublicAddr } : {}),
       });
       caPin ??= cfg.caPin;
     }
     const parts = [`cluster=${clusterName}`];
     if (proxy) parts.push(`web=https://${proxy.webPublicAddr}`, `ssh=${proxy.sshPublicAddr}`);
+    if (proxy?.peerPublicAddr) parts.push(`peer=${proxy.peerPublicAddr}`);
     if (auth) parts.push(`auth=${formatHostPort(cfg.authAddr.host, auth.apiPort)}`);
     if (caPin) parts.push(`ca-pin=${caPin}`);
     parts.push(`data-dir=${cfg.dataDir}`);
@@ -140,6 +142,8 @@ export function registerServe(program: Command, deps: Deps, _state: RunState): v
     .option('--auth-server <host:port,...>', 'with --roles proxy: the auth server, or several on one database separated by commas (calls fail over between them)')
     .option('--join-token <token>', 'with --roles proxy: the token from `postern tokens add --type proxy`')
     .option('--ca-pin <pin>', 'with --roles proxy: the cluster CA pin to trust auth by (sha256:…)')
+    .option('--peer-addr <host:port>', 'with the proxy role: where other proxies relay joins of this proxy\'s live sessions over mutual TLS (default: the web host, port 3021; off for none)')
+    .option('--peer-public-addr <host[:port]>', 'the address other proxies reach --peer-addr at (default: its host, or this host\'s first network address)')
     .option('--cert-file <file>', 'a TLS certificate chain for the web address (else the cluster CA issues one)')
     .option('--key-file <file>', 'the key of --cert-file')
     .option('--second-factor <mode>', 'the cluster\'s second factor: otp (default) or off')
