@@ -94,6 +94,13 @@ export interface AuthClient {
    */
   checkAccount(req: { user: string; account: string }): Promise<{ valid: boolean; reason?: string }>;
   /**
+   * The nonce of a signed web API request the proxy verified, single-use across the cluster:
+   * stored until `expiresAt` (the end of the request's signature window, unix ms). Throws
+   * 401 ERR_POSTERN_REQUEST_AUTH for a nonce already used (on any proxy, before or after a
+   * restart), 429 when the user or the source address sends more than the cluster allows.
+   */
+  claimNonce(req: { user: string; nonce: string; clientAddr: string; expiresAt: number }): Promise<void>;
+  /**
    * One admin call (web-admin.ts's WEB_ADMIN_CALLS) for the user of a web session: auth checks
    * that the user holds the admin role now, then runs it as that user, audited as the CLI's are.
    */
@@ -154,5 +161,6 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   listActiveSessions: ['proxy', 'admin'],
   authorizeJoin: ['proxy'],
   checkAccount: ['proxy'],
+  claimNonce: ['proxy'],
   webAdmin: ['proxy'],
 };

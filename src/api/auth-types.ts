@@ -34,6 +34,9 @@ export interface ClusterSettings {
   /** Login and sign-up attempts allowed per minute (and at once) from one source address, and for one user name; 0 is no limit. */
   login_rate_per_source: number;
   login_rate_per_user: number;
+  /** Signed web API requests (the CLI's ls, tunnel, …) allowed per minute (and at once) from one source address, and for one user; 0 is no limit. */
+  signed_rate_per_source: number;
+  signed_rate_per_user: number;
   session_recording: 'off' | 'proxy';
   /** Whether recordings keep what users type ("i" events); off by default, as keystrokes hold passwords. */
   record_input: boolean;
