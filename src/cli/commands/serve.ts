@@ -124,6 +124,8 @@ export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, de
   log.info({ signal: sig }, 'shutting down');
   await stop();
   out(deps, 'stopped');
+  // Each step of stop() is bounded; a peer that never closes its side must not keep serve running.
+  setTimeout(() => process.exit(), 2_000).unref();
 }
 
 /** Registers `postern serve`. */
