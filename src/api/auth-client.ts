@@ -13,7 +13,7 @@ import type { AuditEvent, AuditQuery, NewAuditEvent } from './audit.ts';
 import type {
   Identity, ClusterInfo, ClusterSettings, SshLoginResult, ProxyHeartbeat, CreateUserRequest, RoleSpec, AccessRequest, AccessDecision, AddNodeResult,
   StartRecordingRequest, StartRecordingResult, AppendRecordingRequest, AppendRecordingResult, FinishRecordingRequest, RecordingChunk, RecordingReadRequest,
-  CreateWebSessionRequest, UpdateUserRequest, TokenInfo,
+  CreateWebSessionRequest, UpdateUserRequest, TokenInfo, ProxyInfo,
 } from './auth-types.ts';
 
 /** The calls, by name; each takes one argument object. */
@@ -41,6 +41,10 @@ export interface AuthClient {
   listTokens(): Promise<TokenInfo[]>;
   /** Removes a join token, named by its id (or by the token itself). */
   deleteToken(req: { id: string }): Promise<void>;
+  /** The proxies auth knows: their heartbeats and joined identities (revoked ones too). */
+  listProxies(): Promise<ProxyInfo[]>;
+  /** Forgets a proxy and revokes its joined identity: every later call it makes is refused (401). */
+  removeProxy(req: { name: string }): Promise<void>;
   getSettings(): Promise<ClusterSettings>;
   updateSettings(req: Partial<ClusterSettings>): Promise<ClusterSettings>;
   /** The audit log; a proxy must name the `requester`, who must hold the admin role. */
@@ -131,6 +135,8 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   unlockUser: ['admin'],
   listTokens: ['admin'],
   deleteToken: ['admin'],
+  listProxies: ['admin'],
+  removeProxy: ['admin'],
   getSettings: ['admin'],
   updateSettings: ['admin'],
   searchAudit: ['admin', 'proxy'],

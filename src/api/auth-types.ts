@@ -9,6 +9,19 @@ import type { NodeInfo, RecordingKind, SecondFactor, SshLoginResponse, JoinRule 
 export interface Identity {
   role: 'admin' | 'proxy';
   name: string;
+  /** The serial of the client certificate the caller presented (Auth API over mTLS only). */
+  serial?: string;
+}
+
+/** A proxy as `postern proxies ls` shows it: its last heartbeat and its identity. */
+export interface ProxyInfo {
+  name: string;
+  webPublicAddr?: string;
+  sshPublicAddr?: string;
+  lastSeen?: string;
+  /** When it joined with a token (absent for a proxy inside an auth server's process). */
+  joinedAt?: string;
+  revokedAt?: string;
 }
 
 /** Facts about the cluster any caller may know. */

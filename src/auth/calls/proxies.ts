@@ -1,0 +1,37 @@
+/** The proxies of the cluster, for admins: `postern proxies ls` and `postern proxies rm` (which revokes). */
+import { getJson } from '../../storage/backend.ts';
+import { AuditType } from '../../api/audit.ts';
+import type { ProxyInfo } from '../../api/auth-types.ts';
+import { listProxyIdentities, noSuchProxy, revokeProxyIdentity } from '../proxy-identities.ts';
+import { str } from '../args.ts';
+import type { CallContext, Handlers } from './context.ts';
+
+interface Heartbeat { name: string; webPublicAddr: string; sshPublicAddr: string; lastSeen: string }
+
+/** The handlers of listProxies and removeProxy. */
+export function proxyCalls(ctx: CallContext): Handlers<'listProxies' | 'removeProxy'> {
+  const { backend, clock } = ctx;
+  return {
+    async listProxies() {
+      const byName = new Map<string, ProxyInfo>();
+      for (const i of await backend.getRange('proxies')) {
+        const h = JSON.parse(i.value) as Heartbeat;
+        byName.set(h.name, { name: h.name, webPublicAddr: h.webPublicAddr, sshPublicAddr: h.sshPublicAddr, lastSeen: h.lastSeen });
+      }
+      for (const r of await listProxyIdentities(backend)) {
+        byName.set(r.name, { ...byName.get(r.name), name: r.name, joinedAt: r.joinedAt, ...(r.revokedAt ? { revokedAt: r.revokedAt } : {}) });
+      }
+      return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+    },
+
+    async removeProxy(id, req) {
+      const name = str(req.name, 'name');
+      if (!/^[a-zA-Z0-9._-]{1,64}$/.test(name)) throw noSuchProxy(name);
+      const heartbeat = await getJson<Heartbeat>(backend, `proxies/${name}`);
+      const revoked = await revokeProxyIdentity(backend, name, clock.now());
+      if (!heartbeat && !revoked) throw noSuchProxy(name);
+      await backend.delete(`proxies/${name}`);
+      await ctx.audit({ type: AuditType.proxyRemoved, user: id.name, success: true, proxy: name });
+    },
+  };
+}
