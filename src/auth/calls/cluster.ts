@@ -148,10 +148,12 @@ async function checkProxyHostPrincipals(backend: Backend, clusterName: string, p
   const known = new Set((await listNodeRecords(backend)).flatMap((n) => hostPrincipals(n.name, n.addr, clusterName).map((h) => h.toLowerCase())));
   const suffix = `.${clusterName}`;
   for (const given of principals) {
-    const p = given.toLowerCase();
-    const bare = p.endsWith(suffix) ? p.slice(0, -suffix.length) : p;
-    if (!known.has(p) && !allowedUnregistered(settings.allow_unregistered, bare)) {
-      throw new AccessDeniedError(`a proxy may not get a host certificate for "${p}": not a registered node`);
+    // The recording proxy names what the user typed and that with the cluster's suffix
+    // (web1.example.com → web1.example.com.example.com too): the suffixes go before the check.
+    let bare = given.toLowerCase();
+    while (bare.endsWith(suffix)) bare = bare.slice(0, -suffix.length);
+    if (!known.has(bare) && !known.has(`${bare}${suffix}`) && !allowedUnregistered(settings.allow_unregistered, bare)) {
+      throw new AccessDeniedError(`a proxy may not get a host certificate for "${given}": not a registered node`);
     }
   }
 }
