@@ -17,7 +17,8 @@ export function parseDuration(text: string, what = 'duration'): number {
     total += Number(m[1]) * UNIT_MS[m[2]];
     matched = re.lastIndex;
   }
-  if (trimmed === '' || matched !== trimmed.length || !(total > 0)) {
+  // Under half a millisecond rounds to none (found by fuzzing: "0.3ms" gave 0).
+  if (trimmed === '' || matched !== trimmed.length || !(Math.round(total) > 0)) {
     throw new ValidationError(`invalid ${what} "${text}"`, { hint: 'Use a number with a unit, e.g. 30m, 12h or 1h30m' });
   }
   // Found by fuzzing: "800000000d" or 400 digits gave an unsafe integer or Infinity.
