@@ -4,7 +4,7 @@
  * exits 1 with fast-check's counterexample when a property fails. docs/security.md has the
  * figures of the last long run.
  */
-import { TARGETS } from './targets.ts';
+import { TARGETS, closeWebUnderTest } from './targets.ts';
 
 const runs = Number(process.env.POSTERN_FUZZ_RUNS ?? 100_000);
 const seed = process.env.POSTERN_FUZZ_SEED ? Number(process.env.POSTERN_FUZZ_SEED) : Date.now() % 2 ** 31;
@@ -14,12 +14,13 @@ process.stdout.write(`fuzzing ${TARGETS.length} parsers, ${runs} inputs per prop
 for (const t of TARGETS) {
   const t0 = Date.now();
   try {
-    t.run(runs, seed);
+    await t.run(runs, seed);
     process.stdout.write(`ok    ${t.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   } catch (err) {
     failed++;
     process.stdout.write(`FAIL  ${t.name}\n${(err as Error).message}\n`);
   }
 }
+await closeWebUnderTest();
 process.stdout.write(`${failed === 0 ? 'no failures' : `${failed} failed`} in ${((Date.now() - start) / 1000).toFixed(1)} s\n`);
 process.exitCode = failed === 0 ? 0 : 1;

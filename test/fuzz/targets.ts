@@ -24,12 +24,15 @@ import { parseSelector, parseLabels, checkLabels, formatLabels } from '../../src
 import { parseDuration, formatDuration, MAX_DURATION_MS } from '../../src/core/durations.ts';
 import { parseCastEvent, parseCast, formatCastEvent } from '../../src/api/asciicast.ts';
 import type { CastEvent } from '../../src/api/asciicast.ts';
+import { fuzzWebApi } from './web-api.ts';
 
 /** One parser's properties; `run` throws (fast-check's report) when one fails. */
 export interface FuzzTarget {
   name: string;
-  run(numRuns: number, seed?: number): void;
+  run(numRuns: number, seed?: number): void | Promise<void>;
 }
+
+export { closeWebUnderTest } from './web-api.ts';
 
 /** Calls `fn`; a throw that is not a PosternError is the bug fuzzing looks for. */
 function typed<T>(fn: () => T): T | undefined {
@@ -135,7 +138,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'keys: OpenSSH private key PEM mutated; an encoded key parses back',
     run: (numRuns, seed) => {
-      fc.assert(fc.property(mutatedText(validPem), (s) => { typed(() => parsePrivateKeyOpenSSH(s)); }), { numRuns: Math.max(1, Math.floor(numRuns / 4)), seed });
+      fc.assert(fc.property(mutatedText(validPem), (s) => { typed(() => parsePrivateKeyOpenSSH(s)); }), { numRuns, seed });
       const back = parsePrivateKeyOpenSSH(validPem);
       if (!back.publicWire.equals(subject.publicWire)) throw new Error('round trip changed the private key');
     },
@@ -229,7 +232,7 @@ export const TARGETS: FuzzTarget[] = [
       const header = JSON.stringify({ version: 2, width: 80, height: 24, timestamp: 1 });
       const file = `${header}\n[0.5, "o", "hello"]\n[1.25, "r", "100x40"]\n[2, "m", "alice joined"]\n`;
       fc.assert(fc.property(mutatedText('[0.5, "o", "hello\\u001b[0m"]'), (s) => { typed(() => parseCastEvent(s)); }), { numRuns, seed });
-      fc.assert(fc.property(mutatedText(file), (s) => { typed(() => parseCast(s)); }), { numRuns: Math.max(1, Math.floor(numRuns / 4)), seed });
+      fc.assert(fc.property(mutatedText(file), (s) => { typed(() => parseCast(s)); }), { numRuns, seed });
       fc.assert(fc.property(fc.double({ min: 0, max: 1e6, noNaN: true }), fc.constantFrom('o', 'i', 'm'), fc.string({ unit: 'binary', maxLength: 50 }), (t, code, data) => {
         const ev = [t, code, data] as unknown as CastEvent;
         const back = typed(() => parseCastEvent(formatCastEvent(ev)));
@@ -237,5 +240,8 @@ export const TARGETS: FuzzTarget[] = [
       }), { numRuns: Math.max(1, Math.floor(numRuns / 10)), seed });
     },
   },
+  {
+    name: 'web API: request bodies, queries, content types and Authorization headers through the real web server: never a 5xx',
+    run: (numRuns, seed) => fuzzWebApi(numRuns, seed),
+  },
 ];
-

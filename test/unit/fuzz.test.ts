@@ -3,17 +3,18 @@
  * each by default, a few seconds in all): every parser of outside input answers or throws
  * a PosternError, and encoders round-trip. `npm run fuzz` runs them long.
  */
-import { test } from 'node:test';
-import { TARGETS } from '../fuzz/targets.ts';
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TARGETS, closeWebUnderTest } from '../fuzz/targets.ts';
 
 const RUNS = Number(process.env.POSTERN_FUZZ_RUNS ?? 300);
 
+after(() => closeWebUnderTest());
 for (const target of TARGETS) {
   test(target.name, () => target.run(RUNS));
 }
 
 test('found by fuzzing: a certificate option named __proto__ is kept (so it can be refused as unknown), durations out of range are refused', async () => {
-  const assert = (await import('node:assert/strict')).default;
   const { generateKeyPair } = await import('../../src/ssh/keys.ts');
   const { signCertificate, parseCertificate } = await import('../../src/ssh/certs.ts');
   const { parseDuration } = await import('../../src/core/durations.ts');
