@@ -26,6 +26,8 @@ export interface AuthClient {
   signHostCert(req: { publicKey: string; principals: string[]; ttlMs: number }): Promise<string>;
   signTlsCert(req: { publicKeyPem: string; hosts: string[] }): Promise<{ certPem: string; caPem: string }>;
   heartbeatProxy(req: ProxyHeartbeat): Promise<void>;
+  /** A joined proxy trades its identity for a fresh one (a new key, a year more); the old certificate is refused from then on. */
+  renewProxyIdentity(req: { publicKeyPem: string }): Promise<{ certPem: string; caPem: string }>;
   emitAudit(req: NewAuditEvent): Promise<void>;
   // Admin calls.
   createUser(req: CreateUserRequest): Promise<InviteResult>;
@@ -125,6 +127,7 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   signHostCert: ['proxy', 'admin'],
   signTlsCert: ['proxy', 'admin'],
   heartbeatProxy: ['proxy'],
+  renewProxyIdentity: ['proxy'],
   emitAudit: ['proxy'],
   createUser: ['admin'],
   listUsers: ['admin'],

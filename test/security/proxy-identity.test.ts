@@ -5,11 +5,13 @@
  * its own name, only the audit events a proxy emits, host certificates only in recording
  * mode and only for registered nodes; `signTlsCert` with a malformed PEM is a 400 that says
  * so; `postern proxies ls` lists it and `postern proxies rm` revokes it (its next call is a
- * 401), and a proxy that joins again under the name replaces the old certificate.
+ * 401), and a proxy that joins again under the name replaces the old certificate; a proxy
+ * renews its identity with a fresh key, and the old certificate is refused from then on.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join as joinPath } from 'node:path';
 import { startServe } from '../helpers/serve.ts';
@@ -22,6 +24,9 @@ import { parseHostPort } from '../../src/core/text.ts';
 import { AuditType } from '../../src/api/audit.ts';
 import { generateKeyPair, formatAuthorizedKey } from '../../src/ssh/keys.ts';
 import type { PosternError } from '../../src/core/errors.ts';
+import { renewProxyIdentityIfDue } from '../../src/proxy/join.ts';
+import { serverPaths } from '../../src/core/server-paths.ts';
+import type { IdentityFile } from '../../src/core/server-paths.ts';
 
 let serve: ServeProcess;
 after(() => serve?.stop());
@@ -114,4 +119,29 @@ test('proxies ls lists a joined proxy; proxies rm revokes it at once; joining ag
   await refused(old.ping(), 401, /was replaced by a later join/);
   await old.close();
   await again.close();
+});
+
+test('a joined proxy renews its identity (as serve does at start within 30 days of its end): the new one works, the old one is refused', { timeout: 120_000 }, async () => {
+  const addr = parseHostPort(serve.auth, 3025);
+  const { keyPem, publicKeyPem } = newTlsKeyPair();
+  const joined = await joinCluster(addr, serve.caPin, { token: await token(), name: 'p-renew', publicKeyPem });
+  const dataDir = mkdtempSync(joinPath(tmpdir(), 'postern-renew-'));
+  const identity: IdentityFile = { authAddr: serve.auth, clusterName: joined.clusterName, certPem: joined.certPem, keyPem, caPem: joined.caPem };
+  const old = remoteAuthClient(addr, identity);
+  // Not due: nothing asked, nothing written.
+  const notDue = await renewProxyIdentityIfDue(dataDir, identity, () => Promise.reject(new Error('not due')), new Date());
+  assert.equal(notDue.renewed, false);
+  // Due (the window made as long as the identity): renewed through the Auth API, stored 0600.
+  const due = await renewProxyIdentityIfDue(dataDir, identity, (pem) => old.renewProxyIdentity({ publicKeyPem: pem }), new Date(), 400 * 86_400_000);
+  assert.equal(due.renewed, true);
+  const path = serverPaths(dataDir).proxyIdentity;
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), due.identity);
+  assert.notEqual(new X509Certificate(due.identity.certPem).serialNumber, new X509Certificate(identity.certPem).serialNumber);
+  const renewed = remoteAuthClient(addr, due.identity);
+  assert.equal((await renewed.ping()).clusterName, 'test.example');
+  await refused(old.ping(), 401, /was replaced by a later join/);
+  await refused(renewed.renewProxyIdentity({ publicKeyPem: 'nope' }), 400, /not a PEM public key/);
+  await old.close();
+  await renewed.close();
 });

@@ -2,14 +2,20 @@
 import { getJson } from '../../storage/backend.ts';
 import { AuditType } from '../../api/audit.ts';
 import type { ProxyInfo } from '../../api/auth-types.ts';
-import { listProxyIdentities, noSuchProxy, revokeProxyIdentity } from '../proxy-identities.ts';
+import { listProxyIdentities, noSuchProxy, recordProxyIdentity, revokeProxyIdentity } from '../proxy-identities.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { X509Certificate, createPublicKey } from 'node:crypto';
+import { issueIdentity } from './cluster.ts';
+
+/** How long a proxy identity lives (a join or a renewal). */
+export const PROXY_IDENTITY_TTL_MS = 365 * 86_400_000;
 import { str } from '../args.ts';
 import type { CallContext, Handlers } from './context.ts';
 
 interface Heartbeat { name: string; webPublicAddr: string; sshPublicAddr: string; lastSeen: string }
 
 /** The handlers of listProxies and removeProxy. */
-export function proxyCalls(ctx: CallContext): Handlers<'listProxies' | 'removeProxy'> {
+export function proxyCalls(ctx: CallContext): Handlers<'listProxies' | 'removeProxy' | 'renewProxyIdentity'> {
   const { backend, clock } = ctx;
   return {
     async listProxies() {
@@ -22,6 +28,19 @@ export function proxyCalls(ctx: CallContext): Handlers<'listProxies' | 'removePr
         byName.set(r.name, { ...byName.get(r.name), name: r.name, joinedAt: r.joinedAt, ...(r.revokedAt ? { revokedAt: r.revokedAt } : {}) });
       }
       return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+    },
+
+    async renewProxyIdentity(id, req) {
+      // Only a joined proxy (AuthServer.call checked its certificate is the one on record).
+      if (id.serial === undefined) throw new ValidationError('only a proxy that joined with a token renews its identity');
+      const pem = str(req.publicKeyPem, 'publicKeyPem');
+      try { createPublicKey(pem); } catch (err) {
+        throw new ValidationError('publicKeyPem is not a PEM public key', { cause: err, hint: 'Send the SubjectPublicKeyInfo PEM (-----BEGIN PUBLIC KEY-----) of the new key' });
+      }
+      const issued = await issueIdentity(ctx, pem, id.name, 'proxy', [], PROXY_IDENTITY_TTL_MS);
+      await recordProxyIdentity(backend, id.name, new X509Certificate(issued.certPem).serialNumber, clock.now());
+      await ctx.audit({ type: AuditType.proxyJoined, success: true, proxy: id.name, message: 'identity renewed' });
+      return issued;
     },
 
     async removeProxy(id, req) {
