@@ -1,23 +1,24 @@
 /**
  * The identities of proxies that joined the cluster (`serve --roles proxy --join-token`):
- * auth keeps, per proxy name, the serial number of the TLS client certificate its join
- * issued (`proxy-identities/<name>`). A call over the Auth API from a proxy identity is
- * served only while that certificate is the one on record and the proxy was not removed
- * (`postern proxies rm`); so removal revokes at once on every auth server (the record is in
- * storage), and a proxy that joins again under its name replaces the old certificate.
+ * auth keeps, per proxy name, the serial numbers of the TLS client certificates its joins
+ * issued (`proxy-identities/<name>`; several proxies may share a name, e.g. on one host).
+ * A call over the Auth API from a proxy identity is served only while its certificate is
+ * on record and the name was not removed (`postern proxies rm`); so removal revokes at once
+ * on every auth server (the record is in storage), and a renewal replaces the certificate
+ * that asked for it.
  * Identities without a record (joined before records were kept, or the proxy inside
  * `serve`'s own process) are served as before.
  */
 import type { Backend } from '../storage/backend.ts';
 import { getJson, key, putJson } from '../storage/backend.ts';
-import { AccessDeniedError, NotFoundError } from '../core/errors.ts';
+import { AccessDeniedError, AlreadyExistsError, ConflictError, NotFoundError } from '../core/errors.ts';
 import type { Identity } from '../api/auth-types.ts';
 
 /** What auth keeps of one joined proxy. */
 export interface ProxyIdentityRecord {
   name: string;
-  /** The serial of the certificate its last join issued (as node:crypto's X509Certificate writes it). */
-  serial: string;
+  /** The serials of the certificates its joins and renewals issued (upper-case hex, as node:crypto's X509Certificate writes them). */
+  serials: string[];
   joinedAt: string;
   /** Set by `proxies rm`: no call of this identity is served any more. */
   revokedAt?: string;
@@ -25,9 +26,28 @@ export interface ProxyIdentityRecord {
 
 const recordKey = (name: string): string => key('proxy-identities', name);
 
-/** Records the certificate a join just issued to `name` (replacing any earlier one). */
-export async function recordProxyIdentity(backend: Backend, name: string, serial: string, now: Date): Promise<void> {
-  await putJson(backend, recordKey(name), { name, serial: serial.toUpperCase(), joinedAt: now.toISOString() } satisfies ProxyIdentityRecord);
+/**
+ * Records a certificate just issued to `name`: added to those on record (a join), or in
+ * place of `replaces` (a renewal). After `proxies rm`, a join starts a new record: the
+ * revoked certificates stay refused. Safe under concurrent joins (compare-and-swap).
+ */
+export async function recordProxyIdentity(backend: Backend, name: string, serial: string, now: Date, replaces?: string): Promise<void> {
+  const k = recordKey(name);
+  const fresh = (): ProxyIdentityRecord => ({ name, serials: [serial.toUpperCase()], joinedAt: now.toISOString() });
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const item = await backend.get(k);
+    try {
+      if (!item) { await backend.create(k, JSON.stringify(fresh())); return; }
+      const rec = JSON.parse(item.value) as ProxyIdentityRecord;
+      const next: ProxyIdentityRecord = rec.revokedAt ? fresh()
+        : { ...rec, serials: [...rec.serials.filter((x) => x !== replaces?.toUpperCase()), serial.toUpperCase()] };
+      await backend.compareAndSwap(k, item.revision, JSON.stringify(next));
+      return;
+    } catch (err) {
+      if (!(err instanceof ConflictError || err instanceof AlreadyExistsError)) throw err;
+    }
+  }
+  throw new ConflictError(`the identity record of proxy "${name}" kept changing; try again`);
 }
 
 /** Throws AccessDeniedError (401) when a proxy identity was revoked or replaced by a later join. */
@@ -37,7 +57,7 @@ export async function checkProxyIdentity(backend: Backend, id: Identity): Promis
   if (!rec) return;
   const hint = 'Join the cluster again with a new token:  postern tokens add --type proxy  (remove the proxy\'s identity.json first)';
   if (rec.revokedAt) throw new AccessDeniedError(`the identity of proxy "${id.name}" was revoked`, { status: 401, hint });
-  if (rec.serial !== id.serial.toUpperCase()) throw new AccessDeniedError(`the identity of proxy "${id.name}" was replaced by a later join`, { status: 401, hint });
+  if (!rec.serials.includes(id.serial.toUpperCase())) throw new AccessDeniedError(`the identity of proxy "${id.name}" was replaced or revoked`, { status: 401, hint });
 }
 
 /** Every joined proxy's record. */

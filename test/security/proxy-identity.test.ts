@@ -5,8 +5,9 @@
  * its own name, only the audit events a proxy emits, host certificates only in recording
  * mode and only for registered nodes; `signTlsCert` with a malformed PEM is a 400 that says
  * so; `postern proxies ls` lists it and `postern proxies rm` revokes it (its next call is a
- * 401), and a proxy that joins again under the name replaces the old certificate; a proxy
- * renews its identity with a fresh key, and the old certificate is refused from then on.
+ * 401); joined again after that, with a new token, the new identity works and the revoked
+ * one stays refused; two proxies may share a name; a proxy renews its identity with a fresh
+ * key, and the old certificate is refused from then on.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -90,7 +91,7 @@ test('a proxy identity is scoped: its own heartbeat, proxy audit events, host ce
   await refused(p.signTlsCert({ publicKeyPem: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n', hosts: ['proxy.example'] }), 400, /not a PEM public key/);
 });
 
-test('proxies ls lists a joined proxy; proxies rm revokes it at once; joining again replaces the old identity', { timeout: 120_000 }, async () => {
+test('proxies ls lists a joined proxy; proxies rm revokes it at once; joined again, the new identity works and the revoked one stays refused; two proxies may share a name', { timeout: 120_000 }, async () => {
   const p = await join(await token(), 'p-gone');
   await p.heartbeatProxy({ name: 'p-gone', webPublicAddr: '127.0.0.1:3080', sshPublicAddr: '127.0.0.1:3023' });
   const ls = await runPostern(['proxies', 'ls', '--format', 'json', '--data-dir', serve.dataDir]);
@@ -105,20 +106,26 @@ test('proxies ls lists a joined proxy; proxies rm revokes it at once; joining ag
   assert.equal(rm.code, 0, rm.stderr);
   assert.match(rm.stdout, /Proxy p-gone removed; its identity is revoked/);
   await refused(p.ping(), 401, /the identity of proxy "p-gone" was revoked/);
-  await p.close();
   const after = await runPostern(['proxies', 'ls', '--data-dir', serve.dataDir]);
   assert.match(after.stdout, /p-gone\s.*revoked/);
   const missing = await runPostern(['proxies', 'rm', 'no-such-proxy', '--data-dir', serve.dataDir]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /error: no proxy "no-such-proxy"/);
 
-  // Joined again with a new token: the new identity works, the old one stays refused.
-  const old = await join(await token(), 'p-again');
-  const again = await join(await token(), 'p-again');
-  assert.equal((await again.ping()).clusterName, 'test.example');
-  await refused(old.ping(), 401, /was replaced by a later join/);
-  await old.close();
-  await again.close();
+  // Joined again with a new token: the new identity works, the revoked one stays refused.
+  const back = await join(await token(), 'p-gone');
+  assert.equal((await back.ping()).clusterName, 'test.example');
+  assert.match((await runPostern(['proxies', 'ls', '--data-dir', serve.dataDir])).stdout, /p-gone\s.*active/);
+  await refused(p.ping(), 401, /was replaced or revoked/);
+  await p.close();
+  await back.close();
+  // Two proxies under one name (two on one host): both work.
+  const one = await join(await token(), 'p-twin');
+  const two = await join(await token(), 'p-twin');
+  assert.equal((await one.ping()).clusterName, 'test.example');
+  assert.equal((await two.ping()).clusterName, 'test.example');
+  await one.close();
+  await two.close();
 });
 
 test('a joined proxy renews its identity (as serve does at start within 30 days of its end): the new one works, the old one is refused', { timeout: 120_000 }, async () => {
@@ -140,7 +147,7 @@ test('a joined proxy renews its identity (as serve does at start within 30 days 
   assert.notEqual(new X509Certificate(due.identity.certPem).serialNumber, new X509Certificate(identity.certPem).serialNumber);
   const renewed = remoteAuthClient(addr, due.identity);
   assert.equal((await renewed.ping()).clusterName, 'test.example');
-  await refused(old.ping(), 401, /was replaced by a later join/);
+  await refused(old.ping(), 401, /was replaced or revoked/);
   await refused(renewed.renewProxyIdentity({ publicKeyPem: 'nope' }), 400, /not a PEM public key/);
   await old.close();
   await renewed.close();

@@ -38,7 +38,7 @@ export function proxyCalls(ctx: CallContext): Handlers<'listProxies' | 'removePr
         throw new ValidationError('publicKeyPem is not a PEM public key', { cause: err, hint: 'Send the SubjectPublicKeyInfo PEM (-----BEGIN PUBLIC KEY-----) of the new key' });
       }
       const issued = await issueIdentity(ctx, pem, id.name, 'proxy', [], PROXY_IDENTITY_TTL_MS);
-      await recordProxyIdentity(backend, id.name, new X509Certificate(issued.certPem).serialNumber, clock.now());
+      await recordProxyIdentity(backend, id.name, new X509Certificate(issued.certPem).serialNumber, clock.now(), id.serial);
       await ctx.audit({ type: AuditType.proxyJoined, success: true, proxy: id.name, message: 'identity renewed' });
       return issued;
     },
