@@ -33,7 +33,7 @@ import { withFreshPort } from '../helpers/net.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { TEST_SCRYPT_LOG2N } from '../helpers/auth.ts';
 
-const REPS = Number(process.env.POSTERN_TEST_REPS ?? 10);
+const REPS = Number(process.env.POSTERN_TEST_REPS ?? 30);
 const PASSWORD = 'correct horse battery staple';
 const work = mkdtempSync(join(tmpdir(), 'postern-wtfail-'));
 let backend: Backend;
@@ -41,6 +41,7 @@ let sshd: Sshd;
 let proxy: RunningProxy;
 let sessionId: string;
 let secret: string;
+let admin: AuthClient;
 
 /** What the wrapper of the proxy's AuthClient does now: fail or hold a call. */
 const inject: {
@@ -110,7 +111,7 @@ function holdAt(call: 'webSessionAgent' | 'startRecording'): { reached: Promise<
 before(async () => {
   backend = await openSqliteBackend({ dataDir: join(work, 'data') });
   const auth = await AuthServer.open({ backend, clock: { now: () => new Date() }, clusterName: 'c.example', passwordCost: TEST_SCRYPT_LOG2N });
-  const admin = localAuthClient(auth, { role: 'admin', name: 'admin' });
+  admin = localAuthClient(auth, { role: 'admin', name: 'admin' });
   const real = localAuthClient(auth, { role: 'proxy', name: 'p1' });
   await admin.updateSettings({ session_recording: 'off' });
   const inv = await admin.createUser({ name: 'alice', logins: [LOCAL_USER, 'nosuchlogin'], roles: ['access'], inviteTtlMs: 60_000 });
@@ -187,6 +188,7 @@ test(`the browser goes away while the recording starts (${REPS} runs): no sessio
     h.release();
     await noNodeConnections(`a browser gone while the recording started (run ${i + 1})`);
   }
+  await waitFor(async () => (await admin.listActiveSessions({})).length === 0, { what: 'no live session left at auth', timeoutMs: 30_000 });
 });
 
 test('the node refuses the login, and auth\'s agent fails mid-way: refused, nothing left open', async () => {
