@@ -8,7 +8,7 @@
  * flood from one address gets 429 there while the same user from another address is
  * served. Loopback has many addresses (127.0.0.0/8), so sources are 127.0.0.2 and up.
  */
-import { test, after } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -16,6 +16,7 @@ import { TestCluster, userFiles } from '../helpers/cluster.ts';
 import { startServe } from '../helpers/serve.ts';
 import type { ServeProcess } from '../helpers/serve.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
+import { runPostern } from '../helpers/cli.ts';
 import { signRequest } from '../../src/client/request-signing.ts';
 import { parsePrivateKeyOpenSSH } from '../../src/ssh/keys.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';
@@ -54,10 +55,10 @@ function signer(home: string, user: string): () => string {
 }
 
 const c = new TestCluster();
+before(async () => { await c.start(); });
 after(() => c.stop());
 
 test('a signed request is good once in the cluster: refused on a second proxy, after its restart and after auth restarts', { timeout: 300_000 }, async (t) => {
-  await c.start();
   const home = await c.user('alice', LOCAL_USER, SECRET_ALICE);
   const sign = signer(home, 'alice');
   const tok = await c.admin(['tokens', 'add', '--type', 'proxy', '--ttl', '10m', '--format', 'json']);
@@ -130,4 +131,38 @@ test('limits are per user and per source: one user\'s flood never refuses anothe
   const bobFromFlood = await get(c.serve.web, '127.0.0.2', signBob());
   assert.equal(bobFromFlood.status, 429, bobFromFlood.body);
   assert.match(bobFromFlood.body, /from 127\.0\.0\.2/);
+});
+
+test('with the default limits, a user\'s flood of 2,000 signed requests leaves another user\'s postern ls working', { timeout: 300_000 }, async (t) => {
+  const signMal = signer(await c.user('mal', LOCAL_USER, 'KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU'), 'mal');
+  const carol = await c.user('carol', LOCAL_USER, 'NBSWY3DPNBSWY3DPNBSWY3DPNBSWY3DP');
+  let served = 0;
+  let limited = 0;
+  let other = 0;
+  let done = false;
+  const start = Date.now();
+  // 2,000 requests, 20 at a time, from 127.0.0.4 (not where carol's CLI comes from).
+  const flood = (async () => {
+    for (let i = 0; i < 100; i++) {
+      for (const a of await Promise.all(Array.from({ length: 20 }, () => get(c.serve.web, '127.0.0.4', signMal())))) {
+        if (a.status === 200) served++; else if (a.status === 429) limited++; else other++;
+      }
+    }
+    done = true;
+  })();
+  // Carol's CLI, during the flood and after it.
+  const lsTimes: number[] = [];
+  while (!done || lsTimes.length === 0) {
+    const t0 = Date.now();
+    const ls = await runPostern(['ls', '--format', 'json'], { env: { TSH_HOME: carol } });
+    assert.equal(ls.code, 0, ls.stderr);
+    lsTimes.push(Date.now() - t0);
+  }
+  await flood;
+  const refill = Math.ceil(((Date.now() - start) / 60_000) * 600);
+  t.diagnostic(`mal's 2,000 requests: ${served} served, ${limited} refused with 429, ${other} other; carol's ${lsTimes.length} postern ls during it all worked, slowest ${Math.max(...lsTimes)} ms`);
+  assert.equal(other, 0);
+  // The bucket: 600 at once, then 600 a minute for as long as the flood lasted.
+  assert.ok(served <= 600 + refill + 1, `served ${served}, bucket ${600 + refill}`);
+  assert.ok(limited >= 1, `limited ${limited}`);
 });
