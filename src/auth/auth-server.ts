@@ -31,7 +31,7 @@ import { clusterCalls, issueIdentity, tlsCa } from './calls/cluster.ts';
 import { webAdminCalls } from './calls/web-admin.ts';
 import { nonceCalls } from './calls/nonces.ts';
 import { proxyCalls } from './calls/proxies.ts';
-import { checkProxyIdentity, recordProxyIdentity } from './proxy-identities.ts';
+import { checkProxyIdentity, recordProxyIdentity, ProxyIdentityCache } from './proxy-identities.ts';
 import { X509Certificate } from 'node:crypto';
 
 /** What an AuthServer needs. */
@@ -52,6 +52,7 @@ export class AuthServer {
   readonly log: Logger;
   readonly clusterName: string;
   private readonly handlers: HandlerTable;
+  private readonly proxyIdentities = new ProxyIdentityCache();
 
   private constructor(opts: AuthServerOptions, clusterName: string) {
     this.backend = opts.backend;
@@ -64,7 +65,7 @@ export class AuthServer {
       backend: this.backend, clock: this.clock, clusterName, passwordCost, audit: (e) => this.audit(e), throttle: new LoginThrottle(),
       ...(opts.onPasswordCheck ? { onPasswordCheck: opts.onPasswordCheck } : {}),
     };
-    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx), ...nonceCalls(ctx), ...proxyCalls(ctx),
+    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx), ...nonceCalls(ctx), ...proxyCalls(ctx, this.proxyIdentities),
       ...webAdminCalls(ctx, (id, method, arg) => this.call(id, method, arg)) };
   }
 
@@ -94,7 +95,7 @@ export class AuthServer {
     const allowed = Object.hasOwn(AUTH_CALLS, method) ? AUTH_CALLS[method as AuthCallName] : undefined;
     if (!allowed) throw new ValidationError(`unknown auth call "${method}"`);
     if (!allowed.includes(identity.role)) throw new AccessDeniedError(`a ${identity.role} may not call ${method}`);
-    await checkProxyIdentity(this.backend, identity);
+    await checkProxyIdentity(this.backend, identity, this.proxyIdentities, this.clock.now().getTime());
     // The argument is whatever the caller sent: the handler checks it, so its declared type is not relied on here.
     const handler = this.handlers[method as AuthCallName] as (id: Identity, a: unknown) => Promise<unknown>;
     return handler(identity, arg ?? {});
@@ -124,6 +125,7 @@ export class AuthServer {
     }
     const id = await this.issueIdentity(req.publicKeyPem, req.name, 'proxy', [], 365 * 86_400_000);
     await recordProxyIdentity(this.backend, req.name, new X509Certificate(id.certPem).serialNumber, now);
+    this.proxyIdentities.forget(req.name);
     await this.audit({ type: AuditType.proxyJoined, addr: clientAddr, success: true, proxy: req.name });
     return { ...id, clusterName: this.clusterName };
   }

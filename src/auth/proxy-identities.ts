@@ -50,10 +50,37 @@ export async function recordProxyIdentity(backend: Backend, name: string, serial
   throw new ConflictError(`the identity record of proxy "${name}" kept changing; try again`);
 }
 
+/** How long one auth server reuses a record it read (a revocation on another server bites within it). */
+export const IDENTITY_CHECK_MAX_AGE_MS = 1_000;
+
+/** Records read recently, by proxy name: a proxy's calls (recording chunks…) do not each cost a read. */
+export class ProxyIdentityCache {
+  private readonly entries = new Map<string, { rec: ProxyIdentityRecord | undefined; at: number }>();
+
+  async get(backend: Backend, name: string, now: number): Promise<ProxyIdentityRecord | undefined> {
+    const hit = this.entries.get(name);
+    if (hit && now - hit.at < IDENTITY_CHECK_MAX_AGE_MS) return hit.rec;
+    const rec = await getJson<ProxyIdentityRecord>(backend, recordKey(name));
+    if (this.entries.size > 10_000) this.entries.clear();
+    this.entries.set(name, { rec, at: now });
+    return rec;
+  }
+
+  /** Forgets a name (this server just changed its record). */
+  forget(name: string): void {
+    this.entries.delete(name);
+  }
+}
+
 /** Throws AccessDeniedError (401) when a proxy identity was revoked or replaced by a later join. */
-export async function checkProxyIdentity(backend: Backend, id: Identity): Promise<void> {
+export async function checkProxyIdentity(backend: Backend, id: Identity, cache?: ProxyIdentityCache, now = Date.now()): Promise<void> {
   if (id.role !== 'proxy' || id.serial === undefined) return;
-  const rec = await getJson<ProxyIdentityRecord>(backend, recordKey(id.name));
+  let rec = cache ? await cache.get(backend, id.name, now) : await getJson<ProxyIdentityRecord>(backend, recordKey(id.name));
+  // A certificate issued a moment ago (a join after a removal, elsewhere) may be newer than the cached record: read again before refusing.
+  if (cache && rec && (rec.revokedAt || !rec.serials.includes(id.serial.toUpperCase()))) {
+    cache.forget(id.name);
+    rec = await cache.get(backend, id.name, now);
+  }
   if (!rec) return;
   const hint = 'Join the cluster again with a new token:  postern tokens add --type proxy  (remove the proxy\'s identity.json first)';
   if (rec.revokedAt) throw new AccessDeniedError(`the identity of proxy "${id.name}" was revoked`, { status: 401, hint });

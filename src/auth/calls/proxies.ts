@@ -3,6 +3,7 @@ import { getJson } from '../../storage/backend.ts';
 import { AuditType } from '../../api/audit.ts';
 import type { ProxyInfo } from '../../api/auth-types.ts';
 import { listProxyIdentities, noSuchProxy, recordProxyIdentity, revokeProxyIdentity } from '../proxy-identities.ts';
+import type { ProxyIdentityCache } from '../proxy-identities.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { issueIdentity } from './cluster.ts';
@@ -14,8 +15,8 @@ import type { CallContext, Handlers } from './context.ts';
 
 interface Heartbeat { name: string; webPublicAddr: string; sshPublicAddr: string; lastSeen: string }
 
-/** The handlers of listProxies and removeProxy. */
-export function proxyCalls(ctx: CallContext): Handlers<'listProxies' | 'removeProxy' | 'renewProxyIdentity'> {
+/** The handlers of listProxies, removeProxy and renewProxyIdentity; `cache` is this auth server's (forgotten on a change here). */
+export function proxyCalls(ctx: CallContext, cache: ProxyIdentityCache): Handlers<'listProxies' | 'removeProxy' | 'renewProxyIdentity'> {
   const { backend, clock } = ctx;
   return {
     async listProxies() {
@@ -39,6 +40,7 @@ export function proxyCalls(ctx: CallContext): Handlers<'listProxies' | 'removePr
       }
       const issued = await issueIdentity(ctx, pem, id.name, 'proxy', [], PROXY_IDENTITY_TTL_MS);
       await recordProxyIdentity(backend, id.name, new X509Certificate(issued.certPem).serialNumber, clock.now(), id.serial);
+      cache.forget(id.name);
       await ctx.audit({ type: AuditType.proxyJoined, success: true, proxy: id.name, message: 'identity renewed' });
       return issued;
     },
@@ -48,6 +50,7 @@ export function proxyCalls(ctx: CallContext): Handlers<'listProxies' | 'removePr
       if (!/^[a-zA-Z0-9._-]{1,64}$/.test(name)) throw noSuchProxy(name);
       const heartbeat = await getJson<Heartbeat>(backend, `proxies/${name}`);
       const revoked = await revokeProxyIdentity(backend, name, clock.now());
+      cache.forget(name);
       if (!heartbeat && !revoked) throw noSuchProxy(name);
       await backend.delete(`proxies/${name}`);
       await ctx.audit({ type: AuditType.proxyRemoved, user: id.name, success: true, proxy: name });
