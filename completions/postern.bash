@@ -54,6 +54,9 @@ _postern() {
     "tokens add") words="--type --ttl --format --data-dir" ;;
     "tokens ls") words="--format --data-dir" ;;
     "tokens rm") words="--data-dir" ;;
+    "proxies") words="ls rm" ;;
+    "proxies ls") words="--format --data-dir" ;;
+    "proxies rm") words="--data-dir" ;;
     "audit") words="--since --type --user --limit --format --data-dir" ;;
     "settings") words="show set" ;;
     "settings show") words="--format --data-dir" ;;
@@ -63,8 +66,8 @@ _postern() {
     "storage") words="migrate" ;;
     "storage migrate") words="--from --to --format" ;;
     "version") words="--format" ;;
-    "") words="login status logout ls ssh proxy config recordings play sessions join signup serve users nodes roles tokens audit settings ca storage version --version --debug" ;;
-    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|sessions|join|signup|serve|users|nodes|roles|tokens|audit|settings|ca|storage|version) ;; *) path="" ;; esac; }; continue ;;
+    "") words="login status logout ls ssh proxy config recordings play sessions join signup serve users nodes roles tokens proxies audit settings ca storage version --version --debug" ;;
+    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|sessions|join|signup|serve|users|nodes|roles|tokens|proxies|audit|settings|ca|storage|version) ;; *) path="" ;; esac; }; continue ;;
     esac
     break
   done
@@ -174,6 +177,9 @@ _postern() {
     "tokens ls|--format") values="text json" ;;
     "tokens ls|--data-dir") values="" ;;
     "tokens rm|--data-dir") values="" ;;
+    "proxies ls|--format") values="text json" ;;
+    "proxies ls|--data-dir") values="" ;;
+    "proxies rm|--data-dir") values="" ;;
     "audit|--since") values="" ;;
     "audit|--type") values="" ;;
     "audit|--user") values="" ;;
@@ -209,7 +215,7 @@ _postern() {
       return ;;
     "settings set")
       case "$prev" in
-      set) COMPREPLY=( $(compgen -W "second_factor max_session_ttl lockout_attempts lockout_window lockout_duration login_rate_per_source login_rate_per_user session_recording record_input allow_unregistered" -- "$cur") ); return ;;
+      set) COMPREPLY=( $(compgen -W "second_factor max_session_ttl lockout_attempts lockout_window lockout_duration login_rate_per_source login_rate_per_user signed_rate_per_source signed_rate_per_user session_recording record_input allow_unregistered" -- "$cur") ); return ;;
       second_factor) COMPREPLY=( $(compgen -W "otp off" -- "$cur") ); return ;;
       session_recording) COMPREPLY=( $(compgen -W "off proxy" -- "$cur") ); return ;;
       record_input) COMPREPLY=( $(compgen -W "true false" -- "$cur") ); return ;;

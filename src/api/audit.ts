@@ -23,6 +23,8 @@ export const AuditType = {
   tokenDeleted: 'token.deleted',
   proxyJoined: 'proxy.joined',
   proxyJoinFailure: 'proxy.join.failure',
+  /** An admin removed a proxy and revoked its identity (`postern proxies rm`). */
+  proxyRemoved: 'proxy.removed',
   settingsChanged: 'cluster.settings',
   nodeAdded: 'node.added',
   nodeUpdated: 'node.updated',

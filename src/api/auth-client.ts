@@ -13,7 +13,7 @@ import type { AuditEvent, AuditQuery, NewAuditEvent } from './audit.ts';
 import type {
   Identity, ClusterInfo, ClusterSettings, SshLoginResult, ProxyHeartbeat, CreateUserRequest, RoleSpec, AccessRequest, AccessDecision, AddNodeResult,
   StartRecordingRequest, StartRecordingResult, AppendRecordingRequest, AppendRecordingResult, FinishRecordingRequest, RecordingChunk, RecordingReadRequest,
-  CreateWebSessionRequest, UpdateUserRequest, TokenInfo,
+  CreateWebSessionRequest, UpdateUserRequest, TokenInfo, ProxyInfo,
 } from './auth-types.ts';
 
 /** The calls, by name; each takes one argument object. */
@@ -26,6 +26,8 @@ export interface AuthClient {
   signHostCert(req: { publicKey: string; principals: string[]; ttlMs: number }): Promise<string>;
   signTlsCert(req: { publicKeyPem: string; hosts: string[] }): Promise<{ certPem: string; caPem: string }>;
   heartbeatProxy(req: ProxyHeartbeat): Promise<void>;
+  /** A joined proxy trades its identity for a fresh one (a new key, a year more); the old certificate is refused from then on. */
+  renewProxyIdentity(req: { publicKeyPem: string }): Promise<{ certPem: string; caPem: string }>;
   emitAudit(req: NewAuditEvent): Promise<void>;
   // Admin calls.
   createUser(req: CreateUserRequest): Promise<InviteResult>;
@@ -41,6 +43,10 @@ export interface AuthClient {
   listTokens(): Promise<TokenInfo[]>;
   /** Removes a join token, named by its id (or by the token itself). */
   deleteToken(req: { id: string }): Promise<void>;
+  /** The proxies auth knows: their heartbeats and joined identities (revoked ones too). */
+  listProxies(): Promise<ProxyInfo[]>;
+  /** Forgets a proxy and revokes its joined identity: every later call it makes is refused (401). */
+  removeProxy(req: { name: string }): Promise<void>;
   getSettings(): Promise<ClusterSettings>;
   updateSettings(req: Partial<ClusterSettings>): Promise<ClusterSettings>;
   /** The audit log; a proxy must name the `requester`, who must hold the admin role. */
@@ -96,6 +102,13 @@ export interface AuthClient {
    */
   checkAccount(req: { user: string; account: string }): Promise<{ valid: boolean; reason?: string }>;
   /**
+   * The nonce of a signed web API request the proxy verified, single-use across the cluster:
+   * stored until `expiresAt` (the end of the request's signature window, unix ms). Throws
+   * 401 ERR_POSTERN_REQUEST_AUTH for a nonce already used (on any proxy, before or after a
+   * restart), 429 when the user or the source address sends more than the cluster allows.
+   */
+  claimNonce(req: { user: string; nonce: string; clientAddr: string; expiresAt: number }): Promise<void>;
+  /**
    * One admin call (web-admin.ts's WEB_ADMIN_CALLS) for the user of a web session: auth checks
    * that the user holds the admin role now, then runs it as that user, audited as the CLI's are.
    */
@@ -116,6 +129,7 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   signHostCert: ['proxy', 'admin'],
   signTlsCert: ['proxy', 'admin'],
   heartbeatProxy: ['proxy'],
+  renewProxyIdentity: ['proxy'],
   emitAudit: ['proxy'],
   createUser: ['admin'],
   listUsers: ['admin'],
@@ -126,6 +140,8 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   unlockUser: ['admin'],
   listTokens: ['admin'],
   deleteToken: ['admin'],
+  listProxies: ['admin'],
+  removeProxy: ['admin'],
   getSettings: ['admin'],
   updateSettings: ['admin'],
   searchAudit: ['admin', 'proxy'],
@@ -157,5 +173,6 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   listActiveSessions: ['proxy', 'admin'],
   authorizeJoin: ['proxy'],
   checkAccount: ['proxy'],
+  claimNonce: ['proxy'],
   webAdmin: ['proxy'],
 };

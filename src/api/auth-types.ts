@@ -9,6 +9,19 @@ import type { NodeInfo, RecordingKind, SecondFactor, SshLoginResponse, JoinRule 
 export interface Identity {
   role: 'admin' | 'proxy';
   name: string;
+  /** The serial of the client certificate the caller presented (Auth API over mTLS only). */
+  serial?: string;
+}
+
+/** A proxy as `postern proxies ls` shows it: its last heartbeat and its identity. */
+export interface ProxyInfo {
+  name: string;
+  webPublicAddr?: string;
+  sshPublicAddr?: string;
+  lastSeen?: string;
+  /** When it joined with a token (absent for a proxy inside an auth server's process). */
+  joinedAt?: string;
+  revokedAt?: string;
 }
 
 /** Facts about the cluster any caller may know. */
@@ -34,6 +47,9 @@ export interface ClusterSettings {
   /** Login and sign-up attempts allowed per minute (and at once) from one source address, and for one user name; 0 is no limit. */
   login_rate_per_source: number;
   login_rate_per_user: number;
+  /** Signed web API requests (the CLI's ls, tunnel, …) allowed per minute (and at once) from one source address, and for one user; 0 is no limit. */
+  signed_rate_per_source: number;
+  signed_rate_per_user: number;
   session_recording: 'off' | 'proxy';
   /** Whether recordings keep what users type ("i" events); off by default, as keystrokes hold passwords. */
   record_input: boolean;

@@ -10,6 +10,9 @@ import type { AuthClient } from './auth-client.ts';
 /** Cluster facts, CA keys and whether a certificate's account is still live (cluster-info.ts, and every component that checks certificates). */
 export type ClusterInfoAuth = Pick<AuthClient, 'ping' | 'checkAccount'>;
 
+/** Signed web API requests (cert-auth.ts): certificates as above, and each nonce claimed once for the cluster. */
+export type SignedRequestAuth = ClusterInfoAuth & Pick<AuthClient, 'claimNonce'>;
+
 /** The access decision before any dial (node-dialer.ts's authorizeNode). */
 export type NodeAccessAuth = Pick<AuthClient, 'authorizeSsh'>;
 
@@ -17,7 +20,7 @@ export type NodeAccessAuth = Pick<AuthClient, 'authorizeSsh'>;
 export type NodeDialAuth = Pick<AuthClient, 'authorizeSsh' | 'emitAudit'>;
 
 /** The TLS tunnel to nodes (tunnel.ts): the recording mode, then a dial. */
-export type TunnelAuth = ClusterInfoAuth & NodeDialAuth;
+export type TunnelAuth = SignedRequestAuth & NodeDialAuth;
 
 /** The recording proxy (recording-proxy.ts): its host certificate, the login check, audit. */
 export type RecordingProxyAuth = Pick<AuthClient, 'signHostCert' | 'authorizeSsh' | 'emitAudit'>;

@@ -36,7 +36,7 @@ function identityOf(req: IncomingMessage): Identity | undefined {
   if (!cert?.raw) return undefined;
   const x = new X509Certificate(cert.raw);
   const fields = Object.fromEntries(x.subject.split('\n').map((l) => l.split('=') as [string, string]));
-  if (fields.O === 'admin' || fields.O === 'proxy') return { role: fields.O, name: fields.CN ?? '' };
+  if (fields.O === 'admin' || fields.O === 'proxy') return { role: fields.O, name: fields.CN ?? '', serial: x.serialNumber };
   return undefined;
 }
 

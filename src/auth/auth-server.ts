@@ -29,6 +29,10 @@ import { nodeCalls } from './calls/nodes.ts';
 import { sessionCalls } from './calls/sessions.ts';
 import { clusterCalls, issueIdentity, tlsCa } from './calls/cluster.ts';
 import { webAdminCalls } from './calls/web-admin.ts';
+import { nonceCalls } from './calls/nonces.ts';
+import { proxyCalls } from './calls/proxies.ts';
+import { checkProxyIdentity, recordProxyIdentity, ProxyIdentityCache } from './proxy-identities.ts';
+import { X509Certificate } from 'node:crypto';
 
 /** What an AuthServer needs. */
 export interface AuthServerOptions {
@@ -48,6 +52,7 @@ export class AuthServer {
   readonly log: Logger;
   readonly clusterName: string;
   private readonly handlers: HandlerTable;
+  private readonly proxyIdentities = new ProxyIdentityCache();
 
   private constructor(opts: AuthServerOptions, clusterName: string) {
     this.backend = opts.backend;
@@ -60,7 +65,7 @@ export class AuthServer {
       backend: this.backend, clock: this.clock, clusterName, passwordCost, audit: (e) => this.audit(e), throttle: new LoginThrottle(),
       ...(opts.onPasswordCheck ? { onPasswordCheck: opts.onPasswordCheck } : {}),
     };
-    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx),
+    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx), ...nonceCalls(ctx), ...proxyCalls(ctx, this.proxyIdentities),
       ...webAdminCalls(ctx, (id, method, arg) => this.call(id, method, arg)) };
   }
 
@@ -90,6 +95,7 @@ export class AuthServer {
     const allowed = Object.hasOwn(AUTH_CALLS, method) ? AUTH_CALLS[method as AuthCallName] : undefined;
     if (!allowed) throw new ValidationError(`unknown auth call "${method}"`);
     if (!allowed.includes(identity.role)) throw new AccessDeniedError(`a ${identity.role} may not call ${method}`);
+    await checkProxyIdentity(this.backend, identity, this.proxyIdentities, this.clock.now().getTime());
     // The argument is whatever the caller sent: the handler checks it, so its declared type is not relied on here.
     const handler = this.handlers[method as AuthCallName] as (id: Identity, a: unknown) => Promise<unknown>;
     return handler(identity, arg ?? {});
@@ -108,14 +114,18 @@ export class AuthServer {
   /** A proxy joins with a token and gets a client identity for the Auth API. */
   async joinProxy(req: { token: string; name: string; publicKeyPem: string }, clientAddr: string): Promise<{ certPem: string; caPem: string; clusterName: string }> {
     const now = this.clock.now();
+    if (typeof req.name !== 'string' || !/^[a-zA-Z0-9._-]{1,64}$/.test(req.name)) throw new ValidationError('invalid proxy name');
+    if (typeof req.publicKeyPem !== 'string' || !req.publicKeyPem.includes('-----BEGIN PUBLIC KEY-----')) throw new ValidationError('publicKeyPem must be a PEM public key');
     try {
-      await tokens.checkToken(this.backend, String(req.token ?? ''), 'proxy', now);
+      // One use: the token is gone once a proxy joined with it (two racing joins: one wins).
+      await tokens.consumeToken(this.backend, String(req.token ?? ''), 'proxy', now);
     } catch (err) {
       await this.audit({ type: AuditType.proxyJoinFailure, addr: clientAddr, success: false, message: (err as Error).message, proxy: req.name });
       throw err;
     }
-    if (typeof req.name !== 'string' || !/^[a-zA-Z0-9._-]{1,64}$/.test(req.name)) throw new ValidationError('invalid proxy name');
     const id = await this.issueIdentity(req.publicKeyPem, req.name, 'proxy', [], 365 * 86_400_000);
+    await recordProxyIdentity(this.backend, req.name, new X509Certificate(id.certPem).serialNumber, now);
+    this.proxyIdentities.forget(req.name);
     await this.audit({ type: AuditType.proxyJoined, addr: clientAddr, success: true, proxy: req.name });
     return { ...id, clusterName: this.clusterName };
   }

@@ -14,6 +14,8 @@ export const DEFAULT_SETTINGS: ClusterSettings = {
   lockout_duration: 30 * 60_000,
   login_rate_per_source: 60,
   login_rate_per_user: 20,
+  signed_rate_per_source: 3000,
+  signed_rate_per_user: 600,
   session_recording: 'off',
   record_input: false,
   allow_unregistered: [],
@@ -42,8 +44,8 @@ export function validateSettings(patch: Partial<ClusterSettings>): Partial<Clust
         if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ValidationError(`${k} must be a positive number`);
         out[k] = v;
         break;
-      case 'login_rate_per_source': case 'login_rate_per_user':
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1_000_000) throw new ValidationError(`${k} must be a whole number of attempts per minute (0 for no limit)`);
+      case 'login_rate_per_source': case 'login_rate_per_user': case 'signed_rate_per_source': case 'signed_rate_per_user':
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1_000_000) throw new ValidationError(`${k} must be a whole number per minute (0 for no limit)`);
         out[k] = v;
         break;
       case 'allow_unregistered':

@@ -13,7 +13,7 @@ export interface TokenRecord {
 
 const tokenKey = (token: string): string => `tokens/${createHash('sha256').update(token).digest('hex')}`;
 
-/** Makes a token of a type; it may be used until it expires. */
+/** Makes a token of a type; it may be used once, until it expires. */
 export async function createToken(backend: Backend, type: 'proxy', ttlMs: number, now: Date): Promise<{ token: string; expiresAt: Date }> {
   const token = randomBytes(24).toString('hex');
   const expiresAt = new Date(now.getTime() + ttlMs);
@@ -25,6 +25,18 @@ export async function createToken(backend: Backend, type: 'proxy', ttlMs: number
 export async function checkToken(backend: Backend, token: string, type: 'proxy', now: Date): Promise<TokenRecord> {
   const rec = /^[0-9a-f]{16,128}$/.test(token) ? await getJson<TokenRecord>(backend, tokenKey(token)) : undefined;
   if (!rec || rec.type !== type || new Date(rec.expiresAt) <= now) {
+    throw new AccessDeniedError('the join token is invalid or expired', { hint: 'Make a new one on the auth server with:  postern tokens add --type proxy' });
+  }
+  return rec;
+}
+
+/**
+ * Checks a token and uses it up: it is deleted, and only the caller whose delete removed it
+ * may go on, so a token joins exactly one proxy even when several try at once.
+ */
+export async function consumeToken(backend: Backend, token: string, type: 'proxy', now: Date): Promise<TokenRecord> {
+  const rec = await checkToken(backend, token, type, now);
+  if (!(await backend.delete(tokenKey(token)))) {
     throw new AccessDeniedError('the join token is invalid or expired', { hint: 'Make a new one on the auth server with:  postern tokens add --type proxy' });
   }
   return rec;

@@ -3,6 +3,9 @@ import { ValidationError } from './errors.ts';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** The longest duration accepted: 100 years, far below where milliseconds stop being exact. */
+export const MAX_DURATION_MS = 36_500 * 86_400_000;
+
 /** Parses `1h30m`-style text into milliseconds; throws a ValidationError naming the flag. */
 export function parseDuration(text: string, what = 'duration'): number {
   const trimmed = text.trim();
@@ -14,8 +17,13 @@ export function parseDuration(text: string, what = 'duration'): number {
     total += Number(m[1]) * UNIT_MS[m[2]];
     matched = re.lastIndex;
   }
-  if (trimmed === '' || matched !== trimmed.length || !(total > 0)) {
+  // Under half a millisecond rounds to none (found by fuzzing: "0.3ms" gave 0).
+  if (trimmed === '' || matched !== trimmed.length || !(Math.round(total) > 0)) {
     throw new ValidationError(`invalid ${what} "${text}"`, { hint: 'Use a number with a unit, e.g. 30m, 12h or 1h30m' });
+  }
+  // Found by fuzzing: "800000000d" or 400 digits gave an unsafe integer or Infinity.
+  if (!(Math.round(total) <= MAX_DURATION_MS)) {
+    throw new ValidationError(`${what} "${text}" is too long`, { hint: 'Use at most 100 years (36500d)' });
   }
   return Math.round(total);
 }

@@ -7,15 +7,19 @@
  * over "postern-webapi-v1\n" + method + "\n" + path+query + "\n" + ts + "\n" + nonce.
  * The proxy accepts it when the certificate is a user certificate of the cluster's user CA
  * (keys from auth, cached at most 5 s like every cluster fact, so a change reaches every proxy) within its validity, the signature verifies with the
- * key the certificate names, ts is within ±5 minutes, and the nonce was not seen in that
- * window. Every refusal is a 401 with a message that says which check failed.
+ * key the certificate names, ts is within ±5 minutes, and the nonce was never used before
+ * anywhere in the cluster: auth stores each nonce until the window ends (auth/nonces.ts),
+ * so a replay on another proxy or after a restart is refused, and auth limits signed
+ * requests per user and per source address (429 with Retry-After; one user's flood never
+ * refuses another's requests). Every other refusal is a 401 whose message says which
+ * check failed.
  *
  * SSH logins with a user certificate (the proxy's SSH listener and the recording proxy's
  * inner server) are checked here too, by {@link checkSshCertLogin}: the same CA and
  * validity checks, then proof of the certified key through ssh2's signature.
  */
 import type { PublicKeyAuthContext } from 'ssh2';
-import type { ClusterInfoAuth } from '../api/proxy-auth.ts';
+import type { SignedRequestAuth } from '../api/proxy-auth.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { CertificateError, CertificateExpiredError, PosternError, ValidationError } from '../core/errors.ts';
@@ -42,12 +46,10 @@ export class RequestAuthError extends PosternError {
 
 /** What the authenticator needs. */
 export interface CertAuthOptions {
-  auth: ClusterInfoAuth;
+  auth: SignedRequestAuth;
   /** The proxy's shared cluster facts; one of its own, from `auth`, when not given. */
   cluster?: ClusterInfoSource;
   clock?: Clock;
-  /** How many nonces to remember at most; beyond that, new requests are refused until old ones age out. */
-  maxNonces?: number;
 }
 
 /** Who a signed request came from. */
@@ -91,19 +93,15 @@ export function parseCertAuthHeader(header: string | undefined): ParsedHeader {
   return { cert: Buffer.from(cert, 'base64'), ts: Number(ts), nonce, sig: Buffer.from(sig, 'base64') };
 }
 
-/** Checks signed web API requests. One per web server: it holds the nonce window and the CA cache. */
+/** Checks signed web API requests. One per web server: it holds the CA cache; auth holds the nonces. */
 export class CertAuthenticator {
   private readonly opts: CertAuthOptions;
   private readonly clock: Clock;
-  private readonly maxNonces: number;
-  /** nonce → when it may be forgotten (its ts + the skew: after that the ts check refuses it). */
-  private readonly nonces = new Map<string, number>();
   private readonly cluster: ClusterInfoSource;
 
   constructor(opts: CertAuthOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
-    this.maxNonces = opts.maxNonces ?? 100_000;
     this.cluster = opts.cluster ?? new ClusterInfoSource(opts.auth, { clock: this.clock });
   }
 
@@ -111,8 +109,12 @@ export class CertAuthenticator {
     return (await this.cluster.get(CLUSTER_INFO_MAX_AGE_MS)).userCaKeys;
   }
 
-  /** Verifies a request's Authorization header; resolves with the caller or throws RequestAuthError (401). */
-  async authenticate(method: string, pathAndQuery: string, header: string | undefined): Promise<CertCaller> {
+  /**
+   * Verifies a request's Authorization header; resolves with the caller or throws
+   * RequestAuthError (401), or RateLimitedError (429) past the cluster's limits for the
+   * user or for `clientAddr`.
+   */
+  async authenticate(method: string, pathAndQuery: string, header: string | undefined, clientAddr = ''): Promise<CertCaller> {
     const h = parseCertAuthHeader(header);
     const nowDate = this.clock.now();
     const now = nowDate.getTime();
@@ -138,26 +140,9 @@ export class CertAuthenticator {
     try { ok = verifySsh(cert.subjectPublicKey, text, h.sig); } catch { ok = false; }
     if (!ok) throw new RequestAuthError('the request signature does not verify with the certificate\'s key');
     await this.cluster.checkAccount(cert);
-    this.rememberNonce(h.nonce, h.ts + MAX_SKEW_MS, now);
+    // Only signed requests get here, so strangers can neither fill the store nor drain a user's limit.
+    await this.opts.auth.claimNonce({ user: cert.keyId, nonce: h.nonce, clientAddr, expiresAt: h.ts + MAX_SKEW_MS });
     return { user: cert.keyId, principals: cert.principals, certificate: cert };
-  }
-
-  /** Records a nonce; refuses a replay. Only signed requests get here, so strangers cannot fill the window. */
-  private rememberNonce(nonce: string, forgetAt: number, now: number): void {
-    const seen = this.nonces.get(nonce);
-    if (seen !== undefined && seen > now) throw new RequestAuthError('this request was already used (replayed nonce)');
-    if (this.nonces.size >= this.maxNonces) {
-      for (const [n, at] of this.nonces) if (at <= now) this.nonces.delete(n);
-      if (this.nonces.size >= this.maxNonces) {
-        throw new PosternError('ERR_POSTERN_BUSY', 'too many signed requests in the last minutes; try again shortly', { status: 429 });
-      }
-    }
-    this.nonces.set(nonce, forgetAt);
-  }
-
-  /** How many nonces are remembered now (tests). */
-  nonceCount(): number {
-    return this.nonces.size;
   }
 }
 

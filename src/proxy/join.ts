@@ -3,8 +3,11 @@
  * its own: a mutual-TLS client certificate it gets once by joining the cluster with a
  * token, trusting auth by the cluster CA's pin, and keeps in <data-dir>/proxy/identity.json
  * (src/core/server-paths.ts). Later starts read it; a pin given again must still match.
+ * An identity is good for a year and one use of the token; at a start with less than
+ * RENEW_BEFORE_MS of it left, the proxy renews it with a fresh key ({@link renewProxyIdentityIfDue}).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { ConfigError } from '../core/errors.ts';
 import { ensurePrivateDir, writeFileAtomic } from '../core/fs.ts';
 import { serverPaths } from '../core/server-paths.ts';
@@ -54,4 +57,25 @@ export async function proxyIdentity(opts: ProxyJoinOptions, join: JoinCall): Pro
     throw new ConfigError('the proxy\'s stored identity is for a cluster CA other than --ca-pin', { hint: `Remove ${path} to join again` });
   }
   return identity;
+}
+
+/** A proxy renews its identity at start when less than this is left of it (30 days). */
+export const RENEW_BEFORE_MS = 30 * 86_400_000;
+
+/**
+ * Renews the identity when it ends within `renewBeforeMs` of `now`: a fresh TLS key, a new
+ * certificate from auth (`renew` is the renewProxyIdentity call made with the current
+ * identity), stored 0600 in place of the old. Returns the identity to use and whether it is new.
+ */
+export async function renewProxyIdentityIfDue(
+  dataDir: string, identity: IdentityFile, renew: (publicKeyPem: string) => Promise<{ certPem: string; caPem: string }>,
+  now: Date, renewBeforeMs = RENEW_BEFORE_MS,
+): Promise<{ identity: IdentityFile; renewed: boolean }> {
+  const ends = new Date(new X509Certificate(identity.certPem).validTo).getTime();
+  if (ends - now.getTime() > renewBeforeMs) return { identity, renewed: false };
+  const { keyPem, publicKeyPem } = newTlsKeyPair();
+  const issued = await renew(publicKeyPem);
+  const next: IdentityFile = { ...identity, certPem: issued.certPem, caPem: issued.caPem, keyPem };
+  writeFileAtomic(serverPaths(dataDir).proxyIdentity, JSON.stringify(next, null, 2) + '\n', 0o600);
+  return { identity: next, renewed: true };
 }

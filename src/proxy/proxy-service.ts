@@ -60,6 +60,18 @@ export interface RunningProxy {
 
 const DAY = 86_400_000;
 
+/** How long each step of a shutdown may take (sessions, then listeners): the whole stays bounded. */
+export const SHUTDOWN_STEP_MS = 5_000;
+
+/** Waits for `p` at most `ms`; calls `late` when the time ran out first. */
+async function within(p: Promise<unknown>, ms: number, late: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), ms); });
+  const done = await Promise.race([p.then(() => false, () => false), timedOut]);
+  clearTimeout(timer);
+  if (done) late();
+}
+
 /** Loads the proxy's SSH host key, making it on first start. */
 export function loadOrCreateHostKey(path: string): SshKeyPair {
   if (existsSync(path)) return parsePrivateKeyOpenSSH(readFileSync(path, 'utf8'));
@@ -161,8 +173,17 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     sshHostKey: hostKey,
     async close() {
       clearInterval(timer);
-      await hub.close();
-      await Promise.all([app.close(), ssh.close(), peer?.close()]);
+      // Live sessions end with a message to everyone in them (and their node connections
+      // close); a recording that cannot be finished in time does not hold the shutdown.
+      await within(hub.close(), SHUTDOWN_STEP_MS, () => opts.log.warn({}, 'live sessions did not end in time; closing the listeners anyway'));
+      const listeners = Promise.all([app.close(), ssh.close(), peer?.close()]);
+      await within(listeners, SHUTDOWN_STEP_MS, () => {
+        // Browsers that do not answer the websocket close, and connections still open, are cut.
+        opts.log.warn({}, 'connections still open after the shutdown grace time: closing them');
+        for (const ws of (app as unknown as { websocketServer?: { clients: Set<{ terminate(): void }> } }).websocketServer?.clients ?? []) ws.terminate();
+        (app.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+      await within(listeners, SHUTDOWN_STEP_MS, () => opts.log.warn({}, 'the listeners did not close in time'));
     },
   };
 }

@@ -30,7 +30,7 @@ import type { HubAuth } from '../api/proxy-auth.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
-import { NotFoundError } from '../core/errors.ts';
+import { NotFoundError, PosternError } from '../core/errors.ts';
 import { Recorder } from './recorder.ts';
 import type { RecorderOptions, RecorderSummary } from './recorder.ts';
 
@@ -307,6 +307,7 @@ export class SessionHub {
   private readonly clock: Clock;
   private readonly sessions = new Map<string, LiveSession>();
   private alive: NodeJS.Timeout | undefined;
+  private closing = false;
 
   constructor(opts: SessionHubOptions) {
     this.opts = opts;
@@ -323,6 +324,7 @@ export class SessionHub {
 
   /** Starts recording a new session and reports it to auth; attach the owner next. */
   async start(start: LiveSessionStart, node: NodeSide): Promise<LiveSession> {
+    if (this.closing) throw new PosternError('ERR_POSTERN_SHUTTING_DOWN', 'the proxy is shutting down', { status: 503, hint: 'Try again in a moment, or through another proxy' });
     // Never a leading '-': `postern join -Abc…` would read the id as an option.
     let id = randomBytes(12).toString('base64url');
     while (id.startsWith('-')) id = randomBytes(12).toString('base64url');
@@ -336,6 +338,11 @@ export class SessionHub {
     }, { log: this.log, clock: this.clock, ...this.opts.recorder });
     const live = new LiveSession(this, id, start, recorder, node, startedAt);
     this.sessions.set(id, live);
+    // The proxy began shutting down while the recording started: this one ends too.
+    if (this.closing) {
+      await live.end(undefined, 'the proxy is shutting down');
+      throw new PosternError('ERR_POSTERN_SHUTTING_DOWN', 'the proxy is shutting down', { status: 503, hint: 'Try again in a moment, or through another proxy' });
+    }
     live.beginReports(this.opts.reportIntervalMs ?? 30_000);
     this.alive ??= setInterval(() => {
       this.auth.heartbeatSessions({ instance: this.instance }).catch((err: unknown) => this.log.warn({ err }, 'could not tell auth this proxy is alive'));
@@ -373,6 +380,7 @@ export class SessionHub {
 
   /** Ends every session (the proxy is shutting down). */
   async close(reason = 'the proxy is shutting down'): Promise<void> {
+    this.closing = true;
     await Promise.all(this.list().map((s) => s.end(undefined, reason)));
   }
 

@@ -12,10 +12,17 @@
  * Before any upgrade: the Origin must be this server's own (403) and the session cookie
  * valid (401). A websocket that drops ends the owner's shell; a node that drops ends the
  * session with its reason.
+ *
+ * Whatever fails, what was opened toward the node is closed ({@link NodeHandles}): a browser
+ * that goes away while the node is dialled, authenticated or the shell opened; a refused
+ * dial, host certificate or login; a recording that cannot start; a session that ends or
+ * a proxy that shuts down (the owner's screen closing closes the node side too).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type {} from '@fastify/websocket';
+import type { Socket } from 'node:net';
+import type { Client, ClientChannel } from 'ssh2';
 import type { JoinMode } from '../api/types.ts';
 import type { WebTerminalAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
@@ -26,7 +33,7 @@ import { errorToBody } from '../api/errors.ts';
 import { connectNodeWithAgent } from './node-client.ts';
 import { dialNode } from './node-dialer.ts';
 import { AuthAgent } from './auth-agent.ts';
-import type { JoinableSession, ParticipantIo, SessionHub } from './session-hub.ts';
+import type { JoinableSession, LiveSession, ParticipantIo, SessionHub } from './session-hub.ts';
 import type { CookieCaller, WebAuth } from './web-auth.ts';
 import { sameOrigin } from './web-auth.ts';
 import type { ClusterInfoSource } from './cluster-info.ts';
@@ -46,6 +53,41 @@ export interface WebTerminalOptions {
 const HIGH_WATER = 1 << 20;
 
 const callers = new WeakMap<FastifyRequest, CookieCaller>();
+
+/** How long a node connection that was asked to end may take before its socket is destroyed. */
+export const NODE_CLOSE_GRACE_MS = 5_000;
+
+/**
+ * What one terminal opened toward the node: the socket, the SSH connection, the shell
+ * channel. `close()` ends them all (politely, then by force after a grace time), and
+ * whatever is handed over after it is closed at once, so a step that finishes after the
+ * browser went away leaves nothing open.
+ */
+class NodeHandles {
+  closed = false;
+  private sock: Socket | undefined;
+  private client: Client | undefined;
+  private stream: ClientChannel | undefined;
+
+  adoptSock(sock: Socket): Socket { this.sock = sock; if (this.closed) sock.destroy(); return sock; }
+  adoptClient(client: Client): Client { this.client = client; if (this.closed) this.close(); return client; }
+  adoptStream(stream: ClientChannel): ClientChannel { this.stream = stream; if (this.closed) this.close(); return stream; }
+
+  close(): void {
+    this.closed = true;
+    try { this.stream?.close(); } catch { /* already closed */ }
+    if (!this.client) { this.sock?.destroy(); return; }
+    try { this.client.end(); } catch { /* already ended */ }
+    const sock = this.sock;
+    const client = this.client;
+    if (sock && !sock.destroyed) {
+      setTimeout(() => { client.destroy(); sock.destroy(); }, NODE_CLOSE_GRACE_MS).unref();
+    }
+  }
+}
+
+/** The browser went away while the terminal was being set up: nothing to tell anyone. */
+class BrowserGoneError extends Error {}
 
 /** Origin and cookie, before the upgrade. */
 async function guard(opts: WebTerminalOptions, req: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -72,7 +114,7 @@ function fail(ws: WebSocket, err: unknown): void {
 }
 
 /** A participant whose screen is a websocket; `pause` is told when the browser falls behind. */
-function wsParticipant(ws: WebSocket, user: string, mode: ParticipantIo['mode'], live: JoinableSession, flow?: { pause(): void; resume(): void }): ParticipantIo {
+function wsParticipant(ws: WebSocket, user: string, mode: ParticipantIo['mode'], live: JoinableSession, flow?: { pause(): void; resume(): void }, onClose?: () => void): ParticipantIo {
   let pending = 0;
   let paused = false;
   return {
@@ -90,6 +132,7 @@ function wsParticipant(ws: WebSocket, user: string, mode: ParticipantIo['mode'],
     close: (reason) => {
       sendJson(ws, { type: 'exit', code: live.exitCode ?? null, reason });
       if (ws.readyState === ws.OPEN) ws.close(1000, 'session ended');
+      onClose?.();
     },
   };
 }
@@ -97,7 +140,7 @@ function wsParticipant(ws: WebSocket, user: string, mode: ParticipantIo['mode'],
 /** Registers the terminal and join websockets (inside a plugin after @fastify/websocket). */
 export function registerWebTerminal(app: FastifyInstance, opts: WebTerminalOptions): void {
   app.get('/webapi/terminal', { websocket: true, preValidation: (req, reply) => guard(opts, req, reply) }, (socket, req) => {
-    void openTerminal(opts, socket as WebSocket, req).catch((err) => fail(socket as WebSocket, err));
+    void openTerminal(opts, socket as WebSocket, req).catch((err) => { if (!(err instanceof BrowserGoneError)) fail(socket as WebSocket, err); });
   });
   app.get<{ Params: { id: string } }>('/webapi/sessions/:id/join', { websocket: true, preValidation: (req, reply) => guard(opts, req, reply) }, (socket, req) => {
     void joinTerminal(opts, socket as WebSocket, req as FastifyRequest<{ Params: { id: string } }>).catch((err) => fail(socket as WebSocket, err));
@@ -129,7 +172,6 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const early: Buffer[] = [];
   // Set once the session runs, by the code after the connection to the node.
   const to: { key?: (d: Buffer) => void; resize?: (c: number, r: number) => void } = {};
-  let gone = false;
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (isBinary) { if (to.key) to.key(data); else early.push(Buffer.from(data)); return; }
     let msg: { type?: string; cols?: number; rows?: number };
@@ -138,48 +180,69 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
       if (to.resize) to.resize(msg.cols!, msg.rows!); else { cols = msg.cols!; rows = msg.rows!; }
     }
   });
-  ws.on('close', () => { gone = true; });
+  // The browser going away at any step closes whatever was opened toward the node.
+  const node = new NodeHandles();
+  ws.on('close', () => node.close());
+  ws.on('error', (err: Error) => log.info({ err }, 'websocket error'));
+  const step = <T>(v: T): T => { if (node.closed) throw new BrowserGoneError(); return v; };
 
   const clientAddr = req.ip;
   const who = { user: caller.user, principals: caller.session.logins, login, clientAddr };
-  const { sock, decision } = await dialNode(opts.auth, who, target, 22, 'web', log);
-  const cluster = await opts.cluster.get();
-  const nodeName = decision.node?.name ?? target;
-  const client = await connectNodeWithAgent({
-    sock, login, agent: new AuthAgent(opts.auth, caller.sessionId),
-    hostCaKeys: cluster.hostCaKeys, names: [target, `${target}.${cluster.name}`, nodeName, `${nodeName}.${cluster.name}`],
-    label: target, now: () => opts.clock.now(),
-  });
-  client.on('error', (err: Error) => log.info({ err }, 'node connection error'));
-  const stream = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => {
-    client.shell({ term: 'xterm-256color', cols, rows, width: 0, height: 0 }, { env: { LANG: 'C.UTF-8' } } as never, (err, s) => (err ? reject(err) : resolve(s)));
-  });
-  if (gone) { client.end(); return; }
-  const live = await opts.hub.start({ kind: 'web', user: caller.user, node: nodeName, login, width: cols, height: rows, term: 'xterm-256color', clientAddr }, {
-    toNode: (d) => stream.write(d),
-    resizeNode: (c, r) => stream.setWindow(r, c, 0, 0),
-  });
-  const owner = live.attach(wsParticipant(ws, caller.user, 'owner', live, { pause: () => stream.pause(), resume: () => stream.resume() }));
+  let live: LiveSession;
+  let stream: ClientChannel;
+  let client: Client;
+  let nodeName: string;
+  try {
+    const dialled = step(await dialNode(opts.auth, who, target, 22, 'web', log));
+    node.adoptSock(dialled.sock);
+    step(undefined);
+    const cluster = step(await opts.cluster.get());
+    nodeName = dialled.decision.node?.name ?? target;
+    client = node.adoptClient(await connectNodeWithAgent({
+      sock: dialled.sock, login, agent: new AuthAgent(opts.auth, caller.sessionId),
+      hostCaKeys: cluster.hostCaKeys, names: [target, `${target}.${cluster.name}`, nodeName, `${nodeName}.${cluster.name}`],
+      label: target, now: () => opts.clock.now(),
+    }));
+    client.on('error', (err: Error) => log.info({ err }, 'node connection error'));
+    step(undefined);
+    stream = node.adoptStream(await new Promise<ClientChannel>((resolve, reject) => {
+      client.shell({ term: 'xterm-256color', cols, rows, width: 0, height: 0 }, { env: { LANG: 'C.UTF-8' } } as never, (err, s) => (err ? reject(err) : resolve(s)));
+    }));
+    // A write after the node closed its side must not take the proxy down with it.
+    stream.on('error', (err: Error) => log.info({ err }, 'node channel error'));
+    step(undefined);
+    const channel = stream;
+    live = await opts.hub.start({ kind: 'web', user: caller.user, node: nodeName, login, width: cols, height: rows, term: 'xterm-256color', clientAddr }, {
+      toNode: (d) => channel.write(d),
+      resizeNode: (c, r) => channel.setWindow(r, c, 0, 0),
+    });
+  } catch (err) {
+    node.close();
+    if (!(err instanceof BrowserGoneError)) log.info({ err }, 'web terminal failed');
+    throw err;
+  }
+  if (node.closed) {
+    await live.end(undefined, 'the browser went away');
+    throw new BrowserGoneError();
+  }
+  const owner = live.attach(wsParticipant(ws, caller.user, 'owner', live, { pause: () => stream.pause(), resume: () => stream.resume() }, () => node.close()));
   void opts.auth.emitAudit({ type: 'session.start', user: caller.user, addr: clientAddr, success: true, node: nodeName, login, sessionId: live.id, recording: live.recordingId, via: 'web' }).catch(() => {});
   sendJson(ws, { type: 'session', id: live.id, recordingId: live.recordingId, node: nodeName, login, mode: 'owner', participants: live.describe().participants });
   to.key = (d) => owner.input(d);
   to.resize = (c, r) => owner.resize(c, r);
   for (const k of early.splice(0)) owner.input(k);
-  // A write after the node closed its side must not take the proxy down with it.
-  stream.on('error', (err: Error) => log.info({ err }, 'node channel error'));
-  ws.on('error', (err: Error) => log.info({ err }, 'websocket error'));
   stream.on('data', (d: Buffer) => live.output(d));
   stream.stderr.on('data', (d: Buffer) => live.output(d));
   let code: number | undefined;
   stream.on('exit', (c: number | null) => { if (typeof c === 'number') code = c; });
   stream.on('close', () => {
     live.exitCode = code;
-    client.end();
+    node.close();
     void live.end(code).then((summary) => opts.auth.emitAudit({ type: 'session.end', user: caller.user, addr: clientAddr, success: true, node: nodeName, login, sessionId: live.id, recording: summary.id, exitCode: code ?? null, via: 'web' })).catch(() => {});
   });
   client.on('close', () => { if (!live.isEnded) void live.end(code, 'the connection to the node was lost'); });
-  // The browser went away: the owner's shell ends with it.
-  ws.on('close', () => { if (!live.isEnded) stream.close(); });
+  // The browser went away: the owner's shell ends with it (node.close above closes the channel).
+  ws.on('close', () => { if (!live.isEnded) void live.end(code, 'the browser went away'); });
 }
 
 async function joinTerminal(opts: WebTerminalOptions, ws: WebSocket, req: FastifyRequest<{ Params: { id: string } }>): Promise<void> {
@@ -191,6 +254,8 @@ async function joinTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const live = await opts.hub.open(s, { user: caller.user, mode, clientAddr: req.ip });
   ws.on('error', (err: Error) => opts.log.info({ err, session: live.id }, 'websocket error'));
   const me = live.attach(wsParticipant(ws, caller.user, mode, live));
+  // Gone while auth was asked: no member is left behind in the session.
+  if (ws.readyState !== ws.OPEN) { me.leave(); return; }
   sendJson(ws, { type: 'session', id: live.id, recordingId: live.recordingId, node: live.start.node, login: live.start.login, owner: live.start.user, mode, participants: live.describe().participants, cols: live.terminalSize.cols, rows: live.terminalSize.rows });
   ws.on('message', (data: Buffer, isBinary: boolean) => { if (isBinary) me.input(data); });
   ws.on('close', () => me.leave());

@@ -159,13 +159,15 @@ function decodeOptions(what: string, data: Buffer): Record<string, string> {
     const name = r.string();
     const value = r.bytes();
     if (Object.hasOwn(out, name)) throw malformed(`certificate ${what} "${escapeControl(name)}" appears twice`);
-    if (value.length === 0) {
-      out[name] = '';
-    } else {
+    let text = '';
+    if (value.length > 0) {
       const inner = new SshReader(value, what);
-      out[name] = inner.string();
+      text = inner.string();
       inner.done();
     }
+    // An own property whatever the name (found by fuzzing): `out["__proto__"] = …` was a no-op,
+    // so a critical option of that name vanished instead of being refused as unknown.
+    Object.defineProperty(out, name, { value: text, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

@@ -42,6 +42,10 @@ export interface NodeSshOptions {
  */
 export async function connectNodeSsh(opts: NodeSshOptions): Promise<Client> {
   const client = new ssh2.Client();
+  // ssh2 can report twice in one tick (an agent that failed, then "all configured
+  // authentication methods failed"): the second error, with no listener left, would take the
+  // whole process down. Callers add their own listener to log what comes after.
+  client.on('error', () => {});
   let hostProblem: string | undefined;
   try {
     await connectWithCertificate(client, {

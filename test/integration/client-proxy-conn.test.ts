@@ -63,6 +63,7 @@ function fakeAuth(): AuthClient {
     },
     async emitAudit() {},
     async checkAccount() { return { valid: true }; },
+    async claimNonce() {},
   };
   return partial as AuthClient;
 }

@@ -50,7 +50,7 @@ test('calls fail over from a dead auth server to a live one, and the dead one is
   const started = Date.now();
   for (let i = 0; i < 10; i++) assert.equal((await client.ping()).clusterName, 'test.example');
   // Not idempotent, but the dead server never got it: sent to the live one.
-  await client.emitAudit({ type: AuditType.loginFailure, user: 'ha-probe', addr: '127.0.0.1', success: false, reason: 'failover test' });
+  await client.emitAudit({ type: AuditType.sessionProxy, user: 'ha-probe', addr: '127.0.0.1', success: false, reason: 'failover test' });
   t.diagnostic(`10 pings and an audit event with one of two auth servers dead: ${Date.now() - started} ms`);
   assert.deepEqual(health, [`down https://127.0.0.1:${deadPort}`]);
   const audit = await runPostern(['audit', '--user', 'ha-probe', '--format', 'json', '--data-dir', auth.dataDir]);

@@ -13,6 +13,7 @@ import { signCertificate } from '../../src/ssh/certs.ts';
 import type { SshCertificate } from '../../src/ssh/certs.ts';
 import type { PosternError } from '../../src/core/errors.ts';
 import type { ClusterInfo } from '../../src/api/auth-types.ts';
+import { NonceReplayError } from '../../src/auth/nonces.ts';
 
 const T0 = new Date('2030-01-01T12:00:00Z');
 const userCa = generateKeyPair();
@@ -24,14 +25,26 @@ function userCert(subject: SshKeyPair, opts: { ca?: SshKeyPair; type?: 'user' | 
   });
 }
 
-/** A proxy-side authenticator whose auth answers ping with our user CA; counts pings. */
-function authenticator(now: { t: Date }, maxNonces?: number): { ca: CertAuthenticator; pings: () => number } {
+/**
+ * A proxy-side authenticator whose auth answers ping with our user CA (counting pings) and
+ * keeps nonces as auth does, until their expiry (the storage-backed store and its limits are
+ * tested against a real auth in test/security/nonces.test.ts).
+ */
+function authenticator(now: { t: Date }): { ca: CertAuthenticator; pings: () => number; claims: Array<{ user: string; clientAddr: string; expiresAt: number }> } {
   let pings = 0;
   const ping = async (): Promise<ClusterInfo> => {
     pings++;
     return { clusterName: 'test.example', secondFactor: 'off', userCaKeys: [formatAuthorizedKey(userCa.publicWire)], hostCaKeys: [formatAuthorizedKey(hostCa.publicWire)], serverVersion: 't', sessionRecording: 'off' };
   };
-  return { ca: new CertAuthenticator({ auth: { ping, checkAccount: async () => ({ valid: true }) }, clock: { now: () => now.t }, ...(maxNonces ? { maxNonces } : {}) }), pings: () => pings };
+  const nonces = new Map<string, number>();
+  const claims: Array<{ user: string; clientAddr: string; expiresAt: number }> = [];
+  const claimNonce = async (req: { user: string; nonce: string; clientAddr: string; expiresAt: number }): Promise<void> => {
+    const seen = nonces.get(req.nonce);
+    if (seen !== undefined && seen > now.t.getTime()) throw new NonceReplayError();
+    nonces.set(req.nonce, req.expiresAt);
+    claims.push({ user: req.user, clientAddr: req.clientAddr, expiresAt: req.expiresAt });
+  };
+  return { ca: new CertAuthenticator({ auth: { ping, checkAccount: async () => ({ valid: true }), claimNonce }, clock: { now: () => now.t } }), pings: () => pings, claims };
 }
 
 async function refused(p: Promise<unknown>, re: RegExp, code = 'ERR_POSTERN_REQUEST_AUTH'): Promise<void> {
@@ -139,19 +152,20 @@ test('missing or malformed headers are refused with what is wrong', async () => 
   await refused(ca.authenticate('GET', PATH, 'Postern-Cert cert=A,cert=B'), /appears twice/);
 });
 
-test('the nonce window is bounded; expired nonces are forgotten to make room', async () => {
+test('each verified nonce goes to auth with its user, source and the end of its window; CA keys are cached', async () => {
   const key = generateKeyPair();
   const cert = userCert(key);
   const now = { t: T0 };
-  const { ca, pings } = authenticator(now, 3);
+  const { ca, pings, claims } = authenticator(now);
   const signer = requestSigner(key, cert.raw, () => now.t);
-  for (let i = 0; i < 3; i++) await ca.authenticate('GET', PATH, signer('GET', PATH));
-  await assert.rejects(ca.authenticate('GET', PATH, signer('GET', PATH)), (err: PosternError) => err.status === 429);
-  assert.equal(ca.nonceCount(), 3);
+  for (let i = 0; i < 3; i++) await ca.authenticate('GET', PATH, signer('GET', PATH), '192.0.2.7');
+  // A refused signature claims nothing: strangers cannot use up a user's limit.
+  await refused(ca.authenticate('GET', '/webapi/other', signer('GET', PATH), '192.0.2.7'), /does not verify/);
+  assert.equal(claims.length, 3);
+  assert.deepEqual(claims[0], { user: 'alice', clientAddr: '192.0.2.7', expiresAt: T0.getTime() + MAX_SKEW_MS });
   now.t = new Date(T0.getTime() + MAX_SKEW_MS + 1);
   await ca.authenticate('GET', PATH, signer('GET', PATH));
-  assert.equal(ca.nonceCount(), 1);
-  // User CA keys come from auth at most once a minute.
+  // User CA keys come from auth at most once in a while.
   assert.equal(pings(), 2);
 });
 

@@ -18,6 +18,25 @@ import { issueTlsCertificate } from '../tls-ca.ts';
 import type { TlsCaMaterial, TlsIdentityRole } from '../tls-ca.ts';
 import { TLS_CA_KEY } from '../cluster-cas.ts';
 import { str } from '../args.ts';
+import { createPublicKey } from 'node:crypto';
+import { listNodeRecords, hostPrincipals } from '../node-registry.ts';
+import { allowedUnregistered } from '../access-policy.ts';
+
+/** The audit events a proxy emits (anything else from a proxy identity is refused). */
+export const PROXY_AUDIT_TYPES: ReadonlySet<string> = new Set([
+  AuditType.sessionProxy, AuditType.sessionStart, AuditType.sessionEnd, AuditType.sessionExec, AuditType.portForward,
+]);
+
+/** A PEM public key, or a ValidationError (400) that says so. */
+function publicKeyPem(v: unknown): string {
+  const pem = str(v, 'publicKeyPem');
+  try {
+    createPublicKey(pem);
+  } catch (err) {
+    throw new ValidationError('publicKeyPem is not a PEM public key', { cause: err, hint: 'Send the SubjectPublicKeyInfo PEM (-----BEGIN PUBLIC KEY-----) of the key to certify' });
+  }
+  return pem;
+}
 import type { CallContext, Handlers } from './context.ts';
 
 /** The cluster's TLS CA, for the Auth API's server and for issuing identities. */
@@ -64,6 +83,7 @@ export function clusterCalls(ctx: CallContext): Handlers<ClusterCallName> {
     async signHostCert(id, req) {
       const key = parseAuthorizedKey(str(req.publicKey, 'publicKey'));
       if (!Array.isArray(req.principals) || req.principals.length === 0) throw new ValidationError('a host certificate needs principals');
+      if (id.role === 'proxy') await checkProxyHostPrincipals(backend, clusterName, req.principals.map(String));
       const cert = await signWithCa(backend, 'host', {
         subjectPublicKey: key.wire, keyId: `${id.role}:${id.name}:${req.principals[0]}`, principals: req.principals.map(String),
         ttlMs: Math.min(Number(req.ttlMs) || 0, 365 * 86_400_000), now: clock.now(),
@@ -73,16 +93,18 @@ export function clusterCalls(ctx: CallContext): Handlers<ClusterCallName> {
 
     async signTlsCert(id, req) {
       if (!Array.isArray(req.hosts) || req.hosts.some((h) => typeof h !== 'string')) throw new ValidationError('hosts must be a list of names');
-      return issueIdentity(ctx, str(req.publicKeyPem, 'publicKeyPem'), id.name, 'proxy', req.hosts, 365 * 86_400_000);
+      return issueIdentity(ctx, publicKeyPem(req.publicKeyPem), id.name, 'proxy', req.hosts, 365 * 86_400_000);
     },
 
     async heartbeatProxy(id, req) {
+      if (id.role === 'proxy' && req.name !== id.name) throw new AccessDeniedError(`proxy "${id.name}" may send heartbeats only for itself`);
       const rec = { name: str(req.name, 'name'), webPublicAddr: str(req.webPublicAddr, 'webPublicAddr'), sshPublicAddr: str(req.sshPublicAddr, 'sshPublicAddr'), identity: id.name, lastSeen: clock.now().toISOString() };
       await putJson(backend, `proxies/${rec.name}`, rec);
     },
 
     async emitAudit(id, req) {
-      // The name is kept as the proxy sent it: a newer proxy may emit events this auth does not know.
+      // A proxy writes only the events a proxy emits: a stolen identity cannot forge logins or admin actions.
+      if (id.role === 'proxy' && !PROXY_AUDIT_TYPES.has(String(req.type))) throw new AccessDeniedError(`a proxy may not write "${String(req.type)}" audit events`);
       await ctx.audit({ ...req, type: str(req.type, 'type') as AuditTypeName, success: Boolean(req.success), reportedBy: `${id.role}:${id.name}` });
     },
 
@@ -114,3 +136,24 @@ export function clusterCalls(ctx: CallContext): Handlers<ClusterCallName> {
   };
 }
 
+/**
+ * A proxy's host certificates are for the recording proxy only (it presents one to the user
+ * in place of the node): refused when the cluster does not record at the proxy, and for any
+ * name that is not a registered node's (its name, address or name.cluster) or a host the
+ * cluster lets users reach unregistered.
+ */
+async function checkProxyHostPrincipals(backend: Backend, clusterName: string, principals: string[]): Promise<void> {
+  const settings = await getSettings(backend);
+  if (settings.session_recording !== 'proxy') throw new AccessDeniedError('a proxy gets host certificates only when the cluster records sessions at the proxy');
+  const known = new Set((await listNodeRecords(backend)).flatMap((n) => hostPrincipals(n.name, n.addr, clusterName).map((h) => h.toLowerCase())));
+  const suffix = `.${clusterName}`;
+  for (const given of principals) {
+    // The recording proxy names what the user typed and that with the cluster's suffix
+    // (web1.example.com → web1.example.com.example.com too): the suffixes go before the check.
+    let bare = given.toLowerCase();
+    while (bare.endsWith(suffix)) bare = bare.slice(0, -suffix.length);
+    if (!known.has(bare) && !known.has(`${bare}${suffix}`) && !allowedUnregistered(settings.allow_unregistered, bare)) {
+      throw new AccessDeniedError(`a proxy may not get a host certificate for "${given}": not a registered node`);
+    }
+  }
+}

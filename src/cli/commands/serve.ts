@@ -19,7 +19,7 @@ import { remoteAuthClient, joinCluster } from '../../auth/remote-client.ts';
 import type { AuthClient } from '../../api/auth-client.ts';
 import { startProxy } from '../../proxy/proxy-service.ts';
 import type { RunningProxy } from '../../proxy/proxy-service.ts';
-import { proxyIdentity } from '../../proxy/join.ts';
+import { proxyIdentity, renewProxyIdentityIfDue } from '../../proxy/join.ts';
 import type { JoinCall } from '../../proxy/join.ts';
 import { ConnectionError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -61,7 +61,13 @@ async function remoteProxyClient(cfg: ServeConfig, name: string, log: Logger): P
     }
     throw lastErr;
   };
-  const identity = await proxyIdentity({ dataDir: cfg.dataDir, name, authServer: servers[0], joinToken: cfg.joinToken, caPin: cfg.caPin }, joinAny);
+  const joined = await proxyIdentity({ dataDir: cfg.dataDir, name, authServer: servers[0], joinToken: cfg.joinToken, caPin: cfg.caPin }, joinAny);
+  // Renewed at start when it ends within 30 days (src/proxy/join.ts).
+  const { identity, renewed } = await renewProxyIdentityIfDue(cfg.dataDir, joined, async (publicKeyPem) => {
+    const current = remoteAuthClient(servers, joined);
+    try { return await current.renewProxyIdentity({ publicKeyPem }); } finally { await current.close(); }
+  }, new Date());
+  if (renewed) log.info({}, 'the proxy\'s identity was renewed for a year');
   return remoteAuthClient(servers, identity, {
     onHealth: (origin, up, err) => {
       if (up) log.info({ authServer: origin }, 'auth server is back');
@@ -126,6 +132,8 @@ export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, de
   log.info({ signal: sig }, 'shutting down');
   await stop();
   out(deps, 'stopped');
+  // Each step of stop() is bounded; a peer that never closes its side must not keep serve running.
+  setTimeout(() => process.exit(), 2_000).unref();
 }
 
 /** Registers `postern serve`. */

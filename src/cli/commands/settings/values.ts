@@ -15,6 +15,8 @@ export const SETTING_KEYS: Record<keyof ClusterSettings, string> = {
   lockout_duration: 'a duration, e.g. 30m',
   login_rate_per_source: 'attempts per minute from one address, 0 for no limit',
   login_rate_per_user: 'attempts per minute for one user name, 0 for no limit',
+  signed_rate_per_source: 'signed requests per minute from one address, 0 for no limit',
+  signed_rate_per_user: 'signed requests per minute for one user, 0 for no limit',
   session_recording: 'off | proxy',
   record_input: 'true | false',
   allow_unregistered: 'host globs and CIDRs, comma-separated ("" for none)',
@@ -31,7 +33,7 @@ export function parseSetting(key: string, value: string): Partial<ClusterSetting
   }
   const k = key as keyof ClusterSettings;
   if (DURATIONS.has(k)) return { [k]: parseDuration(value, k) };
-  if (k === 'lockout_attempts' || k === 'login_rate_per_source' || k === 'login_rate_per_user') {
+  if (k === 'lockout_attempts' || k === 'login_rate_per_source' || k === 'login_rate_per_user' || k === 'signed_rate_per_source' || k === 'signed_rate_per_user') {
     const n = Number(value);
     if (!Number.isInteger(n) || n < (k === 'lockout_attempts' ? 1 : 0)) throw new UsageError(`invalid ${k} "${value}": ${SETTING_KEYS[k]}`);
     return { [k]: n };
