@@ -29,6 +29,7 @@ import { nodeCalls } from './calls/nodes.ts';
 import { sessionCalls } from './calls/sessions.ts';
 import { clusterCalls, issueIdentity, tlsCa } from './calls/cluster.ts';
 import { webAdminCalls } from './calls/web-admin.ts';
+import { lockCalls } from './calls/locks.ts';
 
 /** What an AuthServer needs. */
 export interface AuthServerOptions {
@@ -60,7 +61,7 @@ export class AuthServer {
       backend: this.backend, clock: this.clock, clusterName, passwordCost, audit: (e) => this.audit(e), throttle: new LoginThrottle(),
       ...(opts.onPasswordCheck ? { onPasswordCheck: opts.onPasswordCheck } : {}),
     };
-    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx),
+    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx), ...lockCalls(ctx),
       ...webAdminCalls(ctx, (id, method, arg) => this.call(id, method, arg)) };
   }
 
