@@ -33,6 +33,7 @@ const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
   ['nodes', async () => (await import('./commands/nodes/nodes.ts')).registerNodes],
   ['roles', async () => (await import('./commands/roles/roles.ts')).registerRoles],
   ['tokens', async () => (await import('./commands/tokens/tokens.ts')).registerTokens],
+  ['lock', async () => (await import('./commands/lock/lock.ts')).registerLock],
   ['audit', async () => (await import('./commands/audit.ts')).registerAudit],
   ['settings', async () => (await import('./commands/settings/settings.ts')).registerSettings],
   ['ca', async () => (await import('./commands/ca/ca.ts')).registerCa],

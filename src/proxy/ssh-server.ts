@@ -25,7 +25,7 @@ import { dialNode, DEFAULT_DIAL_TIMEOUT_MS } from './node-dialer.ts';
 import type { DialledNode, NodeCaller } from './node-dialer.ts';
 import { RecordingProxy } from './recording-proxy.ts';
 import { checkSshCertLogin } from './cert-auth.ts';
-import { ClusterInfoSource } from './cluster-info.ts';
+import { ClusterInfoSource, accountOf } from './cluster-info.ts';
 import { PROXY_SERVER_ALGORITHMS } from './ssh-algorithms.ts';
 import { pipeBoth } from '../core/pipe.ts';
 import type { SessionHub } from './session-hub.ts';
@@ -53,8 +53,8 @@ export interface RunningSshListener {
   close(): Promise<void>;
 }
 
-/** Who a connection authenticated as. */
-type Caller = NodeCaller;
+/** Who a connection authenticated as, with the account its certificate is bound to. */
+type Caller = NodeCaller & { account: string };
 
 const ADMINISTRATIVELY_PROHIBITED = 1;
 const CONNECT_FAILED = 2;
@@ -84,6 +84,19 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
     if ((await cluster.get()).sessionRecording !== 'proxy') {
       dialled.sock.setNoDelay(true);
       pipeBoth(ch, dialled.sock);
+      // A lock or a reset that comes to cover it cuts it (live-conns.ts); in recording mode the recording proxy does, knowing the login.
+      const done = cluster.live.add({
+        user: who.user, account: who.account, principals: who.principals, ...(who.login ? { login: who.login } : {}),
+        node: dialled.decision.node?.name ?? target.toLowerCase(), via, clientAddr: who.clientAddr,
+        close: (message) => {
+          // A subsystem's stderr reaches the user's terminal (postern proxy ssh prints it); a direct-tcpip channel has none.
+          if (via === 'subsystem') { try { ch.stderr.write(`\r\n[postern] ${escapeControl(message)}\r\n`); ch.exit(255); } catch { /* closed */ } }
+          dialled.sock.destroy();
+          try { ch.close(); } catch { /* closed */ }
+        },
+      });
+      ch.once('close', done);
+      dialled.sock.once('close', done);
       return;
     }
     await recorder.serve({
@@ -120,7 +133,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           if (!cert) return ctx.accept();
           await cluster.checkAccount(cert);
           caller = {
-            user: cert.keyId, principals: cert.principals, clientAddr,
+            user: cert.keyId, principals: cert.principals, clientAddr, account: accountOf(cert),
             ...(cert.principals.includes(ctx.username) ? { login: ctx.username } : {}),
           };
           ctx.accept();
