@@ -218,7 +218,8 @@ test('locking a user ends their live sessions with the reason, refuses new ones 
     const ls2 = await admin(['lock', 'ls']);
     assert.match(ls2, new RegExp(`${made.id}\\s+user alice\\s+laptop stolen\\s+\\S+\\s+\\S+\\s+never`));
     await admin(['lock', 'rm', made.id.slice(0, 8)]);
-    for (const w of all) assert.ok((await reaches('alice', w, 'web1')).ok, `${w} works again after lock rm`);
+    // A proxy keeps auth's answer up to 2 s: access returns within seconds.
+    for (const w of all) await waitFor(async () => (await reaches('alice', w, 'web1')).ok, { what: `${w} working again after lock rm`, intervalMs: 300 });
     assert.equal((await webLogin('alice')).status, 200);
 
     const created = await auditTypes('lock');
@@ -261,7 +262,7 @@ test('a node lock refuses connections to that node only and cuts live ones there
     assert.match((await reaches('carol', 'ProxyCommand over the SSH listener', 'web1')).stderr, /node web1 is locked: patching/);
     assert.equal(await Promise.race([onWeb2.ended.then(() => 'ended'), new Promise((res) => setTimeout(res, 100, 'open'))]), 'open');
     await admin(['lock', 'rm', made.id]);
-    assert.ok((await reaches('carol', 'ssh -J', 'web1')).ok);
+    await waitFor(async () => (await reaches('carol', 'ssh -J', 'web1')).ok, { what: 'web1 reachable after lock rm', intervalMs: 300 });
   } finally {
     onWeb1.kill();
     onWeb2.kill();
@@ -273,13 +274,14 @@ test('a login lock refuses that login; a role lock covers everyone holding the r
   const refused = await reaches('carol', 'TLS tunnel', 'web2');
   assert.equal(refused.ok, false);
   await admin(['lock', 'rm', byLogin.id]);
-  assert.ok((await reaches('carol', 'TLS tunnel', 'web2')).ok);
+  await waitFor(async () => (await reaches('carol', 'TLS tunnel', 'web2')).ok, { what: 'the login usable after lock rm', intervalMs: 300 });
 
   const byRole = JSON.parse(await admin(['lock', '--role', 'access', '--reason', 'audit week', '--format', 'json'])) as { id: string };
   const ls = await runPostern(['ls'], { env: userEnv(homes.carol) });
   assert.match(ls.stderr, /role access is locked: audit week/);
   await admin(['lock', 'rm', byRole.id]);
-  assert.equal((await runPostern(['ls'], { env: userEnv(homes.carol) })).code, 0);
+  await waitFor(async () => (await runPostern(['ls'], { env: userEnv(homes.carol) })).code === 0, { what: 'postern ls after the role lock went', intervalMs: 300 });
+  await waitFor(async () => (await reaches('carol', 'ssh -J', 'web2')).ok, { what: 'ssh -J after the role lock went', intervalMs: 300 });
 });
 
 test('users reset cuts the user\'s open sessions (ssh -J and the web terminal)', async () => {

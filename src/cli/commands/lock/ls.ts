@@ -6,6 +6,7 @@ import { dataDirOption, formatOption } from '../../options.ts';
 import { out, outJson, info, table } from '../../output.ts';
 import { escapeControl } from '../../../core/text.ts';
 import { lockTargetText } from '../../../api/locks.ts';
+import { subcommandOptions } from './options.ts';
 
 /** Registers `postern lock ls`. */
 export function registerLockLs(lock: Command, deps: Deps): void {
@@ -16,7 +17,8 @@ export function registerLockLs(lock: Command, deps: Deps): void {
 Examples:
   postern lock ls
   postern lock ls --format json`)
-    .action(async (opts: { format: string; dataDir?: string }) => {
+    .action(async (_opts: unknown, cmd: Command) => {
+      const opts = subcommandOptions<{ format: string; dataDir?: string }>(cmd);
       const list = await withAdminClient(opts.dataDir, deps, (auth) => auth.listLocks());
       if (opts.format === 'json') { outJson(deps, list); return; }
       if (list.length === 0) { info(deps, 'No locks. Make one with:  postern lock --user NAME --reason TEXT'); return; }

@@ -6,6 +6,7 @@ import { dataDirOption } from '../../options.ts';
 import { out } from '../../output.ts';
 import { escapeControl } from '../../../core/text.ts';
 import { lockTargetText } from '../../../api/locks.ts';
+import { subcommandOptions } from './options.ts';
 
 /** Registers `postern lock rm`. */
 export function registerLockRm(lock: Command, deps: Deps): void {
@@ -15,7 +16,8 @@ export function registerLockRm(lock: Command, deps: Deps): void {
     .addHelpText('after', `
 Example:
   postern lock rm 3f2a9c1e`)
-    .action(async (id: string, opts: { dataDir?: string }) => {
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const opts = subcommandOptions<{ dataDir?: string }>(cmd);
       const removed = await withAdminClient(opts.dataDir, deps, (auth) => auth.deleteLock({ id }));
       out(deps, `Lock ${removed.id} on ${escapeControl(lockTargetText(removed.target))} removed.`);
     });
