@@ -41,6 +41,10 @@ export function AdminUsers(props: { me: Me }) {
     setInvite({ ...r, why: 'set a new password and authenticator' });
     return `${u} was reset: their password and authenticator no longer work.`;
   });
+  const unlock = (u: string): void => void act(async () => {
+    await api('POST', `/webapi/admin/users/${encodeURIComponent(u)}/unlock`, {});
+    return `${u} was unlocked: they may log in again.`;
+  });
   const remove = (u: string): void => void act(async () => {
     await api('DELETE', `/webapi/admin/users/${encodeURIComponent(u)}`);
     if (invite?.user === u) setInvite(undefined);
@@ -92,6 +96,7 @@ export function AdminUsers(props: { me: Me }) {
                 <td data-label="Status" class={u.status === 'locked' ? 'bad' : undefined}>{u.status}{u.lockedUntil && ` until ${new Date(u.lockedUntil).toLocaleString()}`}</td>
                 <td data-label="Created">{new Date(u.createdAt).toLocaleDateString()}</td>
                 <td class="actions">
+                  {u.status === 'locked' && <button type="button" class="secondary" disabled={busy} onClick={() => unlock(u.name)}>Unlock<span class="sr"> {u.name}</span></button>}
                   <ConfirmButton label="Reset" what={u.name} onConfirm={() => reset(u.name)} />
                   {u.name !== props.me.user && <ConfirmButton label="Remove" what={u.name} onConfirm={() => remove(u.name)} />}
                 </td>
