@@ -21,6 +21,7 @@ import { ssh2PrivateKey } from '../ssh/ssh2-certs.ts';
 import { listenError } from '../core/listen-error.ts';
 import { PosternError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
+import { disconnectWithReason } from '../ssh/ssh2-disconnect.ts';
 import { dialNode, DEFAULT_DIAL_TIMEOUT_MS } from './node-dialer.ts';
 import type { DialledNode, NodeCaller } from './node-dialer.ts';
 import { RecordingProxy } from './recording-proxy.ts';
@@ -75,24 +76,36 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
   await cluster.get();
   const dialTimeout = opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
   const open = new Set<Connection>();
+  /** How many node connections each client connection carries now (not counting recording mode's). */
+  const carried = new WeakMap<Connection, number>();
   const recorder = new RecordingProxy({
     auth: opts.auth, hub: opts.hub, hostKey: opts.hostKey, log: opts.log, clock: opts.clock, cluster,
   });
 
   /** Pipes to the node, or in recording mode terminates the inner SSH; the mode is auth's now. */
-  const carry = async (ch: ServerChannel, dialled: DialledNode, who: Caller, target: string, port: number, via: 'subsystem' | 'direct-tcpip'): Promise<void> => {
+  const carry = async (client: Connection, ch: ServerChannel, dialled: DialledNode, who: Caller, target: string, port: number, via: 'subsystem' | 'direct-tcpip'): Promise<void> => {
     if ((await cluster.get()).sessionRecording !== 'proxy') {
       dialled.sock.setNoDelay(true);
       pipeBoth(ch, dialled.sock);
       // A lock or a reset that comes to cover it cuts it (live-conns.ts); in recording mode the recording proxy does, knowing the login.
-      const done = cluster.live.add({
+      carried.set(client, (carried.get(client) ?? 0) + 1);
+      let counted = true;
+      const done = (): void => {
+        if (counted) { counted = false; carried.set(client, (carried.get(client) ?? 1) - 1); }
+        unregister();
+      };
+      const unregister = cluster.live.add({
         user: who.user, account: who.account, principals: who.principals, ...(who.login ? { login: who.login } : {}),
         node: dialled.decision.node?.name ?? target.toLowerCase(), via, clientAddr: who.clientAddr,
         close: (message) => {
-          // A subsystem's stderr reaches the user's terminal (postern proxy ssh prints it); a direct-tcpip channel has none.
+          // A subsystem's stderr reaches the user's terminal (postern proxy ssh prints it). A direct-tcpip
+          // channel (ssh -J) has none: when it is the connection's last, the connection ends with the
+          // message as its disconnect reason, which OpenSSH prints.
           if (via === 'subsystem') { try { ch.stderr.write(`\r\n[postern] ${escapeControl(message)}\r\n`); ch.exit(255); } catch { /* closed */ } }
+          const last = (carried.get(client) ?? 0) <= 1;
           dialled.sock.destroy();
           try { ch.close(); } catch { /* closed */ }
+          if (via === 'direct-tcpip' && last) disconnectWithReason(client, message);
         },
       });
       ch.once('close', done);
@@ -171,7 +184,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           if (!target) { rej?.(); return; }
           const ch = acc();
           void route(who, target.host, target.port, 'subsystem', log)
-            .then((dialled) => carry(ch, dialled, who, target.host, target.port, 'subsystem'))
+            .then((dialled) => carry(client, ch, dialled, who, target.host, target.port, 'subsystem'))
             .catch((err: Error) => {
               ch.stderr.write(`${err.message}\n`);
               ch.exit(255);
@@ -185,7 +198,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           (dialled) => {
             const ch = accept();
             if (!ch) { dialled.sock.destroy(); return; }
-            void carry(ch, dialled, who, info.destIP, info.destPort, 'direct-tcpip').catch((err: Error) => {
+            void carry(client, ch, dialled, who, info.destIP, info.destPort, 'direct-tcpip').catch((err: Error) => {
               log.warn({ err }, 'recording proxy could not start');
               dialled.sock.destroy();
               ch.close();

@@ -196,6 +196,8 @@ test('locking a user ends their live sessions with the reason, refuses new ones 
     // The web terminal says why; so does a subsystem's stderr (postern proxy ssh passes it on).
     assert.match(web1.text, /session terminated: user alice is locked: laptop stolen/);
     assert.match(ended.find(([w]) => w === 'ProxyCommand over the SSH listener')![1].stderr, /session terminated: user alice is locked: laptop stolen/);
+    // ssh -J: the jump connection's disconnect reason, as OpenSSH prints it.
+    assert.match(ended.find(([w]) => w === 'ssh -J')![1].stderr, /Received disconnect from 127\.0\.0\.1 port \d+:11: session terminated: user alice is locked: laptop stolen/);
     // Bob, on the same node through the same proxy, goes on.
     assert.equal(await Promise.race([bystander.ended.then(() => 'ended'), new Promise((r) => setTimeout(r, 100, 'open'))]), 'open');
 
