@@ -102,10 +102,10 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           // channel (ssh -J) has none: when it is the connection's last, the connection ends with the
           // message as its disconnect reason, which OpenSSH prints.
           if (via === 'subsystem') { try { ch.stderr.write(`\r\n[postern] ${escapeControl(message)}\r\n`); ch.exit(255); } catch { /* closed */ } }
-          const last = (carried.get(client) ?? 0) <= 1;
+          // The disconnect goes first: a closed channel alone makes OpenSSH's jump process exit before it reads why.
+          if (via === 'direct-tcpip' && (carried.get(client) ?? 0) <= 1) disconnectWithReason(client, message);
+          else try { ch.close(); } catch { /* closed */ }
           dialled.sock.destroy();
-          try { ch.close(); } catch { /* closed */ }
-          if (via === 'direct-tcpip' && last) disconnectWithReason(client, message);
         },
       });
       ch.once('close', done);
