@@ -324,7 +324,37 @@ test('join tokens: an admin makes a proxy join token, shown once with the comman
   assert.ok(ev, 'the token is audited as made by ada');
   const hours = (Date.parse(String(ev.expiresAt)) - Date.parse(ev.time)) / 3_600_000;
   assert.ok(hours > 7.9 && hours < 8.1, `the token lives 8 hours (${hours})`);
+  // Listed by id (never the token itself), as the CLI lists it.
+  const listed = await until<Array<{ id: string }>>(['tokens', 'ls'], (l) => l.length === 1, 'one join token');
+  const row = page.locator('tr', { hasText: listed[0].id });
+  await row.waitFor();
+  assert.ok(!(await page.locator('table.list').innerText()).includes(token), 'the table never shows the token');
   await checkPage(page, 'tokens');
+  await row.getByRole('button', { name: `Remove token ${listed[0].id}` }).click();
+  await page.getByRole('button', { name: `Confirm: remove token ${listed[0].id}` }).click();
+  await page.getByText(`The join token ${listed[0].id} was removed`).waitFor();
+  await page.getByText('No join tokens.').waitFor();
+  await until<unknown[]>(['tokens', 'ls'], (l) => l.length === 0, 'no join token left');
+  assert.ok((await audit(AuditType.tokenDeleted)).some((e) => e.user === 'ada' && e.tokenId === listed[0].id));
+});
+
+test('users: an admin edits a user\'s roles and logins in place (no new invite); a bad login is refused by auth; audited', async () => {
+  await openAdmin(page, 'Users', 'Users');
+  const row = page.locator('tr[data-user="bob"]');
+  await row.getByRole('button', { name: 'Edit access of bob' }).click();
+  const form = page.getByRole('form', { name: 'Roles and logins of bob' });
+  await form.getByLabel('Logins of bob').fill(`${LOCAL_USER}, bad!login`);
+  await form.getByRole('button', { name: 'Save' }).click();
+  await form.getByText('invalid login "bad!login"').waitFor();
+  await form.getByLabel('Logins of bob').fill(`${LOCAL_USER}, deploy`);
+  await checkPage(page, 'users-edit');
+  await form.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('The roles and logins of bob were saved.').waitFor();
+  const bob = (await until<UserInfo[]>(['users', 'ls'], (l) => l.find((u) => u.name === 'bob')?.logins.includes('deploy') === true, 'bob has the login deploy')).find((u) => u.name === 'bob')!;
+  assert.deepEqual([bob.roles, bob.logins], [['access'], [LOCAL_USER, 'deploy']]);
+  assert.match(await row.innerText(), /deploy/);
+  const ev = (await audit(AuditType.userUpdated)).find((e) => e.user === 'ada' && e.target === 'bob');
+  assert.ok(ev, 'audited as ada');
 });
 
 test('locks: an admin locks a user with a reason and a node for an hour, sees them listed (and in the CLI), removes them; audited', async () => {

@@ -203,8 +203,10 @@ test('locking a user ends their live sessions with the reason, refuses new ones 
 
     // New connections and logins are refused, naming the reason.
     for (const w of all) assert.equal((await reaches('alice', w, 'web1')).ok, false, `${w} still works while locked`);
-    const ls = await runPostern(['ls'], { env: userEnv(homes.alice) });
-    assert.notEqual(ls.code, 0);
+    const ls = await waitFor(async () => {
+      const r = await runPostern(['ls'], { env: userEnv(homes.alice) });
+      return r.code !== 0 && r;
+    }, { what: 'postern ls refused under the lock', intervalMs: 300 });
     assert.match(ls.stderr, /user alice is locked: laptop stolen/);
     const cliLogin = await runPostern(['login', '--proxy', c.serve.web, '--user', 'alice', '--password-stdin', '--otp', await c.freshCode('alice', SECRETS.alice), '--ca-pin', c.serve.caPin, '--add-keys-to-agent', 'no'],
       { env: { TSH_HOME: homes.alice }, input: TEST_PASSWORD + '\n' });
@@ -279,7 +281,12 @@ test('a login lock refuses that login; a role lock covers everyone holding the r
   await waitFor(async () => (await reaches('carol', 'TLS tunnel', 'web2')).ok, { what: 'the login usable after lock rm', intervalMs: 300 });
 
   const byRole = JSON.parse(await admin(['lock', '--role', 'access', '--reason', 'audit week', '--format', 'json'])) as { id: string };
-  const ls = await runPostern(['ls'], { env: userEnv(homes.carol) });
+  // Dials are refused at once (auth decides each); the signed web API within the 2 s a proxy keeps an answer.
+  assert.equal((await reaches('carol', 'ssh -J', 'web2')).ok, false);
+  const ls = await waitFor(async () => {
+    const r = await runPostern(['ls'], { env: userEnv(homes.carol) });
+    return r.code !== 0 && r;
+  }, { what: 'postern ls refused under the role lock', intervalMs: 300 });
   assert.match(ls.stderr, /role access is locked: audit week/);
   await admin(['lock', 'rm', byRole.id]);
   await waitFor(async () => (await runPostern(['ls'], { env: userEnv(homes.carol) })).code === 0, { what: 'postern ls after the role lock went', intervalMs: 300 });
