@@ -8,7 +8,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -17,6 +18,7 @@ import { TestCluster, TEST_PASSWORD, userFiles, proxySshConfig } from '../helper
 import { runDetached, runPostern } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { startServe } from '../helpers/serve.ts';
 
 const c = new TestCluster();
 const SECRETS: Record<string, string> = {
@@ -310,5 +312,46 @@ test('users reset cuts the user\'s open sessions (ssh -J and the web terminal)',
     assert.ok(terminated.length >= 2, JSON.stringify(terminated));
   } finally {
     s.kill();
+  }
+});
+
+test('a lock is in force at every proxy: a second proxy cuts its live session and refuses new ones too', async () => {
+  const tok = JSON.parse(await admin(['tokens', 'add', '--type', 'proxy', '--ttl', '10m', '--format', 'json'])) as { token: string };
+  const p2 = await startServe({
+    args: ['--roles', 'proxy', '--auth-server', c.serve.auth, '--join-token', tok.token, '--ca-pin', c.serve.caPin, '--web-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0'],
+  });
+  c.onStop(() => p2.stop());
+  const p2Ssh = Number(/ssh=[^ ]*:(\d+)/.exec(p2.ready)?.[1]);
+  // Alice logs in again through proxy 2 (a home of her own there).
+  const home2 = mkdtempSync(join(tmpdir(), 'postern-lock-p2-'));
+  const login = await runPostern(['login', '--proxy', p2.web, '--user', 'alice', '--password-stdin', '--otp', await c.freshCode('alice', SECRETS.alice), '--ca-pin', c.serve.caPin, '--add-keys-to-agent', 'no'],
+    { env: { TSH_HOME: home2 }, input: TEST_PASSWORD + '\n' });
+  assert.equal(login.code, 0, login.stderr + p2.stderr());
+  const f = userFiles(home2, 'alice');
+  const cfg = join(home2, 'ssh_config_jump');
+  writeFileSync(cfg, [
+    'Host *', `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', '  IdentityAgent none',
+    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '',
+  ].join('\n'));
+  const args = (cmd: string[]): string[] => ['-F', cfg, '-J', `alice@127.0.0.1:${p2Ssh}`, `${LOCAL_USER}@web1`, ...cmd];
+  const child = spawn('ssh', args(['echo started; exec sleep 600']), { env: userEnv(home2), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  const ended = new Promise<number | null>((resolve) => child.on('close', resolve));
+  try {
+    await waitFor(() => out.includes('started'), { what: 'a session through proxy 2', detail: () => err + p2.stderr().slice(-2000) });
+    const lock = JSON.parse(await admin(['lock', '--user', 'alice', '--reason', 'every proxy', '--format', 'json'])) as { id: string };
+    const t0 = Date.now();
+    await withinDeadline('the session through proxy 2', ended, t0);
+    console.log(`# seconds from lock to the end of a session through a second proxy: ${(Date.now() - t0) / 1000}`);
+    assert.match(err, /session terminated: user alice is locked: every proxy/);
+    const again = await runDetached('ssh', args(['echo', 'again']), userEnv(home2));
+    assert.notEqual(again.code, 0);
+    await admin(['lock', 'rm', lock.id]);
+    await waitFor(async () => (await runDetached('ssh', args(['echo', 'back']), userEnv(home2))).stdout === 'back\n', { what: 'access through proxy 2 after lock rm', intervalMs: 300 });
+  } finally {
+    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ }
   }
 });
