@@ -57,6 +57,9 @@ _postern() {
     "proxies") words="ls rm" ;;
     "proxies ls") words="--format --data-dir" ;;
     "proxies rm") words="--data-dir" ;;
+    "lock") words="ls rm --user --role --login --node --reason --ttl --format --data-dir" ;;
+    "lock ls") words="--format --data-dir" ;;
+    "lock rm") words="--data-dir" ;;
     "audit") words="--since --type --user --limit --format --data-dir" ;;
     "settings") words="show set" ;;
     "settings show") words="--format --data-dir" ;;
@@ -66,8 +69,8 @@ _postern() {
     "storage") words="migrate" ;;
     "storage migrate") words="--from --to --format" ;;
     "version") words="--format" ;;
-    "") words="login status logout ls ssh proxy config recordings play sessions join signup serve users nodes roles tokens proxies audit settings ca storage version --version --debug" ;;
-    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|sessions|join|signup|serve|users|nodes|roles|tokens|proxies|audit|settings|ca|storage|version) ;; *) path="" ;; esac; }; continue ;;
+    "") words="login status logout ls ssh proxy config recordings play sessions join signup serve users nodes roles tokens proxies lock audit settings ca storage version --version --debug" ;;
+    *) path="${path% *}"; [[ "$path" == *" "* ]] || { case "$path" in login|status|logout|ls|ssh|proxy|config|recordings|play|sessions|join|signup|serve|users|nodes|roles|tokens|proxies|lock|audit|settings|ca|storage|version) ;; *) path="" ;; esac; }; continue ;;
     esac
     break
   done
@@ -180,6 +183,17 @@ _postern() {
     "proxies ls|--format") values="text json" ;;
     "proxies ls|--data-dir") values="" ;;
     "proxies rm|--data-dir") values="" ;;
+    "lock|--user") values="" ;;
+    "lock|--role") values="" ;;
+    "lock|--login") values="" ;;
+    "lock|--node") values="" ;;
+    "lock|--reason") values="" ;;
+    "lock|--ttl") values="" ;;
+    "lock|--format") values="text json" ;;
+    "lock|--data-dir") values="" ;;
+    "lock ls|--format") values="text json" ;;
+    "lock ls|--data-dir") values="" ;;
+    "lock rm|--data-dir") values="" ;;
     "audit|--since") values="" ;;
     "audit|--type") values="" ;;
     "audit|--user") values="" ;;

@@ -57,6 +57,11 @@ export const AuditType = {
   /** A user changed their password or enrolled a new TOTP secret (web UI). */
   passwordChanged: 'user.password',
   totpEnrolled: 'user.totp',
+  /** An admin locked a user, role, login or node (target, reason, expiresAt), or removed a lock. */
+  lockCreated: 'lock.created',
+  lockDeleted: 'lock.deleted',
+  /** A proxy ended a live connection because a lock, a reset or a removal now covers it (reason). */
+  sessionTerminated: 'session.terminated',
 } as const;
 
 /** One of the event names in `AuditType`. */

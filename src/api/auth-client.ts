@@ -9,6 +9,7 @@ import type {
   NodeInfo, RecordingMeta, ActiveSession, JoinMode, WebSessionInfo,
 } from './types.ts';
 import type { CastHeader } from './asciicast.ts';
+import type { CreateLockRequest, LockInfo } from './locks.ts';
 import type { AuditEvent, AuditQuery, NewAuditEvent } from './audit.ts';
 import type {
   Identity, ClusterInfo, ClusterSettings, SshLoginResult, ProxyHeartbeat, CreateUserRequest, RoleSpec, AccessRequest, AccessDecision, AddNodeResult,
@@ -100,7 +101,13 @@ export interface AuthClient {
    * extension, '' for none) still the live account? False after `users reset` and `users rm`;
    * every proxy surface asks before it lets a certificate in (kept a few seconds there).
    */
-  checkAccount(req: { user: string; account: string }): Promise<{ valid: boolean; reason?: string }>;
+  checkAccount(req: AccountCheck): Promise<AccountCheckResult>;
+  /** Locks (api/locks.ts): a user, a role, a login or a node stopped, with a reason and an optional TTL; audited. */
+  createLock(req: CreateLockRequest): Promise<LockInfo>;
+  /** The locks in force, oldest first. */
+  listLocks(): Promise<LockInfo[]>;
+  /** Removes a lock by its id (or a unique prefix of it); returns it. */
+  deleteLock(req: { id: string }): Promise<LockInfo>;
   /**
    * The nonce of a signed web API request the proxy verified, single-use across the cluster:
    * stored until `expiresAt` (the end of the request's signature window, unix ms). Throws
@@ -114,6 +121,27 @@ export interface AuthClient {
    */
   webAdmin(req: { sessionId: string; clientAddr?: string; call: string; arg?: unknown }): Promise<unknown>;
   close(): Promise<void>;
+}
+
+/**
+ * checkAccount's argument: the certificate's user and account generation, or a web
+ * session's id (its account is auth's); with `login`/`principals`/`node` also the locks on
+ * them, for a live connection to a node (proxy/live-conns.ts).
+ */
+export interface AccountCheck {
+  user: string;
+  account?: string;
+  sessionId?: string;
+  login?: string;
+  principals?: string[];
+  node?: string;
+}
+
+/** checkAccount's answer; `locked` when a lock (not a reset or removal) is why. */
+export interface AccountCheckResult {
+  valid: boolean;
+  reason?: string;
+  locked?: boolean;
 }
 
 /** The name of a call (every method but `close`). */
@@ -174,5 +202,8 @@ export const AUTH_CALLS: Record<AuthCallName, ReadonlyArray<Identity['role']>> =
   authorizeJoin: ['proxy'],
   checkAccount: ['proxy'],
   claimNonce: ['proxy'],
+  createLock: ['admin'],
+  listLocks: ['admin', 'proxy'],
+  deleteLock: ['admin'],
   webAdmin: ['proxy'],
 };

@@ -12,7 +12,9 @@ export const WEB_ADMIN_CALLS = [
   'listRoles', 'upsertRole', 'deleteRole',
   'listNodes', 'addNode', 'updateNode', 'removeNode',
   'getSettings', 'updateSettings',
-  'createToken',
+  'createToken', 'listTokens', 'deleteToken',
+  'updateUser', 'unlockUser',
+  'listLocks', 'createLock', 'deleteLock',
 ] as const satisfies ReadonlyArray<AuthCallName>;
 
 /** The name of one of them. */
@@ -87,4 +89,25 @@ export const adminSettingsSchema = {
 export const adminTokenSchema = {
   type: 'object', additionalProperties: false,
   properties: { type: { type: 'string', enum: ['proxy'] }, ttlMs: { type: 'integer', minimum: 1 } },
+} as const;
+
+/** `PATCH /webapi/admin/users/:name`: a user's roles and logins, set (all of them) or edited. */
+export const adminUpdateUserSchema = {
+  type: 'object', additionalProperties: false, minProperties: 1,
+  properties: { setRoles: names, addRoles: names, removeRoles: names, setLogins: names, addLogins: names, removeLogins: names },
+} as const;
+
+/** `:id` of a join token or a lock in the admin routes' paths. */
+export const adminIdParamsSchema = {
+  type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 4, maxLength: 128, pattern: '^[0-9a-fA-F-]+$' } },
+} as const;
+
+/** `POST /webapi/admin/locks`: lock one user, role, login or node (auth checks the target in full). */
+export const adminCreateLockSchema = {
+  type: 'object', required: ['target'], additionalProperties: false,
+  properties: {
+    target: { type: 'object', minProperties: 1, maxProperties: 1, additionalProperties: false, properties: { user: name, role: name, login: name, node: { type: 'string', minLength: 1, maxLength: 253 } } },
+    reason: { type: 'string', maxLength: 1000 },
+    ttlMs: { type: 'integer', minimum: 1000 },
+  },
 } as const;

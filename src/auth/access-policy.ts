@@ -13,6 +13,8 @@
  * event with the reason. A decision to dial is not audited here: the proxy audits the
  * session it opens. The proxy must never be an open relay.
  */
+import { lockFor } from './locks.ts';
+import { LockedError, lockMessage } from '../api/locks.ts';
 import { BlockList, isIP } from 'node:net';
 import type { Backend } from '../storage/backend.ts';
 import { AccessDeniedError, ValidationError } from '../core/errors.ts';
@@ -35,6 +37,8 @@ export interface AccessContext {
   backend: Backend;
   clusterName: string;
   audit(event: NewAuditEvent): Promise<void>;
+  /** What dates locks' expiry; the system's time when absent. */
+  now?: () => Date;
 }
 
 /** The most addresses a name may resolve to in one request (a sanity bound, not a policy). */
@@ -165,6 +169,12 @@ export async function authorizeSsh(ctx: AccessContext, req: AccessRequest): Prom
   };
 
   const node = (await byName(d)) ?? (await bySelector(d)) ?? (await byAddress(d));
+  // Locks (locks.ts) before any other decision: the user, their roles, the login (or, when the proxy cannot know it, the certificate's logins), the node.
+  const lock = await lockFor(ctx.backend, {
+    user: user.name, roles: user.roles, node: node?.name ?? target.toLowerCase(),
+    ...(req.login ? { login: req.login } : { principals: d.principals }),
+  }, ctx.now?.() ?? new Date());
+  if (lock) return deny(new LockedError(lockMessage(lock)));
   return node ? decideNode(d, node) : decideUnregistered(d);
 }
 

@@ -33,6 +33,7 @@ import { nonceCalls } from './calls/nonces.ts';
 import { proxyCalls } from './calls/proxies.ts';
 import { checkProxyIdentity, recordProxyIdentity, ProxyIdentityCache } from './proxy-identities.ts';
 import { X509Certificate } from 'node:crypto';
+import { lockCalls } from './calls/locks.ts';
 
 /** What an AuthServer needs. */
 export interface AuthServerOptions {
@@ -65,7 +66,7 @@ export class AuthServer {
       backend: this.backend, clock: this.clock, clusterName, passwordCost, audit: (e) => this.audit(e), throttle: new LoginThrottle(),
       ...(opts.onPasswordCheck ? { onPasswordCheck: opts.onPasswordCheck } : {}),
     };
-    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx), ...nonceCalls(ctx), ...proxyCalls(ctx, this.proxyIdentities),
+    this.handlers = { ...clusterCalls(ctx), ...userCalls(ctx), ...webSessionCalls(ctx), ...nodeCalls(ctx), ...sessionCalls(ctx), ...nonceCalls(ctx), ...proxyCalls(ctx, this.proxyIdentities), ...lockCalls(ctx),
       ...webAdminCalls(ctx, (id, method, arg) => this.call(id, method, arg)) };
   }
 

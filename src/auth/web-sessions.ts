@@ -5,6 +5,8 @@
  * (its cookie) and a CSRF token; storage holds the SHA-256 of the id, never the id, and the
  * record expires with the session.
  */
+import { lockFor } from './locks.ts';
+import { lockMessage } from '../api/locks.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Backend } from '../storage/backend.ts';
 import { getUser } from './users.ts';
@@ -75,6 +77,9 @@ export async function getWebSession(backend: Backend, sessionId: unknown, now: D
   // Bound to the account as it was at login: a reset or a re-created name ends it even if a delete was missed.
   const user = await getUser(backend, rec.user);
   if (!user || (user.account ?? '') !== (rec.account ?? '')) throw new SessionExpiredError();
+  // A lock on the user or one of their roles ends the session too (locks.ts), saying why.
+  const lock = await lockFor(backend, { user: user.name, roles: user.roles }, now);
+  if (lock) throw new SessionExpiredError(`your web session was ended: ${lockMessage(lock)}`);
   return rec;
 }
 

@@ -34,6 +34,7 @@ const COMMANDS: ReadonlyArray<[string, () => Promise<Register>]> = [
   ['roles', async () => (await import('./commands/roles/roles.ts')).registerRoles],
   ['tokens', async () => (await import('./commands/tokens/tokens.ts')).registerTokens],
   ['proxies', async () => (await import('./commands/proxies/proxies.ts')).registerProxies],
+  ['lock', async () => (await import('./commands/lock/lock.ts')).registerLock],
   ['audit', async () => (await import('./commands/audit.ts')).registerAudit],
   ['settings', async () => (await import('./commands/settings/settings.ts')).registerSettings],
   ['ca', async () => (await import('./commands/ca/ca.ts')).registerCa],

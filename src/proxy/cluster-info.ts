@@ -21,6 +21,9 @@ import { systemClock } from '../core/clock.ts';
 import { parseAuthorizedKey } from '../ssh/keys.ts';
 import type { SshCertificate } from '../ssh/certs.ts';
 import { PosternError } from '../core/errors.ts';
+import { LockedError } from '../api/locks.ts';
+import { LiveConnections } from './live-conns.ts';
+import type { LiveConnsAuth } from './live-conns.ts';
 
 /** How old the facts may be by default. */
 export const CLUSTER_INFO_MAX_AGE_MS = 5_000;
@@ -39,6 +42,11 @@ export class AccountRevokedError extends PosternError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('ERR_POSTERN_ACCOUNT_REVOKED', message, { status: 401, exitCode: 4, hint: 'Log in again with:  postern login (after a reset, sign up with the new invite first)', ...options });
   }
+}
+
+/** The account generation a certificate carries ('' for none). */
+export function accountOf(cert: SshCertificate): string {
+  return cert.extensions[ACCOUNT_EXTENSION] ?? '';
 }
 
 /** What a ping says, with the CA keys already parsed to wire blobs. */
@@ -64,12 +72,16 @@ export class ClusterInfoSource {
   private cached: { facts: ClusterFacts; at: number } | undefined;
   private inflight: Promise<ClusterFacts> | undefined;
   private readonly accounts = new Map<string, { valid: boolean; reason?: string; at: number }>();
-  private readonly accountInflight = new Map<string, Promise<{ valid: boolean; reason?: string }>>();
+  private readonly accountInflight = new Map<string, Promise<{ valid: boolean; reason?: string; locked?: boolean }>>();
+  /** The live connections of this proxy, checked against auth while open (live-conns.ts): every surface that carries one adds it here. */
+  readonly live: LiveConnections;
 
   /** `clock` dates the cache; the system clock unless a test fakes it. */
   constructor(auth: ClusterInfoAuth, options: { clock?: Clock } = {}) {
     this.auth = auth;
     this.clock = options.clock ?? systemClock;
+    // The proxy's AuthClient can also audit the cuts; a test's small fake need not.
+    this.live = new LiveConnections(auth as LiveConnsAuth, { clock: this.clock });
   }
 
   /** The facts, asked of auth when the cached ones are older than `maxAgeMs` (or from the future). */
@@ -96,11 +108,11 @@ export class ClusterInfoSource {
    */
   async checkAccount(cert: SshCertificate): Promise<void> {
     const user = cert.keyId;
-    const account = cert.extensions[ACCOUNT_EXTENSION] ?? '';
+    const account = accountOf(cert);
     const key = `${user}\0${account}`;
     const now = this.clock.now().getTime();
     const hit = this.accounts.get(key);
-    let answer: { valid: boolean; reason?: string };
+    let answer: { valid: boolean; reason?: string; locked?: boolean };
     if (hit && now - hit.at < ACCOUNT_CHECK_MAX_AGE_MS && now >= hit.at) {
       answer = hit;
     } else {
@@ -118,6 +130,7 @@ export class ClusterInfoSource {
       this.accounts.delete(key);
       this.accounts.set(key, { ...answer, at: now });
     }
+    if (!answer.valid && answer.locked) throw new LockedError(answer.reason ?? `user ${user} is locked`);
     if (!answer.valid) throw new AccountRevokedError(`the certificate of "${user}" no longer belongs to a live account: ${answer.reason ?? 'revoked'}`);
   }
 }

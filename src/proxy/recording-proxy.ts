@@ -47,6 +47,7 @@ import type { LiveSession, Participant, SessionHub } from './session-hub.ts';
 import { authorizeNode } from './node-dialer.ts';
 import { checkSshCertLogin } from './cert-auth.ts';
 import type { ClusterFacts, ClusterInfoSource } from './cluster-info.ts';
+import { accountOf } from './cluster-info.ts';
 import { pipeBoth } from '../core/pipe.ts';
 import { PROXY_SERVER_ALGORITHMS } from './ssh-algorithms.ts';
 
@@ -133,6 +134,9 @@ class InnerConnection {
   private agentForwarded = false;
   private remoteForwards = false;
   private closed = false;
+  /** The client's session channels, told why when a lock or a reset cuts the connection. */
+  private readonly channels = new Set<ServerChannel>();
+  private unregisterLive: (() => void) | undefined;
 
   constructor(opts: RecordingProxyOptions, conn: RecordedConnection, inner: Connection, cluster: InnerConnection['cluster'], names: string[]) {
     this.opts = opts;
@@ -159,6 +163,7 @@ class InnerConnection {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.unregisterLive?.();
     void this.nodeClient?.then((c) => c.end(), () => {});
     this.conn.nodeSock.destroy();
   }
@@ -177,12 +182,31 @@ class InnerConnection {
       await this.opts.cluster.checkAccount(cert);
       await authorizeNode(this.opts.auth, { user: cert.keyId, principals: cert.principals, login: ctx.username, clientAddr: this.conn.clientAddr }, this.conn.target, this.conn.port, 'recording');
       this.login = ctx.username;
+      // While it lasts, a lock or a reset that comes to cover it ends it (live-conns.ts).
+      this.unregisterLive?.();
+      this.unregisterLive = this.opts.cluster.live.add({
+        user: cert.keyId, account: accountOf(cert), login: ctx.username, node: this.conn.node?.name ?? this.conn.target,
+        via: 'recording', clientAddr: this.conn.clientAddr, close: (message) => this.terminate(message),
+      });
       ctx.accept();
     } catch (err) {
       if ((err as PosternError).code === 'ERR_POSTERN_CERT_REQUIRED') return ctx.reject(['publickey']);
       this.log.info({ login: ctx.username, reason: (err as Error).message }, 'recording proxy refused a login');
       ctx.reject(['publickey']);
     }
+  }
+
+  /** Ends the connection for a reason the user is told on every open session channel. */
+  private terminate(message: string): void {
+    for (const ch of this.channels) {
+      try {
+        ch.stderr.write(`\r\n[postern] ${escapeControl(message)}\r\n`);
+        ch.exit(255);
+        ch.end();
+      } catch { /* already closed */ }
+    }
+    // Let the channels' last packets go out before the connection does.
+    setImmediate(() => { this.inner.end(); this.close(); });
   }
 
   /** The node connection, made once, with the client's forwarded agent. */
@@ -238,6 +262,8 @@ class InnerConnection {
     });
     session.on('signal', (accept, _reject, info) => { accept?.(); started?.stream?.signal(info.name); });
     const begin = (ch: ServerChannel, what: { command?: string; subsystem?: string }): void => {
+      this.channels.add(ch);
+      ch.on('close', () => this.channels.delete(ch));
       if (!this.agentForwarded) {
         ch.stderr.write(`${NOT_FORWARDED}\r\n`);
         ch.exit(255);

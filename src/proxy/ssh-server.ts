@@ -21,11 +21,12 @@ import { ssh2PrivateKey } from '../ssh/ssh2-certs.ts';
 import { listenError } from '../core/listen-error.ts';
 import { PosternError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';
+import { disconnectWithReason } from '../ssh/ssh2-disconnect.ts';
 import { dialNode, DEFAULT_DIAL_TIMEOUT_MS } from './node-dialer.ts';
 import type { DialledNode, NodeCaller } from './node-dialer.ts';
 import { RecordingProxy } from './recording-proxy.ts';
 import { checkSshCertLogin } from './cert-auth.ts';
-import { ClusterInfoSource } from './cluster-info.ts';
+import { ClusterInfoSource, accountOf } from './cluster-info.ts';
 import { PROXY_SERVER_ALGORITHMS } from './ssh-algorithms.ts';
 import { pipeBoth } from '../core/pipe.ts';
 import type { SessionHub } from './session-hub.ts';
@@ -53,8 +54,8 @@ export interface RunningSshListener {
   close(): Promise<void>;
 }
 
-/** Who a connection authenticated as. */
-type Caller = NodeCaller;
+/** Who a connection authenticated as, with the account its certificate is bound to. */
+type Caller = NodeCaller & { account: string };
 
 const ADMINISTRATIVELY_PROHIBITED = 1;
 const CONNECT_FAILED = 2;
@@ -75,15 +76,40 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
   await cluster.get();
   const dialTimeout = opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
   const open = new Set<Connection>();
+  /** How many node connections each client connection carries now (not counting recording mode's). */
+  const carried = new WeakMap<Connection, number>();
   const recorder = new RecordingProxy({
     auth: opts.auth, hub: opts.hub, hostKey: opts.hostKey, log: opts.log, clock: opts.clock, cluster,
   });
 
   /** Pipes to the node, or in recording mode terminates the inner SSH; the mode is auth's now. */
-  const carry = async (ch: ServerChannel, dialled: DialledNode, who: Caller, target: string, port: number, via: 'subsystem' | 'direct-tcpip'): Promise<void> => {
+  const carry = async (client: Connection, ch: ServerChannel, dialled: DialledNode, who: Caller, target: string, port: number, via: 'subsystem' | 'direct-tcpip'): Promise<void> => {
     if ((await cluster.get()).sessionRecording !== 'proxy') {
       dialled.sock.setNoDelay(true);
       pipeBoth(ch, dialled.sock);
+      // A lock or a reset that comes to cover it cuts it (live-conns.ts); in recording mode the recording proxy does, knowing the login.
+      carried.set(client, (carried.get(client) ?? 0) + 1);
+      let counted = true;
+      const done = (): void => {
+        if (counted) { counted = false; carried.set(client, (carried.get(client) ?? 1) - 1); }
+        unregister();
+      };
+      const unregister = cluster.live.add({
+        user: who.user, account: who.account, principals: who.principals, ...(who.login ? { login: who.login } : {}),
+        node: dialled.decision.node?.name ?? target.toLowerCase(), via, clientAddr: who.clientAddr,
+        close: (message) => {
+          // A subsystem's stderr reaches the user's terminal (postern proxy ssh prints it). A direct-tcpip
+          // channel (ssh -J) has none: when it is the connection's last, the connection ends with the
+          // message as its disconnect reason, which OpenSSH prints.
+          if (via === 'subsystem') { try { ch.stderr.write(`\r\n[postern] ${escapeControl(message)}\r\n`); ch.exit(255); } catch { /* closed */ } }
+          // The disconnect goes first: a closed channel alone makes OpenSSH's jump process exit before it reads why.
+          if (via === 'direct-tcpip' && (carried.get(client) ?? 0) <= 1) disconnectWithReason(client, message);
+          else try { ch.close(); } catch { /* closed */ }
+          dialled.sock.destroy();
+        },
+      });
+      ch.once('close', done);
+      dialled.sock.once('close', done);
       return;
     }
     await recorder.serve({
@@ -120,7 +146,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           if (!cert) return ctx.accept();
           await cluster.checkAccount(cert);
           caller = {
-            user: cert.keyId, principals: cert.principals, clientAddr,
+            user: cert.keyId, principals: cert.principals, clientAddr, account: accountOf(cert),
             ...(cert.principals.includes(ctx.username) ? { login: ctx.username } : {}),
           };
           ctx.accept();
@@ -158,7 +184,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           if (!target) { rej?.(); return; }
           const ch = acc();
           void route(who, target.host, target.port, 'subsystem', log)
-            .then((dialled) => carry(ch, dialled, who, target.host, target.port, 'subsystem'))
+            .then((dialled) => carry(client, ch, dialled, who, target.host, target.port, 'subsystem'))
             .catch((err: Error) => {
               ch.stderr.write(`${err.message}\n`);
               ch.exit(255);
@@ -172,7 +198,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           (dialled) => {
             const ch = accept();
             if (!ch) { dialled.sock.destroy(); return; }
-            void carry(ch, dialled, who, info.destIP, info.destPort, 'direct-tcpip').catch((err: Error) => {
+            void carry(client, ch, dialled, who, info.destIP, info.destPort, 'direct-tcpip').catch((err: Error) => {
               log.warn({ err }, 'recording proxy could not start');
               dialled.sock.destroy();
               ch.close();

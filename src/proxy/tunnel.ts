@@ -32,7 +32,7 @@ import type { CertAuthenticator } from './cert-auth.ts';
 import { dialNode, DEFAULT_DIAL_TIMEOUT_MS } from './node-dialer.ts';
 import { readLine } from '../core/line-reader.ts';
 import { pipeBoth } from '../core/pipe.ts';
-import { ClusterInfoSource } from './cluster-info.ts';
+import { ClusterInfoSource, accountOf } from './cluster-info.ts';
 
 /** The ALPN protocol name of the tunnel. */
 export const TUNNEL_ALPN = 'postern-tunnel/1';
@@ -62,7 +62,7 @@ export function installTunnel(server: TlsServer, opts: TunnelOptions): void {
   const recording = async (): Promise<'off' | 'proxy'> => (await cluster.get()).sessionRecording;
   server.on('secureConnection', (sock: TLSSocket) => {
     if (sock.alpnProtocol === TUNNEL_ALPN) {
-      void serveTunnel(sock, opts, recording);
+      void serveTunnel(sock, opts, recording, cluster);
       return;
     }
     for (const l of http) l.call(server, sock);
@@ -96,7 +96,7 @@ export function parseTunnelRequest(line: string): { path: string; authorization:
   return { path: r.path, authorization: r.authorization, target, port, login };
 }
 
-async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () => Promise<'off' | 'proxy'>): Promise<void> {
+async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () => Promise<'off' | 'proxy'>, cluster: ClusterInfoSource): Promise<void> {
   const clientAddr = sock.remoteAddress ?? 'unknown';
   const log = opts.log.child({ clientAddr, via: 'tunnel' });
   sock.setNoDelay(true);
@@ -112,10 +112,19 @@ async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () =
       answer({ fallback: 'ssh', reason: 'this cluster records sessions at the proxy' });
       return;
     }
-    ({ sock: node } = await dialNode(opts.auth, { user: caller.user, principals: caller.principals, login: req.login, clientAddr }, req.target, req.port, 'tunnel', log, opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS));
+    const dialled = await dialNode(opts.auth, { user: caller.user, principals: caller.principals, login: req.login, clientAddr }, req.target, req.port, 'tunnel', log, opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
+    node = dialled.sock;
     sock.write(JSON.stringify({ ok: true }) + '\n');
     if (rest.length > 0) node.write(rest);
     pipeBoth(sock, node);
+    // A lock or a reset that comes to cover it cuts it (live-conns.ts); the tunnel has no side channel for the message.
+    const nodeSock = node;
+    const done = cluster.live.add({
+      user: caller.user, account: accountOf(caller.certificate), login: req.login, node: dialled.decision.node?.name ?? req.target.toLowerCase(), via: 'tunnel', clientAddr,
+      close: () => { nodeSock.destroy(); sock.destroy(); },
+    });
+    sock.once('close', done);
+    node.once('close', done);
   } catch (err) {
     const { status, body } = errorToBody(err);
     if (status >= 500 && status !== 502) log.error({ err }, 'tunnel failed');

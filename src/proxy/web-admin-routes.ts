@@ -8,11 +8,13 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebAdminAuth } from '../api/proxy-auth.ts';
-import type { ClusterSettings, CreateUserRequest, RoleSpec } from '../api/auth-types.ts';
+import type { ClusterSettings, CreateUserRequest, RoleSpec, UpdateUserRequest } from '../api/auth-types.ts';
 import type { WebAdminArg, WebAdminCallName, WebAdminResult } from '../api/web-admin.ts';
 import {
   adminAddNodeSchema, adminCreateUserSchema, adminNameParamsSchema, adminResetUserSchema, adminRoleSchema, adminSettingsSchema, adminTokenSchema, adminUpdateNodeSchema,
+  adminUpdateUserSchema, adminIdParamsSchema, adminCreateLockSchema,
 } from '../api/web-admin.ts';
+import type { CreateLockRequest } from '../api/locks.ts';
 import type { WebAuth } from './web-auth.ts';
 
 /** What the routes need. */
@@ -94,5 +96,33 @@ export function registerWebAdminRoutes(app: FastifyInstance, opts: WebAdminRoute
   app.post<{ Body: { type?: 'proxy'; ttlMs?: number } | undefined }>('/webapi/admin/tokens', { schema: { body: adminTokenSchema } }, async (req, reply) => {
     void reply.headers(noStore);
     return admin(req, 'createToken', { type: 'proxy', ttlMs: req.body?.ttlMs ?? 3_600_000 });
+  });
+  type ById = { Params: { id: string } };
+  app.get('/webapi/admin/tokens', async (req, reply) => {
+    void reply.headers(noStore);
+    return admin(req, 'listTokens', {});
+  });
+  app.delete<ById>('/webapi/admin/tokens/:id', { schema: { params: adminIdParamsSchema } }, async (req, reply) => {
+    await admin(req, 'deleteToken', { id: req.params.id });
+    return reply.code(204).send();
+  });
+
+  app.patch<Named & { Body: Omit<UpdateUserRequest, 'name'> }>('/webapi/admin/users/:name', { schema: { params: adminNameParamsSchema, body: adminUpdateUserSchema } }, async (req) => {
+    return admin(req, 'updateUser', { ...req.body, name: req.params.name });
+  });
+  app.post<Named>('/webapi/admin/users/:name/unlock', { schema: named }, async (req) => {
+    return admin(req, 'unlockUser', { name: req.params.name });
+  });
+
+  app.get('/webapi/admin/locks', async (req, reply) => {
+    void reply.headers(noStore);
+    return admin(req, 'listLocks', {});
+  });
+  app.post<{ Body: CreateLockRequest }>('/webapi/admin/locks', { schema: { body: adminCreateLockSchema } }, async (req) => {
+    return admin(req, 'createLock', req.body);
+  });
+  app.delete<ById>('/webapi/admin/locks/:id', { schema: { params: adminIdParamsSchema } }, async (req, reply) => {
+    await admin(req, 'deleteLock', { id: req.params.id });
+    return reply.code(204).send();
   });
 }

@@ -228,6 +228,12 @@ async function openTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   const owner = live.attach(wsParticipant(ws, caller.user, 'owner', live, { pause: () => stream.pause(), resume: () => stream.resume() }, () => node.close()));
   void opts.auth.emitAudit({ type: 'session.start', user: caller.user, addr: clientAddr, success: true, node: nodeName, login, sessionId: live.id, recording: live.recordingId, via: 'web' }).catch(() => {});
   sendJson(ws, { type: 'session', id: live.id, recordingId: live.recordingId, node: nodeName, login, mode: 'owner', participants: live.describe().participants });
+  // A lock, a reset or a removal that comes to cover it ends it, saying why (live-conns.ts).
+  const unregister = opts.cluster.live.add({
+    user: caller.user, webSessionId: caller.sessionId, login, node: nodeName, via: 'web', clientAddr,
+    close: (message) => { void live.end(undefined, message); stream.close(); client.end(); },
+  });
+  client.once('close', unregister);
   to.key = (d) => owner.input(d);
   to.resize = (c, r) => owner.resize(c, r);
   for (const k of early.splice(0)) owner.input(k);

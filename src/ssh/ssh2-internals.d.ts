@@ -33,3 +33,11 @@ declare module 'ssh2/lib/protocol/crypto.js' {
   };
   export = crypto;
 }
+
+declare module 'ssh2/lib/protocol/utils.js' {
+  const utils: {
+    /** Sends a finalized packet (ssh2-disconnect.ts: DISCONNECT with a description). */
+    sendPacket(proto: unknown, packet: Buffer, bypass?: boolean): void;
+  };
+  export = utils;
+}

@@ -324,7 +324,73 @@ test('join tokens: an admin makes a proxy join token, shown once with the comman
   assert.ok(ev, 'the token is audited as made by ada');
   const hours = (Date.parse(String(ev.expiresAt)) - Date.parse(ev.time)) / 3_600_000;
   assert.ok(hours > 7.9 && hours < 8.1, `the token lives 8 hours (${hours})`);
+  // Listed by id (never the token itself), as the CLI lists it.
+  const listed = await until<Array<{ id: string }>>(['tokens', 'ls'], (l) => l.length === 1, 'one join token');
+  const row = page.locator('tr', { hasText: listed[0].id });
+  await row.waitFor();
+  assert.ok(!(await page.locator('table.list').innerText()).includes(token), 'the table never shows the token');
   await checkPage(page, 'tokens');
+  await row.getByRole('button', { name: `Remove token ${listed[0].id}` }).click();
+  await page.getByRole('button', { name: `Confirm: remove token ${listed[0].id}` }).click();
+  await page.getByText(`The join token ${listed[0].id} was removed`).waitFor();
+  await page.getByText('No join tokens.').waitFor();
+  await until<unknown[]>(['tokens', 'ls'], (l) => l.length === 0, 'no join token left');
+  assert.ok((await audit(AuditType.tokenDeleted)).some((e) => e.user === 'ada' && e.tokenId === listed[0].id));
+});
+
+test('users: an admin edits a user\'s roles and logins in place (no new invite); a bad login is refused by auth; audited', async () => {
+  await openAdmin(page, 'Users', 'Users');
+  const row = page.locator('tr[data-user="bob"]');
+  await row.getByRole('button', { name: 'Edit access of bob' }).click();
+  const form = page.getByRole('form', { name: 'Roles and logins of bob' });
+  await form.getByLabel('Logins of bob').fill(`${LOCAL_USER}, bad!login`);
+  await form.getByRole('button', { name: 'Save' }).click();
+  await form.getByText('invalid login "bad!login"').waitFor();
+  await form.getByLabel('Logins of bob').fill(`${LOCAL_USER}, deploy`);
+  await checkPage(page, 'users-edit');
+  await form.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('The roles and logins of bob were saved.').waitFor();
+  const bob = (await until<UserInfo[]>(['users', 'ls'], (l) => l.find((u) => u.name === 'bob')?.logins.includes('deploy') === true, 'bob has the login deploy')).find((u) => u.name === 'bob')!;
+  assert.deepEqual([bob.roles, bob.logins], [['access'], [LOCAL_USER, 'deploy']]);
+  assert.match(await row.innerText(), /deploy/);
+  const ev = (await audit(AuditType.userUpdated)).find((e) => e.user === 'ada' && e.target === 'bob');
+  assert.ok(ev, 'audited as ada');
+});
+
+test('locks: an admin locks a user with a reason and a node for an hour, sees them listed (and in the CLI), removes them; audited', async () => {
+  await openAdmin(page, 'Locks', 'Locks');
+  await page.getByText('No locks.').waitFor();
+  await page.getByRole('button', { name: 'Lock', exact: true }).click();
+  await page.getByText('enter the user to lock').waitFor();
+  await page.getByLabel('User', { exact: true }).fill('mallory');
+  await page.getByLabel('Reason').fill('laptop stolen');
+  await page.getByRole('button', { name: 'Lock', exact: true }).click();
+  await page.getByText('Locked user mallory until removed.').waitFor();
+  await page.getByLabel('What to lock').selectOption({ label: 'a node' });
+  await page.getByLabel('Node', { exact: true }).fill('web1');
+  await page.getByLabel('Reason').fill('patching');
+  await page.getByLabel('Lasts').selectOption({ label: '1 hour' });
+  await page.getByRole('button', { name: 'Lock', exact: true }).click();
+  await page.getByText(/Locked node web1 until /).waitFor();
+  const listed = await until<Array<{ id: string; target: Record<string, string>; reason: string; createdBy: string; expiresAt?: string }>>(['lock', 'ls'], (l) => l.length === 2, 'two locks');
+  assert.deepEqual(listed.map((l) => [l.target, l.reason, l.createdBy, Boolean(l.expiresAt)]), [[{ user: 'mallory' }, 'laptop stolen', 'ada', false], [{ node: 'web1' }, 'patching', 'ada', true]]);
+  const row = page.locator('tr', { hasText: 'user mallory' });
+  assert.match(await row.innerText(), /laptop stolen[\s\S]*ada[\s\S]*never/);
+  await checkPage(page, 'locks');
+  // A bad target is refused by auth, said as it is.
+  await page.getByLabel('What to lock').selectOption({ label: 'a login' });
+  await page.getByLabel('Login', { exact: true }).fill('not a login');
+  await page.getByRole('button', { name: 'Lock', exact: true }).click();
+  await page.getByText('invalid login "not a login" to lock').waitFor();
+  await row.getByRole('button', { name: 'Remove the lock on user mallory' }).click();
+  await page.getByRole('button', { name: 'Confirm: remove the lock on user mallory' }).click();
+  await page.getByText('The lock on user mallory was removed.').waitFor();
+  await until<unknown[]>(['lock', 'ls'], (l) => l.length === 1, 'one lock left');
+  const events = await audit('lock');
+  assert.ok(events.some((e) => e.type === AuditType.lockCreated && e.user === 'ada' && e.reason === 'laptop stolen'));
+  assert.ok(events.some((e) => e.type === AuditType.lockDeleted && e.user === 'ada'));
+  const left = await cli<Array<{ id: string }>>(['lock', 'ls']);
+  assert.equal((await c.admin(['lock', 'rm', left[0].id])).code, 0);
 });
 
 test('a non-admin sees no admin navigation or page, and every admin route answers 403 to their cookie and CSRF token (from auth, audited)', async () => {
@@ -360,6 +426,13 @@ test('a non-admin sees no admin navigation or page, and every admin route answer
       ['GET', '/webapi/admin/settings'],
       ['PUT', '/webapi/admin/settings', { allow_unregistered: ['*'] }],
       ['POST', '/webapi/admin/tokens', { type: 'proxy', ttlMs: 3_600_000 }],
+      ['GET', '/webapi/admin/tokens'],
+      ['DELETE', '/webapi/admin/tokens/abcd1234'],
+      ['PATCH', '/webapi/admin/users/bob', { setRoles: ['admin'] }],
+      ['POST', '/webapi/admin/users/ada/unlock', {}],
+      ['GET', '/webapi/admin/locks'],
+      ['POST', '/webapi/admin/locks', { target: { user: 'ada' }, reason: 'mutiny' }],
+      ['DELETE', '/webapi/admin/locks/abcd1234'],
     ];
     const answers = await p.evaluate(async (list) => {
       const me = await (await fetch('/webapi/sessions/web')).json() as { csrfToken: string };

@@ -32,6 +32,7 @@ const AdminRoles = lazy(() => import('./pages/admin-roles.tsx').then((m) => m.Ad
 const AdminNodes = lazy(() => import('./pages/admin-nodes.tsx').then((m) => m.AdminNodes));
 const AdminSettings = lazy(() => import('./pages/admin-settings.tsx').then((m) => m.AdminSettings));
 const AdminTokens = lazy(() => import('./pages/admin-settings.tsx').then((m) => m.AdminTokens));
+const AdminLocks = lazy(() => import('./pages/admin-locks.tsx').then((m) => m.AdminLocks));
 
 const PAGES: Record<string, string> = { nodes: 'Nodes', sessions: 'Live sessions', recordings: 'Recordings', audit: 'Audit log', account: 'Account', terminal: 'Terminal', join: 'Joined session' };
 
@@ -54,6 +55,7 @@ function adminPage(sub: string, me: Me) {
     case 'nodes': return <AdminNodes />;
     case 'settings': return <AdminSettings />;
     case 'tokens': return <AdminTokens />;
+    case 'locks': return <AdminLocks />;
     default: return <p>No such page. <a href="/web/admin/users">Users</a></p>;
   }
 }

@@ -6,6 +6,8 @@ import type { ClusterSettings } from '../../api/auth-types.ts';
 import * as users from '../users.ts';
 import { verifyPassword, dummyHash } from '../passwords.ts';
 import { checkTotp } from '../totp.ts';
+import { lockFor } from '../locks.ts';
+import { LockedError, lockMessage } from '../../api/locks.ts';
 import type { CallContext } from './context.ts';
 
 /** The throttle limits of the cluster's settings. */
@@ -54,5 +56,11 @@ export async function checkCredentials(
     if (replayed) return fail('one-time code reused', new OtpReplayError());
   }
   await users.clearFailures(ctx.backend, name);
+  // A lock is told only to whoever proved to be the user: it names the reason.
+  const lock = await lockFor(ctx.backend, { user: name, roles: user.roles }, now);
+  if (lock) {
+    await ctx.audit({ type: AuditType.loginFailure, user: name, addr, success: false, message: lockMessage(lock), lockId: lock.id });
+    throw new LockedError(lockMessage(lock));
+  }
   return user;
 }

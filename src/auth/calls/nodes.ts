@@ -22,7 +22,7 @@ export type NodeCallName = 'addNode' | 'listNodes' | 'updateNode' | 'removeNode'
 /** The handlers of nodes, roles and the access decision. */
 export function nodeCalls(ctx: CallContext): Handlers<NodeCallName> {
   const { backend, clock, clusterName } = ctx;
-  const access: AccessContext = { backend, clusterName, audit: (e) => ctx.audit(e) };
+  const access: AccessContext = { backend, clusterName, audit: (e) => ctx.audit(e), now: () => clock.now() };
 
   /** Signs a node's host certificate (a year; `nodes renew` makes a new one) and says what sshd needs. */
   const hostCertFor = async (rec: nodes.NodeRecord): Promise<AddNodeResult> => {

@@ -14,6 +14,8 @@ import * as roleStore from '../role-store.ts';
 import { getSettings } from '../settings.ts';
 import { sshCaPublicKey, signWithCa, userCertExtensions } from '../ssh-ca.ts';
 import * as webSessions from '../web-sessions.ts';
+import * as locks from '../locks.ts';
+import { lockMessage } from '../../api/locks.ts';
 import { hashPassword, checkPasswordPolicy } from '../passwords.ts';
 import { checkTotp, newTotpSecret, normaliseTotpSecret, totpUri } from '../totp.ts';
 import { str } from '../args.ts';
@@ -192,9 +194,25 @@ export function userCalls(ctx: CallContext): Handlers<UserCallName> {
 
     async checkAccount(_id, req) {
       const name = str(req?.user, 'user');
-      const account = typeof req.account === 'string' ? req.account : '';
+      const now = clock.now();
       const user = await users.getUser(backend, name);
+      // Locks first, so the user is told the lock's reason (a lock also ends web sessions): the user and
+      // their roles always, the login and the node when a live connection names them.
+      const principals = Array.isArray(req.principals) ? req.principals.filter((p): p is string => typeof p === 'string') : undefined;
+      const lock = await locks.lockFor(backend, {
+        user: name, roles: user?.roles ?? [],
+        ...(typeof req.login === 'string' && req.login ? { login: req.login } : principals ? { principals } : {}),
+        ...(typeof req.node === 'string' && req.node ? { node: req.node } : {}),
+      }, now);
+      if (lock) return { valid: false, locked: true, reason: lockMessage(lock) };
       if (!user) return { valid: false, reason: 'the account no longer exists' };
+      let account = typeof req.account === 'string' ? req.account : '';
+      if (req.sessionId !== undefined) {
+        // A web terminal's connection: its web session must still be live and the user's (a reset or removal deletes it).
+        const rec = await webSessions.getWebSession(backend, req.sessionId, now).catch(() => undefined);
+        if (!rec || rec.user !== name) return { valid: false, reason: 'the web session was ended (the account was reset or removed, or the user logged out)' };
+        account = rec.account ?? '';
+      }
       // Certificates from before generations carry none; they stay valid until the account's first reset.
       if ((user.account ?? '') !== account) return { valid: false, reason: 'the account was reset or re-created since this certificate was issued' };
       return { valid: true };

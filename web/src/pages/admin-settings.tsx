@@ -4,7 +4,8 @@ import { api, errorText } from '../api.ts';
 import { ErrorMessage, SuccessMessage } from '../ui.tsx';
 import type { ClusterSettings } from '../../../src/api/auth-types.ts';
 import type { TokenResult } from '../../../src/api/types.ts';
-import { AdminNav, CopyBlock, TTL_CHOICES, useLoad } from './admin.tsx';
+import type { TokenInfo } from '../../../src/api/auth-types.ts';
+import { AdminNav, ConfirmButton, CopyBlock, TTL_CHOICES, useLoad } from './admin.tsx';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -116,6 +117,8 @@ export function AdminSettings() {
 }
 
 export function AdminTokens() {
+  const tokens = useLoad<TokenInfo[]>('/webapi/admin/tokens');
+  const [removed, setRemoved] = useState('');
   const [ttl, setTtl] = useState(TTL_CHOICES[0][0]);
   const [token, setToken] = useState<TokenResult | undefined>();
   const [error, setError] = useState('');
@@ -125,11 +128,22 @@ export function AdminTokens() {
     setBusy(true);
     try {
       setToken(await api<TokenResult>('POST', '/webapi/admin/tokens', { type: 'proxy', ttlMs: ttl }));
-      setError('');
+      setError(''); setRemoved('');
     } catch (err) {
       setError(errorText(err));
     } finally {
       setBusy(false);
+      tokens.reload();
+    }
+  };
+  const remove = async (t: TokenInfo): Promise<void> => {
+    try {
+      await api('DELETE', `/webapi/admin/tokens/${encodeURIComponent(t.id)}`);
+      setError(''); setToken(undefined); setRemoved(`The join token ${t.id} was removed: no proxy can join with it.`);
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      tokens.reload();
     }
   };
   return (
@@ -152,6 +166,26 @@ export function AdminTokens() {
           <p class="muted">Start the new proxy with this command, with the auth server's address for AUTH_HOST:PORT and the cluster's CA pin (<code>postern tokens add</code> on the auth server prints it) for CA_PIN.</p>
           <CopyBlock id="token-cmd" label="Command for the new proxy" value={`postern serve --roles proxy --auth-server AUTH_HOST:PORT --join-token ${token.token} --ca-pin CA_PIN`} />
         </div>
+      )}
+      {removed && <SuccessMessage>{removed}</SuccessMessage>}
+      <h2>Tokens not yet expired</h2>
+      {tokens.error && <ErrorMessage>{tokens.error}</ErrorMessage>}
+      <div aria-live="polite">{!tokens.data ? <p>Loading…</p> : tokens.data.length === 0 ? <p class="muted">No join tokens.</p> : <p class="sr">{tokens.data.length === 1 ? '1 token' : `${tokens.data.length} tokens`}</p>}</div>
+      {tokens.data && tokens.data.length > 0 && (
+        <table class="list">
+          <thead><tr><th>ID</th><th>Type</th><th>Created</th><th>Expires</th><th><span class="sr">Actions</span></th></tr></thead>
+          <tbody>
+            {tokens.data.map((t) => (
+              <tr data-token={t.id}>
+                <td class="mono" data-label="ID">{t.id}</td>
+                <td data-label="Type">{t.type}</td>
+                <td data-label="Created">{new Date(t.createdAt).toLocaleString()}</td>
+                <td data-label="Expires">{new Date(t.expiresAt).toLocaleString()}</td>
+                <td class="actions"><ConfirmButton label="Remove" what={`token ${t.id}`} onConfirm={() => remove(t)} /></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       )}
     </section>
   );

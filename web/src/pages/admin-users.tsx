@@ -8,6 +8,42 @@ import type { InviteResult, UserInfo } from '../../../src/api/types.ts';
 import type { RoleSpec } from '../../../src/api/auth-types.ts';
 import { AdminNav, ConfirmButton, CopyBlock, splitList, TTL_CHOICES, useLoad } from './admin.tsx';
 
+/** Edits a user's roles and logins in place (no new invite), as `postern users update` does. */
+function AccessEditor(props: { user: UserInfo; roles: RoleSpec[]; onDone: (msg: string) => void; onCancel: () => void }) {
+  const [picked, setPicked] = useState<string[]>(props.user.roles);
+  const [logins, setLogins] = useState(props.user.logins.join(', '));
+  const [error, setError] = useState('');
+  const name = props.user.name;
+  const save = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    if (picked.length === 0) { setError('pick at least one role'); return; }
+    if (splitList(logins).length === 0) { setError('give at least one login, e.g. ubuntu'); return; }
+    try {
+      await api('PATCH', `/webapi/admin/users/${encodeURIComponent(name)}`, { setRoles: picked, setLogins: splitList(logins) });
+      props.onDone(`The roles and logins of ${name} were saved.`);
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <form class="inline-form" onSubmit={(e) => void save(e)} aria-label={`Roles and logins of ${name}`}>
+      <fieldset>
+        <legend>Roles of {name}</legend>
+        {props.roles.map((r) => (
+          <label class="check"><input type="checkbox" name="roles" value={r.name} checked={picked.includes(r.name)}
+            onChange={(e) => setPicked(e.currentTarget.checked ? [...picked, r.name] : picked.filter((x) => x !== r.name))} />{r.name}</label>
+        ))}
+      </fieldset>
+      <label>Logins of {name}<input name="logins" value={logins} autoComplete="off" onInput={(e) => setLogins(e.currentTarget.value)} /></label>
+      <div class="row">
+        <button type="submit" class="small">Save</button>
+        <button type="button" class="small secondary" onClick={props.onCancel}>Cancel</button>
+      </div>
+      {error && <ErrorMessage>{error}</ErrorMessage>}
+    </form>
+  );
+}
+
 export function AdminUsers(props: { me: Me }) {
   const users = useLoad<UserInfo[]>('/webapi/admin/users');
   const roles = useLoad<RoleSpec[]>('/webapi/admin/roles');
@@ -19,6 +55,7 @@ export function AdminUsers(props: { me: Me }) {
   const [error, setError] = useState('');
   const [done, setDone] = useState('');
   const [invite, setInvite] = useState<InviteResult & { why: string } | undefined>();
+  const [editing, setEditing] = useState<string | undefined>();
 
   const act = async (what: () => Promise<string>): Promise<void> => {
     setBusy(true); setError(''); setDone('');
@@ -40,6 +77,10 @@ export function AdminUsers(props: { me: Me }) {
     const r = await api<InviteResult>('POST', `/webapi/admin/users/${encodeURIComponent(u)}/reset`, {});
     setInvite({ ...r, why: 'set a new password and authenticator' });
     return `${u} was reset: their password and authenticator no longer work.`;
+  });
+  const unlock = (u: string): void => void act(async () => {
+    await api('POST', `/webapi/admin/users/${encodeURIComponent(u)}/unlock`, {});
+    return `${u} was unlocked: they may log in again.`;
   });
   const remove = (u: string): void => void act(async () => {
     await api('DELETE', `/webapi/admin/users/${encodeURIComponent(u)}`);
@@ -87,11 +128,15 @@ export function AdminUsers(props: { me: Me }) {
             {users.data.map((u) => (
               <tr data-user={u.name}>
                 <td data-label="Name">{u.name}{u.name === props.me.user && <span class="muted"> (you)</span>}</td>
-                <td data-label="Roles">{u.roles.join(', ')}</td>
-                <td class="mono" data-label="Logins">{u.logins.join(', ') || <span class="muted">none</span>}</td>
+                {editing === u.name && roles.data
+                  ? <td colSpan={2} data-label="Access"><AccessEditor user={u} roles={roles.data} onCancel={() => setEditing(undefined)} onDone={(msg) => { setEditing(undefined); setError(''); setDone(msg); users.reload(); }} /></td>
+                  : <><td data-label="Roles">{u.roles.join(', ')}</td>
+                    <td class="mono" data-label="Logins">{u.logins.join(', ') || <span class="muted">none</span>}</td></>}
                 <td data-label="Status" class={u.status === 'locked' ? 'bad' : undefined}>{u.status}{u.lockedUntil && ` until ${new Date(u.lockedUntil).toLocaleString()}`}</td>
                 <td data-label="Created">{new Date(u.createdAt).toLocaleDateString()}</td>
                 <td class="actions">
+                  {editing !== u.name && <button type="button" class="secondary" disabled={!roles.data} onClick={() => { setEditing(u.name); setDone(''); }}>Edit access<span class="sr"> of {u.name}</span></button>}
+                  {u.status === 'locked' && <button type="button" class="secondary" disabled={busy} onClick={() => unlock(u.name)}>Unlock<span class="sr"> {u.name}</span></button>}
                   <ConfirmButton label="Reset" what={u.name} onConfirm={() => reset(u.name)} />
                   {u.name !== props.me.user && <ConfirmButton label="Remove" what={u.name} onConfirm={() => remove(u.name)} />}
                 </td>

@@ -8,7 +8,7 @@ import { navigate } from '../router.ts';
 
 /** The admin pages, by path below /web/admin/, with their titles. */
 export const ADMIN_PAGES: ReadonlyArray<[string, string]> = [
-  ['users', 'Users'], ['roles', 'Roles'], ['nodes', 'Node registry'], ['settings', 'Settings'], ['tokens', 'Join tokens'],
+  ['users', 'Users'], ['roles', 'Roles'], ['nodes', 'Node registry'], ['settings', 'Settings'], ['tokens', 'Join tokens'], ['locks', 'Locks'],
 ];
 
 /** The admin pages' navigation, with the current one marked. */
