@@ -168,7 +168,7 @@ class InnerConnection {
     if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
     try {
       const cert = checkSshCertLogin(ctx, {
-        userCaKeys: this.cluster.userCaKeys, now: this.opts.clock.now(), user: this.conn.user,
+        userCaKeys: this.cluster.userCaKeys, now: this.opts.clock.now(), user: this.conn.user, clientAddr: this.conn.clientAddr,
         checkLogin: (c, login) => {
           if (!c.principals.includes(login)) throw loginNotAllowedError(login, c.principals);
         },

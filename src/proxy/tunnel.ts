@@ -106,7 +106,7 @@ async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () =
   try {
     const { line, rest } = await readRequestLine(sock, opts.requestTimeoutMs ?? 10_000);
     const req = parseTunnelRequest(line);
-    const caller = await opts.certAuth.authenticate('CONNECT', req.path, req.authorization);
+    const caller = await opts.certAuth.authenticate('CONNECT', req.path, req.authorization, clientAddr);
     if (!caller.principals.includes(req.login)) throw loginNotAllowedError(req.login, caller.principals);
     if (await recording() === 'proxy') {
       answer({ fallback: 'ssh', reason: 'this cluster records sessions at the proxy' });

@@ -90,7 +90,7 @@ export class WebAuth {
   async caller(req: FastifyRequest): Promise<WebCaller> {
     const authz = req.headers.authorization;
     if (authz && /^Postern-Cert /i.test(authz)) {
-      const c = await this.certAuth.authenticate(req.method, req.url, authz);
+      const c = await this.certAuth.authenticate(req.method, req.url, authz, req.ip);
       return { via: 'cert', user: c.user };
     }
     return this.session(req);
