@@ -24,7 +24,7 @@ import { registerWebTerminal } from './web-terminal.ts';
 import { findWebDir, registerUi } from './web-ui.ts';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { DEFAULT_WEB_LIMITS, limitWebConnections } from './conn-limits.ts';
-import type { WebConnLimits } from './conn-limits.ts';
+import type { WebConnLimiter, WebConnLimits } from './conn-limits.ts';
 
 /** What the web server needs to know about its proxy. */
 export interface WebServerOptions {
@@ -61,6 +61,9 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
     trustProxy: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+
+  const tlsServer = app.server as unknown as TlsServer;
+  const limiter = limitConnections(app, tlsServer, limits);
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     if (err.validation) {
@@ -121,9 +124,8 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
   );
 
   const certAuth = new CertAuthenticator({ auth: opts.auth, cluster });
-  const tlsServer = app.server as unknown as TlsServer;
   installTunnel(tlsServer, { auth: opts.auth, certAuth, log: opts.log, cluster });
-  limitConnections(app, tlsServer, limits);
+  gateTunnel(tlsServer, limiter);
   const webAuth = new WebAuth(opts.auth, certAuth);
   registerWebRoutes(app, { auth: opts.auth, webAuth, log: opts.log });
   void app.register(fastifyWebsocket, { options: { maxPayload: 1 << 20 } });
@@ -136,10 +138,10 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
 
 /**
  * The per-source cap and header timeout of conn-limits.ts on the web port: an HTTP request
- * (or websocket upgrade) on a connection over the cap gets a 429 and the connection closes;
- * a tunnel connection over it gets the tunnel's error line.
+ * (or websocket upgrade) on a connection over the cap gets a 429 and the connection closes.
+ * Before any route, so that it holds for all.
  */
-function limitConnections(app: FastifyInstance, server: TlsServer, limits: WebConnLimits): void {
+function limitConnections(app: FastifyInstance, server: TlsServer, limits: WebConnLimits): WebConnLimiter {
   const limiter = limitWebConnections(server, limits);
   app.addHook('onRequest', async (req, reply) => {
     limiter.started(req.raw.socket);
@@ -149,6 +151,11 @@ function limitConnections(app: FastifyInstance, server: TlsServer, limits: WebCo
       throw refusal;
     }
   });
+  return limiter;
+}
+
+/** A tunnel connection (tunnel.ts) over its source's cap gets the tunnel's error line and is closed. */
+function gateTunnel(server: TlsServer, limiter: WebConnLimiter): void {
   const routed = server.listeners('secureConnection') as Array<(s: TLSSocket) => void>;
   server.removeAllListeners('secureConnection');
   server.on('secureConnection', (s: TLSSocket) => {
