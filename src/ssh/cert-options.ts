@@ -31,12 +31,13 @@ function plainAddress(addr: string): string {
 }
 
 /**
- * Parses a source-address list into a matcher; throws CertificateError for a list sshd
+ * Parses a source-address list into matchers, one per address family; throws CertificateError for a list sshd
  * would not read (characters other than hex digits, dots, colons and slashes, a bad
  * address or prefix length, an empty entry).
  */
-export function parseSourceAddressList(list: string): BlockList {
-  const blocks = new BlockList();
+export function parseSourceAddressList(list: string): { ipv4: BlockList; ipv6: BlockList } {
+  // One list per family: sshd never matches an IPv4 client against an IPv6 entry (Node's BlockList would, for ::ffff: ones).
+  const lists = { ipv4: new BlockList(), ipv6: new BlockList() };
   const bad = (why: string): CertificateError =>
     refused('ERR_POSTERN_CERT_OPTION', `certificate source-address "${escapeControl(list)}" cannot be read: ${why}`);
   if (list === '') throw bad('it is empty');
@@ -47,23 +48,50 @@ export function parseSourceAddressList(list: string): BlockList {
     if (family === 0 || extra !== undefined) throw bad(`"${escapeControl(entry)}" is not an address or a CIDR block`);
     const type = family === 4 ? 'ipv4' : 'ipv6';
     const max = family === 4 ? 32 : 128;
+    const blocks = lists[type];
     if (len === undefined) {
       blocks.addAddress(addr, type);
       continue;
     }
     if (!/^\d{1,3}$/.test(len) || Number(len) > max) throw bad(`"${escapeControl(entry)}" has a bad prefix length`);
+    // As sshd (and ssh-keygen): no address bits may be set beyond the prefix ("127.0.0.1/24" is refused).
+    if (hostBitsSet(addressBytes(addr, family), Number(len))) throw bad(`"${escapeControl(entry)}" has address bits set beyond its prefix length`);
     blocks.addSubnet(addr, Number(len), type);
   }
-  return blocks;
+  return lists;
+}
+
+/** The bytes of an address isIP accepted (4 or 16). */
+function addressBytes(addr: string, family: number): number[] {
+  if (family === 4) return addr.split('.').map(Number);
+  let text = addr.replace(/%.*$/, '');
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const b = v4[1].split('.').map(Number);
+    text = `${text.slice(0, -v4[1].length)}${((b[0] << 8) | b[1]).toString(16)}:${((b[2] << 8) | b[3]).toString(16)}`;
+  }
+  const [head, tail] = text.split('::');
+  const groups = (s: string | undefined): string[] => (s ? s.split(':') : []);
+  const h = groups(head);
+  const t = groups(tail);
+  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return all.flatMap((g) => { const n = parseInt(g || '0', 16); return [n >> 8, n & 0xff]; });
+}
+
+function hostBitsSet(bytes: number[], prefix: number): boolean {
+  return bytes.some((b, i) => {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    return (b & (0xff >> keep)) !== 0;
+  });
 }
 
 /** Whether `addr` is in a source-address list; throws when the list cannot be read. */
 export function sourceAddressAllows(list: string, addr: string): boolean {
-  const blocks = parseSourceAddressList(list);
+  const lists = parseSourceAddressList(list);
   const plain = plainAddress(addr);
   const family = isIP(plain);
   if (family === 0) return false;
-  return blocks.check(plain, family === 4 ? 'ipv4' : 'ipv6');
+  return family === 4 ? lists.ipv4.check(plain, 'ipv4') : lists.ipv6.check(plain, 'ipv6');
 }
 
 /**
