@@ -251,3 +251,39 @@ test('every certificate of the corpus: the proxy accepts on every surface exactl
   // The corpus is not trivial: sshd itself let some in and kept some out.
   assert.ok(rows.some((r) => r.includes('sshd login in')) && rows.some((r) => r.includes('sshd login out')));
 });
+
+test('source-address lists are read as sshd reads them', async () => {
+  const { sourceAddressAllows, parseSourceAddressList } = await import('../../src/ssh/cert-options.ts');
+  assert.equal(sourceAddressAllows('127.0.0.1/32', '127.0.0.1'), true);
+  assert.equal(sourceAddressAllows('10.0.0.0/8,127.0.0.0/8', '::ffff:127.0.0.9'), true, 'an IPv4-mapped client is its IPv4 address');
+  assert.equal(sourceAddressAllows('10.0.0.0/8', '127.0.0.1'), false);
+  assert.equal(sourceAddressAllows('::ffff:127.0.0.0/104', '127.0.0.1'), false, 'no IPv4 client matches an IPv6 entry');
+  assert.equal(sourceAddressAllows('2001:db8::/32', '2001:db8:0:1::5'), true);
+  assert.equal(sourceAddressAllows('192.0.2.7', '192.0.2.7'), true);
+  for (const bad of ['', 'localhost', '127.0.0.1/24', '2001:db8::1/32', '1.2.3.4/33', '1.2.3.4,', '1.2.3.4/8/8', '*']) {
+    assert.throws(() => parseSourceAddressList(bad), (err: Error & { code?: string }) => err.code === 'ERR_POSTERN_CERT_OPTION', JSON.stringify(bad));
+  }
+});
+
+test('ssh -J NAME@proxy LOGIN@node: the jump login is not taken as the node login (issue 13, item 9)', async () => {
+  // The user's own name is a login too (a role grants it on dev nodes, so the certificate lists
+  // it), but on web1 a role grants only LOCAL_USER.
+  for (const [name, login, labels] of [['webops', LOCAL_USER, 'env=prod'], ['devbox', 'jumper', 'env=dev']]) {
+    const role = await c.admin(['roles', 'add', name, '--logins', login, '--node-labels', labels]);
+    assert.equal(role.code, 0, role.stderr);
+  }
+  const home = await c.user('jumper', `jumper,${LOCAL_USER}`, 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ', 'webops,devbox');
+  assert.deepEqual(parseCertificate(readFileSync(userFiles(home, 'jumper').cert, 'utf8').trim()).principals.sort(), ['jumper', LOCAL_USER].sort());
+  const f = userFiles(home, 'jumper');
+  const cfg = join(dir, 'jumper.ssh_config');
+  writeFileSync(cfg, [
+    'Host *', `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', '  IdentityAgent none', '  BatchMode yes',
+    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  ConnectTimeout 30', '',
+  ].join('\n'));
+  const r = await ssh(['-F', cfg, '-J', `jumper@127.0.0.1:${c.sshPort}`, `${LOCAL_USER}@web1`, 'echo', 'jumped']);
+  assert.equal(r.code, 0, r.stderr + c.serve.stderr().slice(-1500));
+  assert.equal(r.stdout, 'jumped\n');
+  // The node still decides the login: one the certificate does not list is refused there.
+  const other = await ssh(['-F', cfg, '-J', `jumper@127.0.0.1:${c.sshPort}`, 'nobody-here@web1', 'true']);
+  assert.notEqual(other.code, 0);
+});
