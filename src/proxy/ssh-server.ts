@@ -294,10 +294,19 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
   // The listener's own TCP server decides at accept (ssh2 would see a connection only once
   // its client sent the SSH banner, so an idle socket would never reach it), then hands the
   // socket to ssh2.
+  let lastRefusalLog = 0;
+  let refusedUnlogged = 0;
   const tcp = createTcpServer((raw) => {
     const verdict = gate.admit(raw.remoteAddress);
     if (!verdict.ok) {
-      opts.log.info({ clientAddr: raw.remoteAddress, why: verdict.why, unauthenticated: gate.unauthenticated() }, 'refused a connection before login');
+      // A flood must not become a flood of log lines: one a second, with how many it stands for.
+      refusedUnlogged++;
+      const now = Date.now();
+      if (now - lastRefusalLog >= 1000) {
+        opts.log.info({ clientAddr: raw.remoteAddress, why: verdict.why, unauthenticated: gate.unauthenticated(), refused: refusedUnlogged }, 'refused a connection before login');
+        lastRefusalLog = now;
+        refusedUnlogged = 0;
+      }
       raw.on('error', () => {});
       raw.end(startupRefusalLine(verdict.why, limits));
       raw.destroySoon();

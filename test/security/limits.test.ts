@@ -72,11 +72,15 @@ async function flood(port: number, from: string, n: number): Promise<Socket[]> {
 }
 
 const closed = new WeakSet<Socket>();
+const openedAt = new WeakMap<Socket, number>();
+const closedAt = new WeakMap<Socket, number>();
 /** Reads (and drops) what a socket gets, and notes when the other side ended it. */
 function watch<S extends Socket>(s: S): S {
+  openedAt.set(s, Date.now());
+  const done = (): void => { if (!closed.has(s)) closedAt.set(s, Date.now()); closed.add(s); };
   s.on('error', () => {});
-  s.on('end', () => closed.add(s));
-  s.on('close', () => closed.add(s));
+  s.on('end', done);
+  s.on('close', done);
   s.resume();
   return s;
 }
@@ -138,12 +142,12 @@ test('an idle connection is closed after the login grace time, also one that sen
   const [idle] = await flood(c.sshPort, '127.0.0.3', 1);
   const banner = watch(netConnect({ host: '127.0.0.1', port: c.sshPort, localAddress: '127.0.0.3' }));
   banner.write('SSH-2.0-stalled\r\n');
-  const closedAt = (s: Socket): Promise<number> => new Promise((resolve) => {
+  const whenClosed = (s: Socket): Promise<number> => new Promise((resolve) => {
     if (closed.has(s)) resolve(Date.now());
     s.once('end', () => resolve(Date.now()));
     s.once('close', () => resolve(Date.now()));
   });
-  const [a, b] = await Promise.all([closedAt(idle), closedAt(banner)]);
+  const [a, b] = await Promise.all([whenClosed(idle), whenClosed(banner)]);
   const seconds = [(a - t0) / 1000, (b - t0) / 1000];
   console.log(`# idle connections closed after ${seconds.map((s) => s.toFixed(1)).join(' s and ')} s (grace ${GRACE_S} s)`);
   // A busy machine can only make it later; never earlier than the grace time.
@@ -237,5 +241,21 @@ test('the web port: an address over its connection cap gets a clear 429, others 
     for (const s of held) s.destroy();
     raw.destroy();
     await elsewhere.close();
+  }
+});
+
+test('the web port: 500 connections from one address, and those beyond twice the cap are closed at accept; serve stays up', async () => {
+  const port = Number(c.serve.web.split(':')[1]);
+  const socks = await flood(port, '127.0.0.6', 500);
+  try {
+    const open = await waitFor(() => { const n = openOf(socks); return n <= 2 * WEB_PER_SOURCE ? n : false; }, { what: `at most ${2 * WEB_PER_SOURCE} web connections left open`, timeoutMs: 60_000, intervalMs: 100 });
+    // Closed sooner than the header timeout could close anything: closed at accept, by the cap.
+    const early = socks.filter((s) => (closedAt.get(s) ?? Infinity) - openedAt.get(s)! < WEB_HEADER_S * 1000).length;
+    console.log(`# 500 web connections from one address: ${open} left open (cap ${WEB_PER_SOURCE}), ${early} closed at accept`);
+    assert.ok(early >= 500 - 2 * WEB_PER_SOURCE, `only ${early} closed at accept`);
+    const fine = await ping('127.0.0.1', port, '127.0.0.1');
+    assert.equal(fine.status, 200, fine.body);
+  } finally {
+    for (const s of socks) s.destroy();
   }
 });
