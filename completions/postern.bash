@@ -32,7 +32,7 @@ _postern() {
     "sessions ls") words="--proxy --format" ;;
     "join") words="--mode --proxy --escape-char" ;;
     "signup") words="--password-stdin --totp-secret --otp --ca-pin --insecure" ;;
-    "serve") words="--config --data-dir --web-addr --ssh-addr --auth-addr --public-addr --cluster-name --roles --auth-server --join-token --ca-pin --peer-addr --peer-public-addr --cert-file --key-file --second-factor --log-format --storage" ;;
+    "serve") words="--config --data-dir --web-addr --ssh-addr --auth-addr --public-addr --cluster-name --roles --auth-server --join-token --ca-pin --peer-addr --peer-public-addr --cert-file --key-file --second-factor --log-format --storage --login-grace-time --max-startups --per-source-max-startups --max-auth-tries --web-max-connections-per-source --web-header-timeout" ;;
     "users") words="add ls rm reset update unlock" ;;
     "users add") words="--logins --roles --ttl --format --data-dir" ;;
     "users ls") words="--format --data-dir" ;;
@@ -131,6 +131,12 @@ _postern() {
     "serve|--second-factor") values="" ;;
     "serve|--log-format") values="json text" ;;
     "serve|--storage") values="" ;;
+    "serve|--login-grace-time") values="" ;;
+    "serve|--max-startups") values="" ;;
+    "serve|--per-source-max-startups") values="" ;;
+    "serve|--max-auth-tries") values="" ;;
+    "serve|--web-max-connections-per-source") values="" ;;
+    "serve|--web-header-timeout") values="" ;;
     "users add|--logins") values="" ;;
     "users add|--roles") values="" ;;
     "users add|--ttl") values="" ;;

@@ -30,6 +30,7 @@ import { isCertAlgo, verifyCertAuthSignature } from '../ssh/ssh2-certs.ts';
 import type { SignedPublicKeyAuth } from '../ssh/ssh2-certs.ts';
 import { CLUSTER_INFO_MAX_AGE_MS, ClusterInfoSource } from './cluster-info.ts';
 import { parseSelector } from '../api/labels.ts';
+import { checkCriticalOptions } from '../ssh/cert-options.ts';
 
 /** How far a request's timestamp may be from the proxy's clock. */
 export const MAX_SKEW_MS = 5 * 60_000;
@@ -112,9 +113,10 @@ export class CertAuthenticator {
   /**
    * Verifies a request's Authorization header; resolves with the caller or throws
    * RequestAuthError (401), or RateLimitedError (429) past the cluster's limits for the
-   * user or for `clientAddr`.
+   * user or for `clientAddr`. `clientAddr` is where the request came from: a certificate's
+   * source-address is checked against it, and refused when it is not given.
    */
-  async authenticate(method: string, pathAndQuery: string, header: string | undefined, clientAddr = ''): Promise<CertCaller> {
+  async authenticate(method: string, pathAndQuery: string, header: string | undefined, clientAddr?: string): Promise<CertCaller> {
     const h = parseCertAuthHeader(header);
     const nowDate = this.clock.now();
     const now = nowDate.getTime();
@@ -135,13 +137,18 @@ export class CertAuthenticator {
       }
       throw new RequestAuthError(`the certificate was refused: ${(err as Error).message}`, { cause: err });
     }
+    try {
+      checkCriticalOptions(cert, clientAddr);
+    } catch (err) {
+      throw new RequestAuthError(`the certificate was refused: ${(err as Error).message}`, { cause: err });
+    }
     const text = Buffer.from(`${CONTEXT}\n${method.toUpperCase()}\n${pathAndQuery}\n${h.ts}\n${h.nonce}`, 'utf8');
     let ok = false;
     try { ok = verifySsh(cert.subjectPublicKey, text, h.sig); } catch { ok = false; }
     if (!ok) throw new RequestAuthError('the request signature does not verify with the certificate\'s key');
     await this.cluster.checkAccount(cert);
     // Only signed requests get here, so strangers can neither fill the store nor drain a user's limit.
-    await this.opts.auth.claimNonce({ user: cert.keyId, nonce: h.nonce, clientAddr, expiresAt: h.ts + MAX_SKEW_MS });
+    await this.opts.auth.claimNonce({ user: cert.keyId, nonce: h.nonce, clientAddr: clientAddr ?? '', expiresAt: h.ts + MAX_SKEW_MS });
     return { user: cert.keyId, principals: cert.principals, certificate: cert };
   }
 }
@@ -153,12 +160,15 @@ export interface SshCertLoginCheck {
   now: Date;
   /** The Postern user the certificate must belong to (inside a connection that already has one). */
   user?: string;
+  /** Where the connection comes from: checked against a certificate's source-address (refused when not given). */
+  clientAddr?: string;
   /** Throws when the login asked for is not allowed with this certificate. */
   checkLogin(cert: SshCertificate, login: string): void;
 }
 
 /**
  * Checks an ssh2 publickey login: only a user certificate of the cluster's CA, valid now,
+ * whose critical options allow it (source-address, no unknown option: cert-options.ts),
  * of `check.user` when given, for a login `check.checkLogin` allows, whose holder signed.
  * Returns the certificate once signed; undefined for ssh2's query without a signature
  * (accept it: the client then signs). Throws a PosternError naming the failed check;
@@ -168,6 +178,7 @@ export function checkSshCertLogin(ctx: PublicKeyAuthContext, check: SshCertLogin
   if (!isCertAlgo(ctx.key.algo)) throw new PosternError('ERR_POSTERN_CERT_REQUIRED', 'only certificates of this cluster are accepted');
   const cert = parseCertificate(ctx.key.data);
   verifyCertificate(cert, { caPublicKeys: check.userCaKeys, type: 'user', now: check.now });
+  checkCriticalOptions(cert, check.clientAddr);
   if (check.user !== undefined && cert.keyId !== check.user) {
     throw new PosternError('ERR_POSTERN_CERT_USER', `the certificate of "${cert.keyId}" inside a connection of "${check.user}"`);
   }

@@ -26,6 +26,7 @@ import type { SessionHubOptions } from './session-hub.ts';
 import { loadPeerTls, peerJoiner, peerPublicAddr, startPeerServer } from './peer-relay.ts';
 import type { RunningPeerServer } from './peer-relay.ts';
 import type { Clock } from '../core/clock.ts';
+import type { SshConnLimits, WebConnLimits } from './conn-limits.ts';
 
 /** Where and how the proxy runs. */
 export interface ProxyOptions {
@@ -45,6 +46,10 @@ export interface ProxyOptions {
   peerPublicAddr?: { host: string; port?: number };
   log: Logger;
   clock: Clock;
+  /** sshd's defences on the SSH listener (conn-limits.ts defaults where not given). */
+  sshLimits?: Partial<SshConnLimits>;
+  /** The web port's per-source cap and header timeout (conn-limits.ts defaults where not given). */
+  webLimits?: Partial<WebConnLimits>;
 }
 
 /** A running proxy. */
@@ -124,8 +129,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const cluster = new ClusterInfoSource(opts.auth);
   const webOpts: WebServerOptions = {
     auth: opts.auth, cluster, tls, webPublicAddr: '', sshPublicAddr: '', sshHostKey: formatAuthorizedKey(hostKey.publicWire), log: opts.log, hub, clock: opts.clock,
+    ...(opts.webLimits ? { limits: opts.webLimits } : {}),
   };
-  const ssh = await startSshListener({ auth: opts.auth, hostKey, addr: opts.sshAddr, log: opts.log.child({ component: 'ssh' }), clock: opts.clock, hub, cluster });
+  const ssh = await startSshListener({ auth: opts.auth, hostKey, addr: opts.sshAddr, log: opts.log.child({ component: 'ssh' }), clock: opts.clock, hub, cluster, ...(opts.sshLimits ? { limits: opts.sshLimits } : {}) });
   const app: FastifyInstance = buildWebServer(webOpts);
   let webPort: number;
   try {

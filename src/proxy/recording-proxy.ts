@@ -46,6 +46,8 @@ import { connectNodeWithAgent } from './node-client.ts';
 import type { LiveSession, Participant, SessionHub } from './session-hub.ts';
 import { authorizeNode } from './node-dialer.ts';
 import { checkSshCertLogin } from './cert-auth.ts';
+import { certPermits } from '../ssh/cert-options.ts';
+import type { PermitExtension } from '../ssh/cert-options.ts';
 import type { ClusterFacts, ClusterInfoSource } from './cluster-info.ts';
 import { accountOf } from './cluster-info.ts';
 import { pipeBoth } from '../core/pipe.ts';
@@ -130,6 +132,8 @@ class InnerConnection {
   private readonly names: string[];
   private readonly log: Logger;
   private login = '';
+  /** The certificate the client logged in with: its permit-* extensions hold here as at sshd. */
+  private cert: SshCertificate | undefined;
   private nodeClient: Promise<Client> | undefined;
   private agentForwarded = false;
   private remoteForwards = false;
@@ -173,7 +177,7 @@ class InnerConnection {
     if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
     try {
       const cert = checkSshCertLogin(ctx, {
-        userCaKeys: this.cluster.userCaKeys, now: this.opts.clock.now(), user: this.conn.user,
+        userCaKeys: this.cluster.userCaKeys, now: this.opts.clock.now(), user: this.conn.user, clientAddr: this.conn.clientAddr,
         checkLogin: (c, login) => {
           if (!c.principals.includes(login)) throw loginNotAllowedError(login, c.principals);
         },
@@ -188,6 +192,7 @@ class InnerConnection {
         user: cert.keyId, account: accountOf(cert), login: ctx.username, node: this.conn.node?.name ?? this.conn.target,
         via: 'recording', clientAddr: this.conn.clientAddr, close: (message) => this.terminate(message),
       });
+      this.cert = cert;
       ctx.accept();
     } catch (err) {
       if ((err as PosternError).code === 'ERR_POSTERN_CERT_REQUIRED') return ctx.reject(['publickey']);
@@ -247,12 +252,22 @@ class InnerConnection {
     const env: Record<string, string> = {};
     let agentRequested = false;
     let started: { live?: LiveSession; owner?: Participant; stream?: ClientChannel } | undefined;
-    session.on('pty', (accept, _reject, info) => { pty = info; accept?.(); });
+    session.on('pty', (accept, reject, info) => {
+      if (!this.permits('permit-pty')) return reject?.();
+      pty = info;
+      accept?.();
+    });
     session.on('env', (accept, _reject, info) => {
       if (/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(info.key) && info.val.length < 4096) env[info.key] = info.val;
       accept?.();
     });
-    session.on('auth-agent', (accept) => { agentRequested = true; this.agentForwarded = true; accept?.(); });
+    session.on('auth-agent', (accept, reject) => {
+      // Without permit-agent-forwarding the proxy may not take the agent (then NOT_FORWARDED says why the session cannot start).
+      if (!this.permits('permit-agent-forwarding')) return reject?.();
+      agentRequested = true;
+      this.agentForwarded = true;
+      accept?.();
+    });
     session.on('x11', (_accept, reject) => reject?.());
     session.on('window-change', (accept, _reject, info) => {
       accept?.();
@@ -363,8 +378,14 @@ class InnerConnection {
     });
   }
 
+  /** Whether the client's certificate grants `ext`. */
+  private permits(ext: PermitExtension): boolean {
+    return this.cert !== undefined && certPermits(this.cert, ext);
+  }
+
   /** `ssh -L`: a direct-tcpip channel from the client, opened from the node. */
   private async directTcpip(accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo): Promise<void> {
+    if (!this.permits('permit-port-forwarding')) return reject();
     try {
       const node = await this.node();
       const out = await new Promise<ClientChannel>((resolve, rej) => node.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, s) => (err ? rej(err) : resolve(s))));
@@ -382,6 +403,7 @@ class InnerConnection {
   /** `ssh -R`: the node listens, and each connection comes back to the client. */
   private async globalRequest(accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: { bindAddr: string; bindPort: number }): Promise<void> {
     if (name !== 'tcpip-forward' && name !== 'cancel-tcpip-forward') return reject?.();
+    if (name === 'tcpip-forward' && !this.permits('permit-port-forwarding')) return reject?.();
     try {
       const node = await this.node();
       if (name === 'cancel-tcpip-forward') {

@@ -8,9 +8,17 @@
  * proxy`, asked of auth at most every 5 s), it terminates it instead (recording-proxy.ts).
  * It also carries `postern join`: the command `join ID MODE` on a session channel attaches
  * the channel to a live session of this proxy's SessionHub.
+ *
+ * Before a login it applies sshd's defences (conn-limits.ts): MaxStartups and a per-source
+ * cap decide at the TCP accept, a connection must log in within the login grace time, and
+ * one that fails MaxAuthTries logins is closed. After it, the certificate's restrictions
+ * hold as sshd applies them (cert-options.ts): source-address and unknown critical options
+ * refuse the login; `proxy:` subsystems and direct-tcpip need permit-port-forwarding, a pty
+ * needs permit-pty, and a force-command certificate gets no session here.
  */
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from 'ssh2';
+import { createServer as createTcpServer } from 'node:net';
 import type { Socket } from 'node:net';
 import type { JoinMode } from '../api/types.ts';
 import type { SshListenerAuth } from '../api/proxy-auth.ts';
@@ -30,6 +38,10 @@ import { ClusterInfoSource, accountOf } from './cluster-info.ts';
 import { PROXY_SERVER_ALGORITHMS } from './ssh-algorithms.ts';
 import { pipeBoth } from '../core/pipe.ts';
 import type { SessionHub } from './session-hub.ts';
+import { DEFAULT_SSH_LIMITS, StartupGate, startupRefusalLine } from './conn-limits.ts';
+import type { SshConnLimits } from './conn-limits.ts';
+import { certPermits, notPermittedMessage } from '../ssh/cert-options.ts';
+import type { SshCertificate } from '../ssh/certs.ts';
 
 /** How the listener runs. */
 export interface SshListenerOptions {
@@ -44,6 +56,8 @@ export interface SshListenerOptions {
   hub: SessionHub;
   /** The proxy's shared cluster facts (recording mode, CA keys); one of its own when not given. */
   cluster?: ClusterInfoSource;
+  /** sshd's defences before a login (DEFAULT_SSH_LIMITS where not given). */
+  limits?: Partial<SshConnLimits>;
 }
 
 /** A running listener. */
@@ -51,14 +65,18 @@ export interface RunningSshListener {
   port: number;
   /** Connections open now (for tests and metrics). */
   connections(): number;
+  /** Connections that have not logged in yet (for tests and metrics). */
+  unauthenticated(): number;
   close(): Promise<void>;
 }
 
-/** Who a connection authenticated as, with the account its certificate is bound to. */
-type Caller = NodeCaller & { account: string };
+/** Who a connection authenticated as, with the account its certificate is bound to, and the certificate. */
+type Caller = NodeCaller & { account: string; cert: SshCertificate };
 
 const ADMINISTRATIVELY_PROHIBITED = 1;
 const CONNECT_FAILED = 2;
+/** SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, as sshd sends after MaxAuthTries. */
+const NO_MORE_AUTH_METHODS = 14;
 
 /** Parses the subsystem name `proxy:HOST:PORT` (HOST may be [v6], a selector, or a name). */
 export function parseProxySubsystem(name: string): { host: string; port: number } | undefined {
@@ -78,6 +96,17 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
   const open = new Set<Connection>();
   /** How many node connections each client connection carries now (not counting recording mode's). */
   const carried = new WeakMap<Connection, number>();
+  const limits: SshConnLimits = { ...DEFAULT_SSH_LIMITS, ...opts.limits };
+  const gate = new StartupGate(limits);
+  /** Sockets before their login: the grace timer and the MaxStartups count to end at login. */
+  const preAuth = new Map<Socket, { timer: NodeJS.Timeout; release: () => void }>();
+  const loggedIn = (sock: Socket | undefined): void => {
+    const p = sock && preAuth.get(sock);
+    if (!p) return;
+    clearTimeout(p.timer);
+    p.release();
+    preAuth.delete(sock);
+  };
   const recorder = new RecordingProxy({
     auth: opts.auth, hub: opts.hub, hostKey: opts.hostKey, log: opts.log, clock: opts.clock, cluster,
   });
@@ -127,16 +156,29 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
     const clientAddr = info.ip;
     let caller: Caller | undefined;
     const log = opts.log.child({ clientAddr });
+    const sock = (client as unknown as { _sock?: Socket })._sock;
     client.on('error', (err) => log.debug({ err }, 'ssh client connection error'));
     client.on('close', () => open.delete(client));
-    (client as unknown as { _sock?: Socket })._sock?.setNoDelay(true);
+    sock?.setNoDelay(true);
+    let failures = 0;
+    /** A failed login (not `none`, not a key query that was answered yes), counted as sshd counts MaxAuthTries. */
+    const fail = (ctx: AuthContext): void => {
+      failures++;
+      if (failures < limits.maxAuthTries) return ctx.reject(['publickey']);
+      log.info({ user: ctx.username, failures }, 'too many authentication failures: closing the connection');
+      const proto = (client as unknown as { _protocol?: { disconnect(reason: number): void } })._protocol;
+      try { proto?.disconnect(NO_MORE_AUTH_METHODS); } catch { /* already gone */ }
+      sock?.end();
+    };
 
     client.on('authentication', (ctx: AuthContext) => {
       void (async () => {
-        if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
+        if (failures >= limits.maxAuthTries) return;
+        if (ctx.method === 'none') return ctx.reject(['publickey']);
+        if (ctx.method !== 'publickey') return fail(ctx);
         try {
           const cert = checkSshCertLogin(ctx, {
-            userCaKeys: (await cluster.get()).userCaKeys, now: opts.clock.now(),
+            userCaKeys: (await cluster.get()).userCaKeys, now: opts.clock.now(), clientAddr,
             checkLogin: (c, login) => {
               if (login !== c.keyId && !c.principals.includes(login)) {
                 throw new PosternError('ERR_POSTERN_CERT_PRINCIPAL', `user name "${login}" is neither the certificate's user nor one of its logins`);
@@ -146,7 +188,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           if (!cert) return ctx.accept();
           await cluster.checkAccount(cert);
           caller = {
-            user: cert.keyId, principals: cert.principals, clientAddr, account: accountOf(cert),
+            user: cert.keyId, principals: cert.principals, clientAddr, account: accountOf(cert), cert,
             ...(cert.principals.includes(ctx.username) ? { login: ctx.username } : {}),
           };
           ctx.accept();
@@ -156,25 +198,36 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
           } else {
             log.info({ user: ctx.username, reason: (err as Error).message }, 'refused a certificate');
           }
-          ctx.reject(['publickey']);
+          fail(ctx);
         }
       })();
     });
 
     client.on('ready', () => {
+      loggedIn(sock);
       const who = caller!;
+      const forced = who.cert.criticalOptions['force-command'];
+      const mayForward = certPermits(who.cert, 'permit-port-forwarding');
       client.on('session', (accept) => {
         const session = accept();
-        session.on('pty', (acc) => acc?.());
+        session.on('pty', (acc, rej) => (certPermits(who.cert, 'permit-pty') ? acc?.() : rej?.()));
         session.on('env', (acc) => acc?.());
+        /** A force-command certificate: sshd would run that command instead of anything asked; the proxy runs none. */
+        const refuseForced = (acc: () => ServerChannel): void => {
+          const ch = acc();
+          ch.stderr.write(`error: this certificate forces the command "${escapeControl(forced!)}", and the Postern proxy runs no commands\r\n`);
+          ch.exit(1);
+          ch.end();
+        };
         const refuseShell = (acc: () => ServerChannel): void => {
           const ch = acc();
           ch.stderr.write(`This is the Postern proxy: use it as a jump host (ssh -J) or with postern proxy ssh, not as a shell.\r\n`);
           ch.exit(1);
           ch.end();
         };
-        session.on('shell', (acc) => refuseShell(acc));
+        session.on('shell', (acc) => (forced !== undefined ? refuseForced(acc) : refuseShell(acc)));
         session.on('exec', (acc, _rej, info) => {
+          if (forced !== undefined) return refuseForced(acc);
           const join = /^join ([A-Za-z0-9_-]{8,64}) (observer|peer)$/.exec(info.command.trim());
           if (!join) return refuseShell(acc);
           void joinSession(acc(), who, join[1], join[2] as JoinMode, log);
@@ -182,7 +235,15 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
         session.on('subsystem', (acc, rej, info) => {
           const target = parseProxySubsystem(info.name);
           if (!target) { rej?.(); return; }
+          if (forced !== undefined) return refuseForced(acc);
           const ch = acc();
+          if (!mayForward) {
+            log.info({ user: who.user, target: target.host }, 'refused a proxy subsystem: no permit-port-forwarding');
+            ch.stderr.write(`error: ${notPermittedMessage('permit-port-forwarding', `connecting to ${escapeControl(target.host)}`)}\n`);
+            ch.exit(255);
+            ch.end();
+            return;
+          }
           void route(who, target.host, target.port, 'subsystem', log)
             .then((dialled) => carry(client, ch, dialled, who, target.host, target.port, 'subsystem'))
             .catch((err: Error) => {
@@ -194,11 +255,19 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
       });
       client.on('tcpip', (accept, reject, info: TcpipRequestInfo) => {
         const rej = reject as unknown as (code?: number, desc?: string) => void;
-        void route(who, info.destIP, info.destPort, 'direct-tcpip', log).then(
+        if (!mayForward) {
+          log.info({ user: who.user, target: info.destIP }, 'refused direct-tcpip: no permit-port-forwarding');
+          rej(ADMINISTRATIVELY_PROHIBITED, notPermittedMessage('permit-port-forwarding', 'port forwarding'));
+          return;
+        }
+        // The name an `ssh -J alice@proxy root@web1` logged in with is the jump login, not
+        // the node's: the login to the node runs end to end, the node's sshd checks it.
+        const { login: _jumpLogin, ...jumper } = who;
+        void route(jumper, info.destIP, info.destPort, 'direct-tcpip', log).then(
           (dialled) => {
             const ch = accept();
             if (!ch) { dialled.sock.destroy(); return; }
-            void carry(client, ch, dialled, who, info.destIP, info.destPort, 'direct-tcpip').catch((err: Error) => {
+            void carry(client, ch, dialled, jumper, info.destIP, info.destPort, 'direct-tcpip').catch((err: Error) => {
               log.warn({ err }, 'recording proxy could not start');
               dialled.sock.destroy();
               ch.close();
@@ -211,7 +280,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
   });
 
   /** Asks auth, then dials; every refusal happens before any dial. */
-  const route = (who: Caller, target: string, port: number, via: 'subsystem' | 'direct-tcpip', log: Logger): Promise<DialledNode> =>
+  const route = (who: NodeCaller, target: string, port: number, via: 'subsystem' | 'direct-tcpip', log: Logger): Promise<DialledNode> =>
     dialNode(opts.auth, who, target, port, via, log, dialTimeout);
 
   /** `postern join`: auth decides, then the channel becomes a participant of the live session. */
@@ -253,19 +322,53 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
     }
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: Error) => reject(listenError(err, opts.addr, '--ssh-addr')));
-    server.listen(opts.addr.port, opts.addr.host, () => { server.removeAllListeners('error'); resolve(); });
+  // The listener's own TCP server decides at accept (ssh2 would see a connection only once
+  // its client sent the SSH banner, so an idle socket would never reach it), then hands the
+  // socket to ssh2.
+  let lastRefusalLog = 0;
+  let refusedUnlogged = 0;
+  const tcp = createTcpServer((raw) => {
+    const verdict = gate.admit(raw.remoteAddress);
+    if (!verdict.ok) {
+      // A flood must not become a flood of log lines: one a second, with how many it stands for.
+      refusedUnlogged++;
+      const now = Date.now();
+      if (now - lastRefusalLog >= 1000) {
+        opts.log.info({ clientAddr: raw.remoteAddress, why: verdict.why, unauthenticated: gate.unauthenticated(), refused: refusedUnlogged }, 'refused a connection before login');
+        lastRefusalLog = now;
+        refusedUnlogged = 0;
+      }
+      raw.on('error', () => {});
+      raw.end(startupRefusalLine(verdict.why, limits));
+      raw.destroySoon();
+      return;
+    }
+    const timer = setTimeout(() => {
+      opts.log.info({ clientAddr: raw.remoteAddress, loginGraceMs: limits.loginGraceMs }, 'timeout before authentication: closing the connection');
+      raw.destroy();
+    }, limits.loginGraceMs);
+    preAuth.set(raw, { timer, release: verdict.release });
+    raw.once('close', () => {
+      loggedIn(raw);
+    });
+    server.injectSocket(raw);
   });
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', (err: Error) => reject(listenError(err, opts.addr, '--ssh-addr')));
+    tcp.listen(opts.addr.port, opts.addr.host, () => { tcp.removeAllListeners('error'); resolve(); });
+  });
+  tcp.on('error', (err: Error) => opts.log.error({ err }, 'ssh listener error'));
   server.on('error', (err: Error) => opts.log.error({ err }, 'ssh listener error'));
-  const a = server.address();
+  const a = tcp.address();
   return {
     port: typeof a === 'object' && a ? a.port : opts.addr.port,
     connections: () => open.size,
+    unauthenticated: () => gate.unauthenticated(),
     async close() {
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        tcp.close(() => resolve());
         for (const c of open) c.end();
+        for (const raw of preAuth.keys()) raw.destroy();
       });
     },
   };

@@ -25,7 +25,8 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { TunnelAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
-import { ValidationError } from '../core/errors.ts';
+import { AccessDeniedError, ValidationError } from '../core/errors.ts';
+import { certPermits, notPermittedMessage } from '../ssh/cert-options.ts';
 import { loginNotAllowedError } from '../api/refusals.ts';
 import { errorToBody } from '../api/errors.ts';
 import type { CertAuthenticator } from './cert-auth.ts';
@@ -108,6 +109,10 @@ async function serveTunnel(sock: TLSSocket, opts: TunnelOptions, recording: () =
     const req = parseTunnelRequest(line);
     const caller = await opts.certAuth.authenticate('CONNECT', req.path, req.authorization, clientAddr);
     if (!caller.principals.includes(req.login)) throw loginNotAllowedError(req.login, caller.principals);
+    // The tunnel forwards a port, as ssh -J's direct-tcpip does: the certificate must allow it.
+    if (!certPermits(caller.certificate, 'permit-port-forwarding')) {
+      throw new AccessDeniedError(notPermittedMessage('permit-port-forwarding', `connecting to ${req.target}`));
+    }
     if (await recording() === 'proxy') {
       answer({ fallback: 'ssh', reason: 'this cluster records sessions at the proxy' });
       return;

@@ -22,7 +22,9 @@ import { WebAuth } from './web-auth.ts';
 import { registerWebRoutes } from './web-routes.ts';
 import { registerWebTerminal } from './web-terminal.ts';
 import { findWebDir, registerUi } from './web-ui.ts';
-import type { Server as TlsServer } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { DEFAULT_WEB_LIMITS, limitWebConnections } from './conn-limits.ts';
+import type { WebConnLimiter, WebConnLimits } from './conn-limits.ts';
 
 /** What the web server needs to know about its proxy. */
 export interface WebServerOptions {
@@ -40,19 +42,28 @@ export interface WebServerOptions {
   cluster?: ClusterInfoSource;
   /** Where the built UI is (default: dist/web found from here, or $POSTERN_WEB_DIR). */
   webDir?: string;
+  /** The per-source connection cap and header timeout (DEFAULT_WEB_LIMITS where not given). */
+  limits?: Partial<WebConnLimits>;
 }
 
 /** Builds the web server (not yet listening). */
 export function buildWebServer(opts: WebServerOptions): FastifyInstance {
   const cluster = opts.cluster ?? new ClusterInfoSource(opts.auth);
+  const limits: WebConnLimits = { ...DEFAULT_WEB_LIMITS, ...opts.limits };
   const app = Fastify({
     // ALPN: `postern-tunnel/1` connections are the TLS tunnel of `postern proxy ssh` (tunnel.ts).
-    https: { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ALPNProtocols: [TUNNEL_ALPN, 'http/1.1'] },
+    https: {
+      cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ALPNProtocols: [TUNNEL_ALPN, 'http/1.1'],
+      handshakeTimeout: limits.headerTimeoutMs,
+    },
     logger: false,
     bodyLimit: 1 << 20,
     trustProxy: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+
+  const tlsServer = app.server as unknown as TlsServer;
+  const limiter = limitConnections(app, tlsServer, limits);
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     if (err.validation) {
@@ -113,7 +124,8 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
   );
 
   const certAuth = new CertAuthenticator({ auth: opts.auth, cluster });
-  installTunnel(app.server as unknown as TlsServer, { auth: opts.auth, certAuth, log: opts.log, cluster });
+  installTunnel(tlsServer, { auth: opts.auth, certAuth, log: opts.log, cluster });
+  gateTunnel(tlsServer, limiter);
   const webAuth = new WebAuth(opts.auth, certAuth);
   registerWebRoutes(app, { auth: opts.auth, webAuth, log: opts.log });
   void app.register(fastifyWebsocket, { options: { maxPayload: 1 << 20 } });
@@ -122,4 +134,40 @@ export function buildWebServer(opts: WebServerOptions): FastifyInstance {
   });
   registerUi(app, opts.webDir ?? findWebDir());
   return app;
+}
+
+/**
+ * The per-source cap and header timeout of conn-limits.ts on the web port: an HTTP request
+ * (or websocket upgrade) on a connection over the cap gets a 429 and the connection closes.
+ * Before any route, so that it holds for all.
+ */
+function limitConnections(app: FastifyInstance, server: TlsServer, limits: WebConnLimits): WebConnLimiter {
+  const limiter = limitWebConnections(server, limits);
+  app.addHook('onRequest', async (req, reply) => {
+    limiter.started(req.raw.socket);
+    const refusal = limiter.refusal(req.raw.socket);
+    if (refusal) {
+      void reply.header('connection', 'close');
+      throw refusal;
+    }
+  });
+  return limiter;
+}
+
+/** A tunnel connection (tunnel.ts) over its source's cap gets the tunnel's error line and is closed. */
+function gateTunnel(server: TlsServer, limiter: WebConnLimiter): void {
+  const routed = server.listeners('secureConnection') as Array<(s: TLSSocket) => void>;
+  server.removeAllListeners('secureConnection');
+  server.on('secureConnection', (s: TLSSocket) => {
+    if (s.alpnProtocol === TUNNEL_ALPN) {
+      limiter.started(s); // the tunnel has its own time limit for its request line
+      const refusal = limiter.refusal(s);
+      if (refusal) {
+        s.on('error', () => {});
+        s.end(`${JSON.stringify(errorToBody(refusal).body)}\n`);
+        return;
+      }
+    }
+    for (const l of routed) l.call(server, s);
+  });
 }

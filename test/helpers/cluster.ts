@@ -58,9 +58,9 @@ export class TestCluster {
     return oathtoolCodeForStep(secret, step);
   }
 
-  /** Starts serve (extra YAML for `cluster:` settings may be given). */
-  async start(clusterYaml?: string): Promise<this> {
-    const args = ['--web-addr', '127.0.0.1:0', '--auth-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0', '--cluster-name', 'test.example'];
+  /** Starts serve (extra YAML for `cluster:` settings, and extra serve flags, may be given). */
+  async start(clusterYaml?: string, extraArgs: string[] = []): Promise<this> {
+    const args = ['--web-addr', '127.0.0.1:0', '--auth-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0', '--cluster-name', 'test.example', ...extraArgs];
     if (clusterYaml) {
       const cfg = join(this.work, 'postern.yaml');
       writeFileSync(cfg, `cluster:\n${clusterYaml.replace(/^/gm, '  ')}\n`);

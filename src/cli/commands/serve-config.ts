@@ -14,6 +14,8 @@ import { validateSettings } from '../../auth/settings.ts';
 import { DEFAULT_AUTH_PORT, DEFAULT_PEER_PORT, DEFAULT_SSH_PORT, DEFAULT_WEB_PORT } from '../../api/types.ts';
 import { parseStorageSpec } from '../../storage/open.ts';
 import type { StorageSpec } from '../../storage/open.ts';
+import { DEFAULT_SSH_LIMITS, DEFAULT_WEB_LIMITS, parseMaxStartups } from '../../proxy/conn-limits.ts';
+import type { SshConnLimits, WebConnLimits } from '../../proxy/conn-limits.ts';
 
 /** What the flags of `serve` can say (all optional: unset means "not given"). */
 export interface ServeFlags {
@@ -34,6 +36,12 @@ export interface ServeFlags {
   storage?: string;
   peerAddr?: string;
   peerPublicAddr?: string;
+  loginGraceTime?: string;
+  maxStartups?: string;
+  perSourceMaxStartups?: string;
+  maxAuthTries?: string;
+  webMaxConnectionsPerSource?: string;
+  webHeaderTimeout?: string;
 }
 
 /** The resolved configuration. */
@@ -58,6 +66,10 @@ export interface ServeConfig {
   peerAddr?: { host: string; port: number };
   /** Where other proxies reach it. */
   peerPublicAddr?: { host: string; port?: number };
+  /** sshd's defences on the SSH listener (src/proxy/conn-limits.ts). */
+  sshLimits: SshConnLimits;
+  /** The web port's per-source cap and header timeout. */
+  webLimits: WebConnLimits;
 }
 
 const FILE_KEYS: Record<string, keyof ServeFlags | 'cluster'> = {
@@ -65,7 +77,41 @@ const FILE_KEYS: Record<string, keyof ServeFlags | 'cluster'> = {
   cluster_name: 'clusterName', roles: 'roles', auth_server: 'authServer', join_token: 'joinToken', ca_pin: 'caPin',
   cert_file: 'certFile', key_file: 'keyFile', cluster: 'cluster', storage: 'storage',
   peer_addr: 'peerAddr', peer_public_addr: 'peerPublicAddr',
+  login_grace_time: 'loginGraceTime', max_startups: 'maxStartups', per_source_max_startups: 'perSourceMaxStartups',
+  max_auth_tries: 'maxAuthTries', web_max_connections_per_source: 'webMaxConnectionsPerSource', web_header_timeout: 'webHeaderTimeout',
 };
+
+function count(text: string | undefined, flag: string, dflt: number): number {
+  if (text === undefined) return dflt;
+  if (!/^\d{1,7}$/.test(text.trim()) || Number(text) < 1) throw new ConfigError(`${flag} must be a whole number of at least 1, not "${text}"`);
+  return Number(text);
+}
+
+function duration(text: string | undefined, flag: string, dflt: number): number {
+  if (text === undefined) return dflt;
+  try { return parseDuration(text, flag); } catch (err) { throw new ConfigError((err as Error).message, { hint: (err as ValidationError).hint }); }
+}
+
+/** The listeners' connection limits from flags and file, defaults where not given. */
+function connLimits(pick: (k: keyof ServeFlags) => string | undefined): { sshLimits: SshConnLimits; webLimits: WebConnLimits } {
+  const ms = pick('maxStartups');
+  let maxStartups = DEFAULT_SSH_LIMITS.maxStartups;
+  if (ms !== undefined) {
+    try { maxStartups = parseMaxStartups(ms); } catch (err) { throw new ConfigError((err as Error).message, { hint: (err as ValidationError).hint }); }
+  }
+  return {
+    sshLimits: {
+      loginGraceMs: duration(pick('loginGraceTime'), '--login-grace-time', DEFAULT_SSH_LIMITS.loginGraceMs),
+      maxStartups,
+      perSourceMaxStartups: count(pick('perSourceMaxStartups'), '--per-source-max-startups', DEFAULT_SSH_LIMITS.perSourceMaxStartups),
+      maxAuthTries: count(pick('maxAuthTries'), '--max-auth-tries', DEFAULT_SSH_LIMITS.maxAuthTries),
+    },
+    webLimits: {
+      maxConnectionsPerSource: count(pick('webMaxConnectionsPerSource'), '--web-max-connections-per-source', DEFAULT_WEB_LIMITS.maxConnectionsPerSource),
+      headerTimeoutMs: duration(pick('webHeaderTimeout'), '--web-header-timeout', DEFAULT_WEB_LIMITS.headerTimeoutMs),
+    },
+  };
+}
 
 function addr(text: string, port: number, what: string): { host: string; port: number } {
   try {
@@ -155,6 +201,7 @@ export function resolveServeConfig(flags: ServeFlags, defaultDataDir: string, en
     clusterName: pick('clusterName') ?? hostname().toLowerCase(),
     roles,
     settings,
+    ...connLimits(pick),
   };
   if (publicText) {
     const m = /:(\d+)$/.test(publicText) && !/^[^[]*:.*:/.test(publicText);

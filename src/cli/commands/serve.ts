@@ -26,6 +26,8 @@ import type { Logger } from '../../core/logger.ts';
 import { formatHostPort } from '../../core/text.ts';
 import { out, colours } from '../output.ts';
 import { assertSsh2Patched } from '../../ssh/ssh2-capabilities.ts';
+import { DEFAULT_SSH_LIMITS, DEFAULT_WEB_LIMITS, formatMaxStartups } from '../../proxy/conn-limits.ts';
+import { formatDuration } from '../../core/durations.ts';
 
 /** How serve writes its logs: JSON lines, or pino-pretty's readable lines. */
 export type LogFormat = 'json' | 'text';
@@ -106,7 +108,7 @@ export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, de
       clusterName = info.clusterName;
       proxy = await startProxy({
         name, dataDir: cfg.dataDir, auth: client, webAddr: cfg.webAddr, sshAddr: cfg.sshAddr, publicAddr: cfg.publicAddr,
-        certFile: cfg.certFile, keyFile: cfg.keyFile, log, clock: deps.clock,
+        certFile: cfg.certFile, keyFile: cfg.keyFile, log, clock: deps.clock, sshLimits: cfg.sshLimits, webLimits: cfg.webLimits,
         ...(cfg.peerAddr ? { peerAddr: cfg.peerAddr } : {}), ...(cfg.peerPublicAddr ? { peerPublicAddr: cfg.peerPublicAddr } : {}),
       });
       caPin ??= cfg.caPin;
@@ -157,5 +159,11 @@ export function registerServe(program: Command, deps: Deps, _state: RunState): v
     .option('--second-factor <mode>', 'the cluster\'s second factor: otp (default) or off')
     .addOption(new Option('--log-format <format>', 'how logs on stderr look (default: text on a terminal, else json)').choices(['json', 'text']))
     .option('--storage <url>', 'with the auth role: a PostgreSQL database for several auth servers, postgres://USER@HOST:PORT/DB?sslmode=verify-full (default $POSTERN_STORAGE, else SQLite in the data dir)')
+    .option('--login-grace-time <duration>', `an SSH connection that has not logged in within this is closed, as sshd's LoginGraceTime (default ${formatDuration(DEFAULT_SSH_LIMITS.loginGraceMs)})`)
+    .option('--max-startups <start:rate:full>', `unauthenticated SSH connections: from start on refuse rate% of new ones, rising to all at full, as sshd's MaxStartups (default ${formatMaxStartups(DEFAULT_SSH_LIMITS.maxStartups)})`)
+    .option('--per-source-max-startups <n>', `unauthenticated SSH connections one address may hold (default ${DEFAULT_SSH_LIMITS.perSourceMaxStartups})`)
+    .option('--max-auth-tries <n>', `failed logins before an SSH connection is closed, as sshd's MaxAuthTries (default ${DEFAULT_SSH_LIMITS.maxAuthTries})`)
+    .option('--web-max-connections-per-source <n>', `connections one address may hold on the web port; more get 429 (default ${DEFAULT_WEB_LIMITS.maxConnectionsPerSource})`)
+    .option('--web-header-timeout <duration>', `a web connection must finish TLS and send its request within this (default ${formatDuration(DEFAULT_WEB_LIMITS.headerTimeoutMs)})`)
     .action((opts: ServeFlags & { logFormat?: LogFormat }, cmd: Command) => runServe(opts, deps, Boolean(cmd.optsWithGlobals().debug)));
 }
