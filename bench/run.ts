@@ -10,7 +10,9 @@
  *   BENCH_SETUP_ROUNDS=20 connection setup rounds          BENCH_CLI_ROUNDS=20 CLI start rounds
  *   BENCH_SESSIONS=200    sessions held open at once       BENCH_BATCH=25     sessions opened together
  *   BENCH_LOGINS=5        logins timed (one user each)     BENCH_CLI=bundle   or source
- *   BENCH_ONLY=throughput,setup,cli,sessions,login          BENCH_DEADLINE_S=900 the whole run's limit
+ *   BENCH_ONLY=throughput,setup,cli,sessions,login,web,ha   BENCH_DEADLINE_S=900 the whole run's limit
+ *                         (ha: the high-availability section, bench/ha.ts, run last in its own
+ *                         process; BENCH_QUICK=1 runs it with 100,000 audit events and 3 s of logins)
  *   BENCH_DOC=1           write docs/benchmarks.md (0: only the JSON and the table)
  *   BENCH_QUICK=1         every row with smaller samples (64 MiB, 5 setup rounds, 50 sessions)
  *   BENCH_IDLE_WAIT_S=120 wait at most this long for the 1-minute load to drop below the core count
@@ -57,7 +59,7 @@ const settings = {
   idleWaitS: num('BENCH_IDLE_WAIT_S', 120),
 };
 const cli: CliMode = process.env.BENCH_CLI === 'source' ? 'source' : 'bundle';
-const only = new Set((process.env.BENCH_ONLY ?? 'throughput,setup,cli,sessions,login,web').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'throughput,setup,cli,sessions,login,web,ha').split(',').map((s) => s.trim()));
 const t0 = Date.now();
 const log = (s: string): void => { process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`); };
 
@@ -203,7 +205,16 @@ async function main(): Promise<number> {
   renameSync(`${file}.tmp`, file);
   if (process.env.BENCH_DOC !== '0') writeDoc(join(ROOT, 'docs', 'benchmarks.md'), results);
   process.stdout.write(`\n${table(results)}\n\n${targetTable(targets(results))}\n\nwrote bench/results/latest.json${process.env.BENCH_DOC !== '0' ? ' and docs/benchmarks.md' : ''} (${Math.round(results.seconds)} s)\n`);
+  if (only.has('ha')) return highAvailability();
   return 0;
+}
+
+/** The high-availability section (bench/ha.ts): its own PostgreSQL and stores, its own bounded run. */
+function highAvailability(): number {
+  log('7. high availability: logins with 1 and 2 auth servers on PostgreSQL against SQLite, ls over 10,000 nodes, audit over 1,000,000 events');
+  const small = quick ? { BENCH_HA_EVENTS: process.env.BENCH_HA_EVENTS ?? '100000', BENCH_HA_LOGIN_S: process.env.BENCH_HA_LOGIN_S ?? '3' } : {};
+  const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'ha.ts')], { stdio: 'inherit', env: { ...process.env, ...small }, timeout: 25 * 60_000 });
+  return r.status ?? 1;
 }
 
 /** `node bench/run.ts --report`: the table and docs/benchmarks.md again from bench/results/latest.json, measuring nothing. */
