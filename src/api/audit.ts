@@ -77,6 +77,17 @@ export interface NewAuditEvent {
   [field: string]: unknown;
 }
 
+/** The audit events a proxy emits; auth refuses any other type from a proxy identity. */
+export const PROXY_AUDIT_TYPES = [
+  AuditType.sessionProxy, AuditType.sessionStart, AuditType.sessionEnd, AuditType.sessionExec, AuditType.portForward,
+  AuditType.sessionTerminated,
+] as const;
+
+/** An event a proxy emits: its type is one of PROXY_AUDIT_TYPES (checked by the typecheck on the proxy side, by auth at run time). */
+export interface ProxyAuditEvent extends NewAuditEvent {
+  type: (typeof PROXY_AUDIT_TYPES)[number];
+}
+
 /** One audit event as the log keeps it. */
 export interface AuditEvent extends NewAuditEvent {
   time: string;

@@ -6,6 +6,10 @@
  * `webAdmin`, for an admin's web session, and auth checks the role).
  */
 import type { AuthClient } from './auth-client.ts';
+import type { ProxyAuditEvent } from './audit.ts';
+
+/** Audit events of the kinds a proxy emits (auth refuses others from a proxy). */
+export interface ProxyAudit { emitAudit(req: ProxyAuditEvent): Promise<void> }
 
 /** Cluster facts, CA keys and whether a certificate's account is still live (cluster-info.ts, and every component that checks certificates). */
 export type ClusterInfoAuth = Pick<AuthClient, 'ping' | 'checkAccount'>;
@@ -17,13 +21,13 @@ export type SignedRequestAuth = ClusterInfoAuth & Pick<AuthClient, 'claimNonce'>
 export type NodeAccessAuth = Pick<AuthClient, 'authorizeSsh'>;
 
 /** Decide, dial and audit the connection (node-dialer.ts's dialNode). */
-export type NodeDialAuth = Pick<AuthClient, 'authorizeSsh' | 'emitAudit'>;
+export type NodeDialAuth = Pick<AuthClient, 'authorizeSsh'> & ProxyAudit;
 
 /** The TLS tunnel to nodes (tunnel.ts): the recording mode, then a dial. */
 export type TunnelAuth = SignedRequestAuth & NodeDialAuth;
 
 /** The recording proxy (recording-proxy.ts): its host certificate, the login check, audit. */
-export type RecordingProxyAuth = Pick<AuthClient, 'signHostCert' | 'authorizeSsh' | 'emitAudit'>;
+export type RecordingProxyAuth = Pick<AuthClient, 'signHostCert' | 'authorizeSsh'> & ProxyAudit;
 
 /** Writing one recording (recorder.ts). */
 export type RecorderAuth = Pick<AuthClient, 'startRecording' | 'appendRecording' | 'finishRecording'>;

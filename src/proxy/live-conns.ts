@@ -13,6 +13,7 @@
  */
 import type { AuthClient } from '../api/auth-client.ts';
 import type { AccountCheck, AccountCheckResult } from '../api/auth-client.ts';
+import type { ProxyAudit } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
@@ -44,7 +45,7 @@ export interface LiveConn {
 }
 
 /** What the registry asks of auth (the audit of a cut when the client can emit). */
-export type LiveConnsAuth = Pick<AuthClient, 'checkAccount'> & Partial<Pick<AuthClient, 'emitAudit'>>;
+export type LiveConnsAuth = Pick<AuthClient, 'checkAccount'> & Partial<ProxyAudit>;
 
 /** The registry of one proxy. */
 export class LiveConnections {

@@ -29,7 +29,7 @@ import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { AuthContext, Client, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, TcpipRequestInfo } from 'ssh2';
 import type { NodeInfo } from '../api/types.ts';
-import type { AuditType } from '../api/audit.ts';
+import type { ProxyAuditEvent } from '../api/audit.ts';
 import type { RecordingProxyAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
@@ -241,7 +241,7 @@ class InnerConnection {
     return this.nodeClient;
   }
 
-  private audit(type: AuditType, fields: Record<string, unknown>, success = true): void {
+  private audit(type: ProxyAuditEvent['type'], fields: Record<string, unknown>, success = true): void {
     void this.opts.auth.emitAudit({
       type, user: this.conn.user, addr: this.conn.clientAddr, success, node: this.conn.node?.name ?? this.conn.target, login: this.login, ...fields,
     }).catch((err: unknown) => this.log.warn({ err }, 'could not write an audit event'));

@@ -260,13 +260,13 @@ test('4. a proxy started with --roles proxy against auth issues certificates, an
   const cert = execFileSync('ssh-keygen', ['-L', '-f', join(home2, 'keys', '127.0.0.1', 'gina-ssh', 'test.example-cert.pub')]).toString();
   assert.match(cert, /Key ID: "gina"/);
 
-  // Every file of the proxy's data dir: no database, and no private key but its own host and TLS keys.
+  // Every file of the proxy's data dir: no database, and no private key but its own host, TLS and peer-relay TLS keys.
   const files: string[] = [];
   const walk = (d: string): void => { for (const e of readdirSync(d, { withFileTypes: true })) (e.isDirectory() ? walk(join(d, e.name)) : files.push(join(d, e.name))); };
   walk(proxy.dataDir);
   assert.ok(!files.some((f) => f.endsWith('.db')), files.join('\n'));
   const withKeys = files.filter((f) => /PRIVATE KEY/.test(readFileSync(f, 'utf8')));
-  assert.deepEqual(withKeys.map((f) => f.slice(proxy.dataDir.length)).sort(), ['/proxy/identity.json', '/proxy/ssh_host_key', '/proxy/web.key']);
+  assert.deepEqual(withKeys.map((f) => f.slice(proxy.dataDir.length)).sort(), ['/proxy/identity.json', '/proxy/peer.key', '/proxy/ssh_host_key', '/proxy/web.key']);
   const caPub = (await runPostern(['ca', 'export', '--type', 'user', '--data-dir', serve.dataDir])).stdout.split(' ')[1];
   const hostPub = execFileSync('ssh-keygen', ['-y', '-f', join(proxy.dataDir, 'proxy', 'ssh_host_key')]).toString().split(' ')[1];
   assert.notEqual(hostPub, caPub);

@@ -8,7 +8,7 @@ import { getJson, putJson } from '../../storage/backend.ts';
 import type { Backend } from '../../storage/backend.ts';
 import { parseAuthorizedKey } from '../../ssh/keys.ts';
 import { formatCertificate } from '../../ssh/certs.ts';
-import { AuditType } from '../../api/audit.ts';
+import { AuditType, PROXY_AUDIT_TYPES } from '../../api/audit.ts';
 import type { AuditType as AuditTypeName } from '../../api/audit.ts';
 import * as users from '../users.ts';
 import { searchAudit } from '../audit.ts';
@@ -22,10 +22,8 @@ import { createPublicKey } from 'node:crypto';
 import { listNodeRecords, hostPrincipals } from '../node-registry.ts';
 import { allowedUnregistered } from '../access-policy.ts';
 
-/** The audit events a proxy emits (anything else from a proxy identity is refused). */
-export const PROXY_AUDIT_TYPES: ReadonlySet<string> = new Set([
-  AuditType.sessionProxy, AuditType.sessionStart, AuditType.sessionEnd, AuditType.sessionExec, AuditType.portForward,
-]);
+/** The audit events a proxy emits (api/audit.ts; anything else from a proxy identity is refused). */
+const PROXY_AUDIT: ReadonlySet<string> = new Set(PROXY_AUDIT_TYPES);
 
 /** A PEM public key, or a ValidationError (400) that says so. */
 function publicKeyPem(v: unknown): string {
@@ -104,7 +102,7 @@ export function clusterCalls(ctx: CallContext): Handlers<ClusterCallName> {
 
     async emitAudit(id, req) {
       // A proxy writes only the events a proxy emits: a stolen identity cannot forge logins or admin actions.
-      if (id.role === 'proxy' && !PROXY_AUDIT_TYPES.has(String(req.type))) throw new AccessDeniedError(`a proxy may not write "${String(req.type)}" audit events`);
+      if (id.role === 'proxy' && !PROXY_AUDIT.has(String(req.type))) throw new AccessDeniedError(`a proxy may not write "${String(req.type)}" audit events`);
       await ctx.audit({ ...req, type: str(req.type, 'type') as AuditTypeName, success: Boolean(req.success), reportedBy: `${id.role}:${id.name}` });
     },
 
