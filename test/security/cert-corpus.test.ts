@@ -30,6 +30,7 @@ import { encodePrivateKeyOpenSSH, parseAuthorizedKey, parsePrivateKeyOpenSSH } f
 import { formatCertificate, parseCertificate, signCertificate } from '../../src/ssh/certs.ts';
 import { signRequest } from '../../src/client/request-signing.ts';
 import { TUNNEL_ALPN } from '../../src/proxy/tunnel.ts';
+import WebSocket from 'ws';
 
 const c = new TestCluster();
 const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
@@ -286,4 +287,24 @@ test('ssh -J NAME@proxy LOGIN@node: the jump login is not taken as the node logi
   // The node still decides the login: one the certificate does not list is refused there.
   const other = await ssh(['-F', cfg, '-J', `jumper@127.0.0.1:${c.sshPort}`, 'nobody-here@web1', 'true']);
   assert.notEqual(other.code, 0);
+});
+
+test('the web terminal takes a web session cookie, never a certificate: a signed request with a valid one is refused', async () => {
+  const f = userFiles(join(c.work, 'home-alice'), 'alice');
+  const keyPair = parsePrivateKeyOpenSSH(readFileSync(f.key, 'utf8'));
+  const certificate = Buffer.from(readFileSync(f.cert, 'utf8').trim().split(' ')[1], 'base64');
+  const sign = (method: string, pathAndQuery: string): string => signRequest({ keyPair, certificate, method, pathAndQuery });
+  // The same certificate calls the signed API without a cookie (the corpus's api surface)…
+  const api = await request(`https://${c.serve.web}/webapi/nodes`, { dispatcher, headers: { authorization: sign('GET', '/webapi/nodes') } });
+  await api.body.dump();
+  assert.equal(api.statusCode, 200);
+  // …but opens no web terminal: the upgrade is refused before any node is dialled.
+  const path = `/webapi/terminal?node=web1&login=${LOCAL_USER}&cols=80&rows=24`;
+  const status = await new Promise<number | string>((resolve) => {
+    const ws = new WebSocket(`wss://${c.serve.web}${path}`, { headers: { origin: `https://${c.serve.web}`, authorization: sign('GET', path) }, rejectUnauthorized: false });
+    ws.on('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode ?? 0); ws.terminate(); });
+    ws.on('open', () => { resolve('open'); ws.close(); });
+    ws.on('error', (err) => resolve(err.message));
+  });
+  assert.equal(status, 401);
 });

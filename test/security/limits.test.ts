@@ -6,7 +6,8 @@
  * idle connection is closed after the login grace time; a connection offering many keys is
  * closed after MaxAuthTries failures, as a real sshd with the same setting does; the web
  * port answers an address over its connection cap with a clear 429 and closes connections
- * that send no request within the header timeout.
+ * that send no request within the header timeout; a TLS tunnel connection over the cap gets
+ * the same refusal as its answer line, while another address's tunnel goes through.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +20,9 @@ import type { TLSSocket } from 'node:tls';
 import { dirname, join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
 import { Agent, request } from 'undici';
+import { parsePrivateKeyOpenSSH } from '../../src/ssh/keys.ts';
+import { signRequest } from '../../src/client/request-signing.ts';
+import { TUNNEL_ALPN } from '../../src/proxy/tunnel.ts';
 import { TestCluster, userFiles } from '../helpers/cluster.ts';
 import { runPostern, runDetached } from '../helpers/cli.ts';
 import { LOCAL_USER, startSshd } from '../helpers/openssh.ts';
@@ -263,4 +267,64 @@ test('the web port: 500 connections from one address, and those beyond twice the
   } finally {
     for (const s of socks) s.destroy();
   }
+});
+
+/** A signed tunnel request line for alice to web1 (the raw protocol of tunnel.ts, as `postern proxy ssh --via tls` sends it). */
+function tunnelLine(): string {
+  const f = userFiles(alice, 'alice');
+  const keyPair = parsePrivateKeyOpenSSH(readFileSync(f.key, 'utf8'));
+  const certificate = Buffer.from(readFileSync(f.cert, 'utf8').trim().split(' ')[1], 'base64');
+  const path = `/tunnel?target=web1&port=22&login=${LOCAL_USER}`;
+  return JSON.stringify({ v: 1, path, authorization: signRequest({ keyPair, certificate, method: 'CONNECT', pathAndQuery: path }) });
+}
+
+/** Opens a tunnel connection from `localAddress`, sends `line`; resolves with the first answer line and what the node sent after it. */
+function tunnel(localAddress: string, line: string): Promise<{ answer: Record<string, unknown>; after: string }> {
+  const [host, port] = [c.serve.web.split(':')[0], Number(c.serve.web.split(':')[1])];
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ socket: netConnect({ host, port, localAddress }), rejectUnauthorized: false, ALPNProtocols: [TUNNEL_ALPN] }, () => s.write(`${line}\n`));
+    let got = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      got += d;
+      const nl = got.indexOf('\n');
+      if (nl < 0) return;
+      const answer = JSON.parse(got.slice(0, nl)) as Record<string, unknown>;
+      // Through: wait for the node's SSH banner, which proves the bytes flow to the node.
+      if ('ok' in answer && !/SSH-2\.0-/.test(got.slice(nl + 1))) return;
+      s.destroy();
+      resolve({ answer, after: got.slice(nl + 1) });
+    });
+    s.on('error', reject);
+    s.on('close', () => reject(new Error(`the tunnel closed without an answer: ${got}`)));
+  });
+}
+
+test('the web port: a TLS tunnel from an address over its cap is refused with the error line, another address tunnels through', async () => {
+  const [host, port] = [c.serve.web.split(':')[0], Number(c.serve.web.split(':')[1])];
+  // The address tunnels while it is under its cap.
+  const before = await tunnel('127.0.0.7', tunnelLine());
+  assert.equal(before.answer.ok, true, JSON.stringify(before.answer));
+  const held: TLSSocket[] = await Promise.all(Array.from({ length: WEB_PER_SOURCE }, () => new Promise<TLSSocket>((resolve, reject) => {
+    const s = tlsConnect({ socket: netConnect({ host, port, localAddress: '127.0.0.7' }), rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => resolve(watch(s)));
+    s.once('error', reject);
+  })));
+  try {
+    const over = await tunnel('127.0.0.7', tunnelLine());
+    const err = over.answer.error as { code: string; message: string; hint?: string } | undefined;
+    assert.ok(err, JSON.stringify(over.answer));
+    assert.equal(err.code, 'ERR_POSTERN_TOO_MANY_CONNECTIONS');
+    assert.match(err.message, new RegExp(`too many connections from 127\\.0\\.0\\.7 \\(at most ${WEB_PER_SOURCE} at once\\)`));
+    assert.ok(err.hint);
+    assert.equal(over.after, '', 'nothing from the node after a refusal');
+    // Another address: the tunnel reaches the node.
+    const elsewhere = await tunnel('127.0.0.8', tunnelLine());
+    assert.equal(elsewhere.answer.ok, true, JSON.stringify(elsewhere.answer));
+    assert.match(elsewhere.after, /^SSH-2\.0-/);
+  } finally {
+    for (const s of held) s.destroy();
+  }
+  // Its held connections gone, the address tunnels again.
+  const again = await waitFor(async () => { const r = await tunnel('127.0.0.7', tunnelLine()); return 'ok' in r.answer ? r : false; }, { what: 'a tunnel from 127.0.0.7 once under its cap', timeoutMs: 60_000, intervalMs: 250 });
+  assert.match(again.after, /^SSH-2\.0-/);
 });
