@@ -194,9 +194,15 @@ step('4', '4. after exit the recording is listed, the player shows the command a
 
   await row.getByRole('button', { name: 'Play' }).click();
   await page.getByLabel('Speed').selectOption('8');
-  // One read for the command and its output: playback goes on between two reads, and the
-  // command can scroll out of the player's rows before a second look.
-  await waitScreen(page, /echo hello-\$RANDOM\s+hello-\d+/, 'player');
+  await page.locator('[data-testid="player"] .xterm-rows').waitFor();
+  // The shell clears its screen a moment after the echo, so a look during playback can miss
+  // it: pause (in one turn of the page's loop, whether or not playback already ended) and
+  // seek to just after the output's time in the .cast (the slider's step is 0.1 s).
+  await page.evaluate(() => { const b = [...document.querySelectorAll('.player-bar button')].find((e) => e.textContent === 'Pause') as HTMLButtonElement | undefined; b?.click(); });
+  await page.locator('.player-bar').getByRole('button', { name: 'Play' }).waitFor();
+  const helloAt = events.find((e) => e[1] === 'o' && /hello-\d+/.test(e[2]))![0];
+  await page.getByLabel('Position').fill(String(Math.ceil(helloAt * 10 + 1e-6) / 10));
+  await waitScreen(page, /echo hello-\$RANDOM\s+hello-\d+/, 'player', 10_000);
   await screenshot(page, '09-player');
   await dave.page.getByRole('link', { name: 'Audit' }).click();
   await dave.page.locator('td', { hasText: 'session.join' }).first().waitFor();
