@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { loadLogin } from '../src/client/proxy-conn.ts';
+import { loadLogin } from '../src/client/stored-login.ts';
 import { nodeAccess, openNodeLink } from '../src/client/node-access.ts';
 import type { NodeLink } from '../src/client/node-access.ts';
 import { cpuMs, statusKb } from './proc.ts';

@@ -13,8 +13,8 @@
  */
 import type { Deps } from './deps.ts';
 import { info } from './output.ts';
-import { loadLogin } from '../client/proxy-conn.ts';
-import type { StoredLogin } from '../client/proxy-conn.ts';
+import { loadLogin } from '../client/stored-login.ts';
+import type { StoredLogin } from '../client/stored-login.ts';
 import { loadProfile } from '../client/profile.ts';
 import { readKeysAnyTime } from '../client/keystore.ts';
 import { parentSshKeys } from '../client/parent-ssh.ts';

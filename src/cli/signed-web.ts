@@ -1,7 +1,7 @@
 /** The web API as the logged-in user: the stored login's profile and a request signer (as `postern ls` uses). */
 import type { Deps } from './deps.ts';
 import { tshHome } from '../client/paths.ts';
-import { loadLogin } from '../client/proxy-conn.ts';
+import { loadLogin } from '../client/stored-login.ts';
 import type { WebClient } from '../client/web-client.ts';
 import { requestSigner } from '../client/request-signing.ts';
 import type { RequestSigner } from '../client/request-signing.ts';

@@ -20,7 +20,7 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'ssh2';
 import { connectToProxy, openProxySubsystem } from './proxy-conn.ts';
-import type { StoredLogin } from './proxy-conn.ts';
+import type { StoredLogin } from './stored-login.ts';
 import { loginNotAllowedError } from '../api/refusals.ts';
 import { asConnectionFailure, ConnectionError, UsageError } from '../core/errors.ts';
 import { escapeControl } from '../core/text.ts';

@@ -2,7 +2,6 @@
  * The client's SSH connection to the proxy's SSH listener (profile.sshProxyAddr): what
  * `postern proxy ssh` (the OpenSSH ProxyCommand) and `postern ssh` build on.
  *
- *   loadLogin()          the stored login of a profile; CertificateExpiredError once it expired
  *   connectToProxy()     ssh2 client to the proxy, presenting the user certificate
  *   openProxySubsystem() the `proxy:HOST:PORT` subsystem: a byte stream to the node's sshd
  *
@@ -26,40 +25,10 @@ import type { SshKeyPair } from '../ssh/keys.ts';
 import { parseCertificate, verifyCertificate } from '../ssh/certs.ts';
 import type { SshCertificate } from '../ssh/certs.ts';
 import { knownHostName } from '../ssh/known-hosts.ts';
-import { CertificateExpiredError, ConnectionError, PosternError } from '../core/errors.ts';
+import { ConnectionError, PosternError } from '../core/errors.ts';
 import { escapeControl, formatHostPort, parseHostPort } from '../core/text.ts';
 import { DEFAULT_SSH_PORT } from '../api/types.ts';
-import { loadProfile } from './profile.ts';
 import type { Profile } from './profile.ts';
-import { readKeys } from './keystore.ts';
-import type { ProfilePaths } from './paths.ts';
-
-/** A stored login, ready to present to the proxy. */
-export interface StoredLogin {
-  profile: Profile;
-  paths: ProfilePaths;
-  keyPair: SshKeyPair;
-  certificate: SshCertificate;
-  /** The certificate as its `…-cert.pub` line. */
-  certificateText: string;
-}
-
-/**
- * Reads the login of a profile (the current one without `proxyHost`). Throws
- * NotLoggedInError when there is none and CertificateExpiredError (exit 4, hint
- * `postern login`) when its certificate has expired at `now`.
- */
-export function loadLogin(home: string, proxyHost?: string, now: Date = new Date()): StoredLogin {
-  const { profile, paths } = loadProfile(home, proxyHost);
-  const { keyPair, certificate, certificateText } = readKeys(paths);
-  if (now.getTime() >= certificate.validBefore.getTime()) {
-    throw new CertificateExpiredError(
-      `the certificate of ${escapeControl(profile.user)} for ${escapeControl(profile.proxyHost)} expired at ${certificate.validBefore.toISOString()}`,
-      { hint: `Log in again with:  postern login --proxy ${profile.webProxyAddr}` },
-    );
-  }
-  return { profile, paths, keyPair, certificate, certificateText };
-}
 
 /** What `connectToProxy` needs. */
 export interface ConnectToProxyOptions {

@@ -1,5 +1,5 @@
 /**
- * Issue 14, the web UI's admin pages, in headless Chromium against a real `postern serve`.
+ * The web UI's admin pages, in headless Chromium against a real `postern serve`.
  * An admin (ada) does every action through the pages (invite, reset and remove a user;
  * create, edit and remove a role; add a node, change its labels, remove it; change the
  * settings; make a join token) and the result is checked through the CLI (`users ls`,

@@ -1,5 +1,5 @@
 /**
- * Issue 14, the admin's side against a real `postern serve`: `users update` (set, add,
+ * The admin's side against a real `postern serve`: `users update` (set, add,
  * remove; refusals; audited), `users unlock` after a real lockout (the lockout's hint names
  * it; audited), `tokens ls|rm`, `users add` printing the signup command with the CA pin,
  * admin commands finding the cluster of `npm start` (./.postern/data) without --data-dir,

@@ -1,5 +1,5 @@
 /**
- * Issue 14, CLI polish, against a real `postern serve`: `ls KEYWORD` (name, address,
+ * CLI polish, against a real `postern serve`: `ls KEYWORD` (name, address,
  * labels), bash completion from the ls cache a real `ls` wrote, `audit --type` refusing
  * unknown types, `settings set` suggesting a near name, `play` by a unique id prefix and by
  * a live session id, no EPIPE trace when the reader goes away, QR codes and colour only on

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { TestCluster, proxySshConfig } from '../helpers/cluster.ts';
 import { runPostern } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
-import { loadLogin } from '../../src/client/proxy-conn.ts';
+import { loadLogin } from '../../src/client/stored-login.ts';
 import { signRequest } from '../../src/client/request-signing.ts';
 
 const c = new TestCluster();

@@ -22,7 +22,7 @@ import type { IdentityFile } from '../../src/auth/service.ts';
 import { Recorder } from '../../src/proxy/recorder.ts';
 import { newTlsKeyPair } from '../../src/core/tls-keys.ts';
 import { parseHostPort } from '../../src/core/text.ts';
-import { loadLogin } from '../../src/client/proxy-conn.ts';
+import { loadLogin } from '../../src/client/stored-login.ts';
 import { WebClient } from '../../src/client/web-client.ts';
 import { requestSigner } from '../../src/client/request-signing.ts';
 import { parseCast } from '../../src/api/asciicast.ts';

@@ -1,5 +1,5 @@
 /**
- * The relay stays correct while it is made cheaper (issue 15): RELAY_TEST_MIB (512 in
+ * The relay stays correct while it is made cheaper: RELAY_TEST_MIB (512 in
  * `npm test`; 2048 or more by hand) arrive intact in both directions through the
  * ProxyCommand (TLS tunnel), `ssh -J` (direct-tcpip on the listener) and `postern ssh`,
  * checked by sha256; a client that reads at 1 MiB/s does not make the proxy buffer what

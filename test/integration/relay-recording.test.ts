@@ -1,5 +1,5 @@
 /**
- * The recording proxy relays intact (issue 15): with `session_recording: proxy` the proxy
+ * The recording proxy relays intact: with `session_recording: proxy` the proxy
  * ends the client's SSH and opens its own to the node, so every byte is decrypted and
  * encrypted again (and recorded). RELAY_TEST_MIB (64 here by default: every byte of output
  * is also recorded) arrive intact both ways through `ssh -A -J`, checked by sha256, and a

@@ -4,7 +4,7 @@
  * certificate from files and with the certificate in the agent (recording mode forwards the
  * agent, which the proxy needs). Each checks a command's exit status, an SFTP upload's
  * sha256 and the audit event. paramiko tries the agent's plain key first, is refused, and
- * asks for the ssh-userauth service again before its next key (issue 12 item 6).
+ * asks for the ssh-userauth service again before its next key.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * Issue 12 item 1 by repetition: scp over SFTP through the recording proxy must exit 0 every
+ * By repetition: scp over SFTP through the recording proxy must exit 0 every
  * time, with the file intact. The node's exit-status comes after its EOF; a relay that ends
  * the client's channel on that EOF loses the status about a quarter of the time, so one
  * lucky pass proves nothing: 30 runs, three at a time, with a node whose sftp server exits

@@ -1,5 +1,5 @@
 /**
- * Issue 12 item 5: the protocol surface. Debian's `ssh-audit` against the proxy's SSH
+ * The protocol surface. Debian's `ssh-audit` against the proxy's SSH
  * listener reports no failure that it does not also report against Debian's stock sshd
  * started here; neither the listener nor the recording proxy's own connection to a node
  * offers diffie-hellman-group-exchange (ssh2's server does not implement it) or plain

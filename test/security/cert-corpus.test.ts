@@ -1,5 +1,5 @@
 /**
- * The certificate corpus (issue 13, item 8 and the suite's corpus), with OpenSSH's sshd as
+ * The certificate corpus, with OpenSSH's sshd as
  * the oracle: certificates made by `ssh-keygen -s` with the cluster's user CA (validity
  * windows, principals, critical options, extensions, another CA, a host certificate, other
  * key types, tampered bytes, a plain key), each tried on every surface of the proxy that
@@ -266,7 +266,7 @@ test('source-address lists are read as sshd reads them', async () => {
   }
 });
 
-test('ssh -J NAME@proxy LOGIN@node: the jump login is not taken as the node login (issue 13, item 9)', async () => {
+test('ssh -J NAME@proxy LOGIN@node: the jump login is not taken as the node login', async () => {
   // The user's own name is a login too (a role grants it on dev nodes, so the certificate lists
   // it), but on web1 a role grants only LOCAL_USER.
   for (const [name, login, labels] of [['webops', LOCAL_USER, 'env=prod'], ['devbox', 'jumper', 'env=dev']]) {

@@ -1,5 +1,5 @@
 /**
- * Limits that hold under load (issue 13, item 3), against a real `postern serve` with short
+ * Limits that hold under load, against a real `postern serve` with short
  * configured limits: a flood of idle unauthenticated SSH connections from one address holds
  * at most its per-source share and costs serve no file descriptors beyond it, while a real
  * `ssh -J`, `postern ls`, an admin command and a web request from elsewhere go through; an

@@ -1,5 +1,5 @@
 /**
- * The lockout under parallel guesses (issue 13, item 2), against two real AuthServers that
+ * The lockout under parallel guesses, against two real AuthServers that
  * share one database (SQLite: lockout-race.test.ts; PostgreSQL: lockout-race-postgres.test.ts):
  * 100 simultaneous wrong passwords evaluate at most `lockout_attempts` of them (counted by
  * the hook called just before each scrypt, and by the audit log); in a burst of 99 wrong

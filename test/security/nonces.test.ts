@@ -1,5 +1,5 @@
 /**
- * Signed web API requests (issue 13, items 5 and 6), against real `postern serve`
+ * Signed web API requests, against real `postern serve`
  * processes: an auth+proxy and a second proxy that joined it. A signed request is good
  * once in the whole cluster: replayed on the second proxy it is refused, and after the
  * second proxy restarts, and after auth itself restarts (the nonce lives in auth's

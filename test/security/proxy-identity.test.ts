@@ -1,5 +1,5 @@
 /**
- * Proxy identities (issue 13, item 9), against a real `postern serve` and its Auth API over
+ * Proxy identities, against a real `postern serve` and its Auth API over
  * mutual TLS: a join token joins one proxy only (also when 30 rounds of two joins race for
  * one token); a joined proxy's identity makes only proxy calls, scoped: heartbeats only under
  * its own name, only the audit events a proxy emits, host certificates only in recording

@@ -1,5 +1,5 @@
 /**
- * Revocation that bites (issue 13, item 1), against a real cluster: after `users reset` the
+ * Revocation that bites, against a real cluster: after `users reset` the
  * certificate a user already holds is refused within seconds by every surface that takes
  * one — the SSH listener through OpenSSH's ProxyCommand (`postern proxy ssh`) and through
  * `ssh -J`, the signed web API (`postern ls`) and the TLS tunnel — and their web cookie no

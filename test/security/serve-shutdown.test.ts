@@ -1,6 +1,6 @@
 /**
- * `postern serve` ends within a bound on SIGTERM while web terminals are open (issue 13,
- * item 4: serve logged "stopped" and ran on). A real serve, a real sshd node, a user logged
+ * `postern serve` ends within a bound on SIGTERM while web terminals are open (it once
+ * logged "stopped" and ran on). A real serve, a real sshd node, a user logged
  * in on the web (password and an oathtool code), three web terminals with a shell each; on
  * SIGTERM every browser is told the proxy is shutting down, the process exits 0 within the
  * bound, and no connection is left on the node.

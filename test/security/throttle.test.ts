@@ -1,5 +1,5 @@
 /**
- * Login throttling (issue 13, item 7), against a real `postern serve`: a flood of 100
+ * Login throttling, against a real `postern serve`: a flood of 100
  * concurrent logins for unknown names from one source address gets 429 with Retry-After
  * beyond the per-source limit, while a real `postern login` from another address goes
  * through; the per-name limit holds across addresses and the CLI says it clearly; sign-ups

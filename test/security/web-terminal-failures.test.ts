@@ -1,5 +1,5 @@
 /**
- * A failed web terminal leaks nothing toward the node (issue 13, item 4). A real auth (SQLite),
+ * A failed web terminal leaks nothing toward the node. A real auth (SQLite),
  * a real proxy (startProxy) and a real sshd node with the host certificate auth issued; the
  * browser is a websocket client with a web session's cookie. Each failure path is driven and
  * then the node's side is counted: the TCP connections established to sshd (from

@@ -16,7 +16,7 @@ import { signCertificate, formatCertificate } from '../../src/ssh/certs.ts';
 import { storeKeys } from '../../src/client/keystore.ts';
 import { saveProfile } from '../../src/client/profile.ts';
 import { profilePaths, lsCachePath } from '../../src/client/paths.ts';
-import { loadLogin } from '../../src/client/proxy-conn.ts';
+import { loadLogin } from '../../src/client/stored-login.ts';
 import { readLsCache, writeLsCache, LS_CACHE_SED } from '../../src/client/ls-cache.ts';
 import { parseProxyTarget } from '../../src/cli/commands/proxy/ssh.ts';
 import { proxyCommandLine, sshConfigBlock } from '../../src/cli/commands/config.ts';

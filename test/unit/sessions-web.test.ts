@@ -5,6 +5,7 @@
  * joiner, an end never overtaken by an older report).
  */
 import { test } from 'node:test';
+import { waitFor } from '../helpers/wait.ts';
 import assert from 'node:assert/strict';
 import { joinModes, checkJoinRules, checkActiveSession } from '../../src/auth/active-sessions.ts';
 import { answerAgentRequest } from '../../src/ssh/agent-server.ts';
@@ -114,7 +115,7 @@ test('the SessionHub: observers\' keys dropped, peers\' sent, the screen replaye
   const ended = live.end(0);
   slowUpsert!();
   await ended;
-  await new Promise((r) => setTimeout(r, 20));
+  await waitFor(() => calls.includes('end'), { what: 'the session\'s end to reach auth', timeoutMs: 5_000 });
   assert.equal(calls.at(-1), 'end', `the end comes after every upsert: ${calls.join(' ')}`);
   assert.deepEqual([o.closed.length, b.closed.length, c.closed.length], [1, 1, 1]);
   assert.throws(() => hub.get(live.id), /no live session/);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { Deps } from '../deps.ts';
 import type { RunState } from '../run-state.ts';
 import { tshHome } from '../../client/paths.ts';
-import { loadLogin } from '../../client/proxy-conn.ts';
+import { loadLogin } from '../../client/stored-login.ts';
 import type { NodeListing } from '../../client/web-client.ts';
 import { requestSigner } from '../../client/request-signing.ts';
 import { writeLsCache } from '../../client/ls-cache.ts';

@@ -9,19 +9,16 @@ import pino from 'pino';
 import type { Deps } from '../deps.ts';
 import type { RunState } from '../run-state.ts';
 import { resolveServeConfig } from './serve-config.ts';
-import type { ServeConfig, ServeFlags } from './serve-config.ts';
+import type { ServeFlags } from './serve-config.ts';
 import { resolveDataDir, dataDirOption } from '../options.ts';
 import { describeStorage } from '../../storage/open.ts';
 import { startAuthService } from '../../auth/service.ts';
 import type { RunningAuth } from '../../auth/service.ts';
 import { localAuthClient } from '../../auth/auth-server.ts';
-import { remoteAuthClient, joinCluster } from '../../auth/remote-client.ts';
 import type { AuthClient } from '../../api/auth-client.ts';
+import { remoteProxyClient } from '../proxy-auth-client.ts';
 import { startProxy } from '../../proxy/proxy-service.ts';
 import type { RunningProxy } from '../../proxy/proxy-service.ts';
-import { proxyIdentity, renewProxyIdentityIfDue } from '../../proxy/join.ts';
-import type { JoinCall } from '../../proxy/join.ts';
-import { ConnectionError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import { formatHostPort } from '../../core/text.ts';
 import { out, colours } from '../output.ts';
@@ -45,37 +42,6 @@ export async function serverLogger(format: LogFormat, deps: Deps, debug: boolean
   const colorize = colours(deps, deps.io.stderr).level > 0;
   const stream = pretty({ colorize, sync: true, destination: deps.io.stderr, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
   return pino(opts, stream) as unknown as Logger;
-}
-
-/**
- * The proxy's client of the auth servers it was given: joined once through the first that
- * answers, then failing over between all of them (src/auth/remote-client.ts).
- */
-async function remoteProxyClient(cfg: ServeConfig, name: string, log: Logger): Promise<AuthClient> {
-  const servers = cfg.authServers!;
-  const joinAny: JoinCall = async (_addr, pin, req) => {
-    let lastErr: unknown;
-    for (const a of servers) {
-      try { return await joinCluster(a, pin, req); } catch (err) {
-        if (!(err instanceof ConnectionError)) throw err;
-        lastErr = err;
-      }
-    }
-    throw lastErr;
-  };
-  const joined = await proxyIdentity({ dataDir: cfg.dataDir, name, authServer: servers[0], joinToken: cfg.joinToken, caPin: cfg.caPin }, joinAny);
-  // Renewed at start when it ends within 30 days (src/proxy/join.ts).
-  const { identity, renewed } = await renewProxyIdentityIfDue(cfg.dataDir, joined, async (publicKeyPem) => {
-    const current = remoteAuthClient(servers, joined);
-    try { return await current.renewProxyIdentity({ publicKeyPem }); } finally { await current.close(); }
-  }, new Date());
-  if (renewed) log.info({}, 'the proxy\'s identity was renewed for a year');
-  return remoteAuthClient(servers, identity, {
-    onHealth: (origin, up, err) => {
-      if (up) log.info({ authServer: origin }, 'auth server is back');
-      else log.warn({ authServer: origin, err: err?.message }, 'auth server unreachable: calls go to the others');
-    },
-  });
 }
 
 /** Starts what the config asks for and resolves when a signal has shut it down. */
@@ -103,7 +69,7 @@ export async function runServe(flags: ServeFlags & { logFormat?: LogFormat }, de
       caPin = auth.caPin;
     }
     if (cfg.roles.proxy) {
-      client = auth ? localAuthClient(auth.auth, { role: 'proxy', name }) : await remoteProxyClient(cfg, name, log);
+      client = auth ? localAuthClient(auth.auth, { role: 'proxy', name }) : await remoteProxyClient({ dataDir: cfg.dataDir, authServers: cfg.authServers!, joinToken: cfg.joinToken, caPin: cfg.caPin }, name, log);
       const info = await client.ping();
       clusterName = info.clusterName;
       proxy = await startProxy({

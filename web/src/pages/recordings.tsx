@@ -6,6 +6,7 @@ import '@xterm/xterm/css/xterm.css';
 import { api, errorText } from '../api.ts';
 import { navigate } from '../router.ts';
 import type { RecordingMeta } from '../../../src/api/types.ts';
+import { parseCast, type CastEvent } from '../../../src/api/asciicast.ts';
 
 function length(sec: number): string {
   const s = Math.round(sec);
@@ -42,16 +43,6 @@ export function Recordings() {
   );
 }
 
-type CastEvent = [number, string, string];
-
-/** Parses asciicast v2 text: the header line and the event lines. */
-export function parseCast(text: string): { width: number; height: number; events: CastEvent[] } {
-  const lines = text.split('\n').filter((l) => l.trim());
-  const header = JSON.parse(lines[0]) as { width?: number; height?: number; version?: number };
-  if (header.version !== 2) throw new Error('not an asciicast v2 recording');
-  return { width: header.width ?? 80, height: header.height ?? 24, events: lines.slice(1).map((l) => JSON.parse(l) as CastEvent) };
-}
-
 export function Player(props: { id: string }) {
   const host = useRef<HTMLDivElement>(null);
   const [error, setError] = useState('');
@@ -66,7 +57,7 @@ export function Player(props: { id: string }) {
     fetch(`/webapi/recordings/${encodeURIComponent(props.id)}`, { credentials: 'same-origin' }).then(async (res) => {
       if (!res.ok) throw new Error(((await res.json().catch(() => ({}))) as { error?: { message?: string } }).error?.message ?? `cannot load the recording (${res.status})`);
       const cast = parseCast(await res.text());
-      term = new Terminal({ cols: cast.width, rows: cast.height, fontSize: 13, disableStdin: true, theme: { background: '#111418' } });
+      term = new Terminal({ cols: cast.header.width, rows: cast.header.height, fontSize: 13, disableStdin: true, theme: { background: '#111418' } });
       term.open(host.current!);
       state.current.term = term;
       state.current.events = cast.events;
