@@ -94,8 +94,13 @@ export interface AuthClient {
   heartbeatSessions(req: { instance: string }): Promise<void>;
   /** The live sessions `user` may see (their own and those their roles may join); all for the admin identity without `user`. */
   listActiveSessions(req: { user?: string }): Promise<ActiveSession[]>;
-  /** May `user` join session `id` in `mode`? Returns the session; throws 404 / 403 (audited either way as session.join). */
-  authorizeJoin(req: { user: string; sessionId: string; mode: JoinMode; clientAddr: string }): Promise<ActiveSession>;
+  /**
+   * May `user` join session `id` in `mode`? Returns the session; throws 404, 403 (no join rule,
+   * or a lock on the user, their roles, the session's login or node: the lock's message) or
+   * 401 (`account`, the joiner's certificate's generation, is no longer the account's), audited
+   * either way as session.join.
+   */
+  authorizeJoin(req: { user: string; sessionId: string; mode: JoinMode; clientAddr: string; account?: string }): Promise<ActiveSession>;
   /**
    * Is the certificate's account (its user and the generation in its `postern-account@postern.dev`
    * extension, '' for none) still the live account? False after `users reset` and `users rm`;

@@ -24,7 +24,7 @@ const NOTICE = '[postern] ';
 
 /**
  * Joins session `id` through a connected proxy client; resolves when the session ends or
- * we leave. The exit: the proxy's status (0 when the session ended, 1 when it refused us),
+ * we leave. The exit: the proxy's status (0 when the session ended, 1 when it refused or removed us),
  * 0 when we left, none when the connection broke. `term` is $TERM, for the PTY;
  * `escapeChar` starts the escapes of escapes.ts (`~.` leaves).
  */

@@ -170,7 +170,7 @@ export async function connectToProxy(opts: ConnectToProxyOptions): Promise<Clien
     client.on('error', () => {});
     sock.destroy();
     client.end();
-    throw proxyConnectError(err as Error & { code?: string; level?: string }, where, opts.username, hostProblem);
+    throw proxyConnectError(err as Error & { code?: string | number; level?: string }, where, opts.username, hostProblem);
   }
   // A later failure (keepalive timeout, reset) also closes the client and its channels, which
   // is how callers learn of it; without a listener it would crash the process instead.
@@ -178,7 +178,7 @@ export async function connectToProxy(opts: ConnectToProxyOptions): Promise<Clien
   return client;
 }
 
-function proxyConnectError(err: Error & { code?: string; level?: string }, where: string, username: string, hostProblem?: string): PosternError {
+function proxyConnectError(err: Error & { code?: string | number; level?: string }, where: string, username: string, hostProblem?: string): PosternError {
   if (hostProblem !== undefined) {
     return new ConnectionError(`refusing the proxy at ${where}: ${hostProblem}`, {
       cause: err,
@@ -188,6 +188,13 @@ function proxyConnectError(err: Error & { code?: string; level?: string }, where
   if (err.level === 'client-authentication') {
     return new ConnectionError(`the proxy at ${where} refused the certificate for "${escapeControl(username)}"`, {
       cause: err, hint: 'Log in again with:  postern login',
+    });
+  }
+  // The proxy ended the login saying why (a lock on the user, with its reason): ssh2 gives the
+  // disconnect's reason code as `code` and its description as the message.
+  if (typeof err.code === 'number' && err.message) {
+    return new ConnectionError(`the proxy at ${where} refused the login of "${escapeControl(username)}": ${escapeControl(err.message)}`, {
+      cause: err, hint: 'When it says you are locked, ask an admin (postern lock ls shows the locks); otherwise log in again with:  postern login',
     });
   }
   if (err.level === 'client-timeout') {

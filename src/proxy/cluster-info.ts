@@ -20,8 +20,8 @@ import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { parseAuthorizedKey } from '../ssh/keys.ts';
 import type { SshCertificate } from '../ssh/certs.ts';
-import { PosternError } from '../core/errors.ts';
 import { LockedError } from '../api/locks.ts';
+import { AccountRevokedError } from '../api/refusals.ts';
 import { LiveConnections } from './live-conns.ts';
 import type { LiveConnsAuth } from './live-conns.ts';
 
@@ -37,12 +37,6 @@ export const ACCOUNT_EXTENSION = 'postern-account@postern.dev';
 /** At most this many account answers are kept; the oldest go first. */
 const MAX_ACCOUNT_ENTRIES = 10_000;
 
-/** A certificate whose account was reset or removed since it was issued: 401, log in again. */
-export class AccountRevokedError extends PosternError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('ERR_POSTERN_ACCOUNT_REVOKED', message, { status: 401, exitCode: 4, hint: 'Log in again with:  postern login (after a reset, sign up with the new invite first)', ...options });
-  }
-}
 
 /** The account generation a certificate carries ('' for none). */
 export function accountOf(cert: SshCertificate): string {

@@ -8,6 +8,11 @@
  * removed account or a lock that covers it ends the connection with a message that says
  * why ("session terminated: user alice is locked: …"), and the cut is audited.
  *
+ * A participant who joined someone else's live session (`postern join`, the web UI's join,
+ * either relayed from another proxy) is registered too, at the proxy their connection
+ * reached, with the session's login and node: a cut removes only them ("removed from
+ * session ID: user carol is locked: …"), and the session goes on for its owner.
+ *
  * A connection is cut only on auth's answer: when auth cannot be reached, live connections
  * stay (new ones are refused, as cluster-info.ts fails closed).
  */
@@ -40,8 +45,12 @@ export interface LiveConn {
   /** Which surface carries it, for the log and the audit event. */
   via: string;
   clientAddr?: string;
-  /** Ends the connection, telling the user `message` where the surface can. */
-  close(message: string): void;
+  /** The live session a joiner is in (for the log and the audit event). */
+  sessionId?: string;
+  /** What a cut ends, leading its message: 'session terminated' when not given. */
+  ends?: string;
+  /** Ends the connection, telling the user `message` where the surface can; `locked` when a lock (not a reset or removal) is why. */
+  close(message: string, why: { locked: boolean }): void;
 }
 
 /** What the registry asks of auth (the audit of a cut when the client can emit). */
@@ -119,16 +128,17 @@ export class LiveConnections {
         this.answers.set(k, { answer, at: now });
       }
       if (answer.valid) return;
-      const message = `session terminated: ${answer.reason ?? 'access was revoked'}`;
+      const locked = Boolean(answer.locked);
       for (const c of conns) {
         if (!this.conns.has(c)) continue;
         this.remove(c);
         ended++;
-        this.log?.info({ user: c.user, login: c.login, node: c.node, via: c.via, reason: answer.reason }, 'ended a live connection');
-        try { c.close(message); } catch (err) { this.log?.warn({ err }, 'could not end a live connection cleanly'); }
+        const message = `${c.ends ?? 'session terminated'}: ${answer.reason ?? 'access was revoked'}`;
+        this.log?.info({ user: c.user, login: c.login, node: c.node, via: c.via, session: c.sessionId, reason: answer.reason }, 'ended a live connection');
+        try { c.close(message, { locked }); } catch (err) { this.log?.warn({ err }, 'could not end a live connection cleanly'); }
         void this.auth.emitAudit?.({
           type: 'session.terminated', user: c.user, addr: c.clientAddr, success: true, node: c.node, login: c.login, via: c.via,
-          reason: answer.reason, locked: Boolean(answer.locked), message,
+          ...(c.sessionId ? { sessionId: c.sessionId } : {}), reason: answer.reason, locked, message,
         }).catch((err: unknown) => this.log?.warn({ err }, 'could not audit the end of a live connection'));
       }
     }));

@@ -9,6 +9,9 @@
  * It also carries `postern join`: the command `join ID MODE` on a session channel attaches
  * the channel to a live session of this proxy's SessionHub.
  *
+ * A certificate whose user a lock covers (`postern lock`) is refused once its holder signed,
+ * with the lock's reason as the disconnect's description, which OpenSSH and `postern` print.
+ *
  * Before a login it applies sshd's defences (conn-limits.ts): MaxStartups and a per-source
  * cap decide at the TCP accept, a connection must log in within the login grace time, and
  * one that fails MaxAuthTries logins is closed. After it, the certificate's restrictions
@@ -176,6 +179,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
         if (failures >= limits.maxAuthTries) return;
         if (ctx.method === 'none') return ctx.reject(['publickey']);
         if (ctx.method !== 'publickey') return fail(ctx);
+        let signed = false;
         try {
           const cert = checkSshCertLogin(ctx, {
             userCaKeys: (await cluster.get()).userCaKeys, now: opts.clock.now(), clientAddr,
@@ -186,6 +190,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
             },
           });
           if (!cert) return ctx.accept();
+          signed = true;
           await cluster.checkAccount(cert);
           caller = {
             user: cert.keyId, principals: cert.principals, clientAddr, account: accountOf(cert), cert,
@@ -197,6 +202,12 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
             log.info({ user: ctx.username, algo: ctx.key.algo }, 'refused a plain key: only certificates of this cluster are accepted');
           } else {
             log.info({ user: ctx.username, reason: (err as Error).message }, 'refused a certificate');
+          }
+          // The key's holder proved it is theirs, and a lock covers them: they are told the lock's
+          // reason as the connection ends (as sshd says why it gives up), not left with a bare refusal.
+          if (signed && (err as PosternError).code === 'ERR_POSTERN_LOCKED') {
+            disconnectWithReason(client, (err as Error).message, NO_MORE_AUTH_METHODS);
+            return;
           }
           fail(ctx);
         }
@@ -283,7 +294,11 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
   const route = (who: NodeCaller, target: string, port: number, via: 'subsystem' | 'direct-tcpip', log: Logger): Promise<DialledNode> =>
     dialNode(opts.auth, who, target, port, via, log, dialTimeout);
 
-  /** `postern join`: auth decides, then the channel becomes a participant of the live session. */
+  /**
+   * `postern join`: auth decides, then the channel becomes a participant of the live session.
+   * The joiner stays registered with the live connections (live-conns.ts) while in it: a lock,
+   * reset or removal that comes to cover them removes them (exit 1, saying why); the session goes on.
+   */
   const joinSession = async (ch: ServerChannel, who: Caller, id: string, mode: JoinMode, log: Logger): Promise<void> => {
     const fail = (message: string): void => {
       ch.stderr.write(`error: ${escapeControl(message)}\r\n`);
@@ -294,29 +309,45 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
     let gone = false;
     ch.once('close', () => { gone = true; });
     try {
-      const s = await opts.auth.authorizeJoin({ user: who.user, sessionId: id, mode, clientAddr: who.clientAddr });
+      // The certificate's account too: the connection may have logged in before a reset.
+      const s = await opts.auth.authorizeJoin({ user: who.user, sessionId: id, mode, clientAddr: who.clientAddr, account: who.account });
       // Here, or relayed to the proxy that carries it (peer-relay.ts).
       const live = await opts.hub.open(s, { user: who.user, mode, clientAddr: who.clientAddr });
       let ended = false;
+      let unregister = (): void => {};
+      /** The joiner's part ends: `exitCode` and `line` for them, unless they are gone. */
+      const finish = (line: string, exitCode: number): void => {
+        ended = true;
+        unregister();
+        try {
+          ch.stderr.write(`\r\n[postern] ${escapeControl(line)}\r\n`);
+          ch.exit(exitCode);
+          ch.end();
+        } catch { /* the joiner is gone */ }
+      };
       const me = live.attach({
         user: who.user, mode,
         write: (d) => ch.write(d),
         notice: (text) => ch.stderr.write(`\r\n[postern] ${escapeControl(text)}\r\n`),
-        close: (reason) => {
-          ended = true;
-          try {
-            ch.stderr.write(`\r\n[postern] ${escapeControl(reason)}\r\n`);
-            ch.exit(0);
-            ch.end();
-          } catch { /* the joiner is gone */ }
-        },
+        close: (reason) => finish(reason, 0),
       });
+      if (!ended) {
+        unregister = cluster.live.add({
+          user: who.user, account: who.account, login: live.start.login, node: live.start.node, via: 'join', clientAddr: who.clientAddr,
+          sessionId: live.id, ends: `removed from session ${live.id}`,
+          close: (message) => {
+            // Everyone else sees them leave; the session goes on.
+            me.leave();
+            finish(message, 1);
+          },
+        });
+      }
       log.info({ user: who.user, session: id, mode }, 'joined a live session');
       ch.on('error', (err: Error) => log.debug({ err, session: id }, 'join channel error'));
       ch.on('data', (d: Buffer) => me.input(d));
-      ch.on('close', () => { if (!ended) me.leave(); });
-      ch.on('end', () => { if (!ended) { me.leave(); ch.exit(0); ch.end(); } });
-      if (gone) me.leave();
+      ch.on('close', () => { unregister(); if (!ended) me.leave(); });
+      ch.on('end', () => { if (!ended) { unregister(); me.leave(); ch.exit(0); ch.end(); } });
+      if (gone) { unregister(); me.leave(); }
     } catch (err) {
       fail((err as Error).message);
     }

@@ -7,7 +7,9 @@
  * Frames: binary both ways are terminal bytes (keys up, screen down); text frames are JSON
  * control messages — up: {"type":"resize","cols","rows"}; down: {"type":"session",…} first,
  * {"type":"notice","text","participants"}, {"type":"exit","code","reason"} then close 1000,
- * {"type":"error","code","message"} then close 4401/4403/4404/4502/4000.
+ * {"type":"error","code","message"} then close 4401/4403/4404/4502/4000. A joiner whom a lock,
+ * a reset or a removal comes to cover is removed with an error frame (ERR_POSTERN_LOCKED then
+ * 4403, or ERR_POSTERN_ACCOUNT_REVOKED then 4401); the session goes on for the others.
  *
  * Before any upgrade: the Origin must be this server's own (403) and the session cookie
  * valid (401). A websocket that drops ends the owner's shell; a node that drops ends the
@@ -28,7 +30,8 @@ import type { WebTerminalAuth } from '../api/proxy-auth.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
 import { ValidationError } from '../core/errors.ts';
-import { loginNotAllowedError } from '../api/refusals.ts';
+import { AccountRevokedError, loginNotAllowedError } from '../api/refusals.ts';
+import { LockedError } from '../api/locks.ts';
 import { errorToBody } from '../api/errors.ts';
 import { connectNodeWithAgent } from './node-client.ts';
 import { dialNode } from './node-dialer.ts';
@@ -259,12 +262,27 @@ async function joinTerminal(opts: WebTerminalOptions, ws: WebSocket, req: Fastif
   // Here, or relayed to the proxy that carries it (peer-relay.ts).
   const live = await opts.hub.open(s, { user: caller.user, mode, clientAddr: req.ip });
   ws.on('error', (err: Error) => opts.log.info({ err, session: live.id }, 'websocket error'));
-  const me = live.attach(wsParticipant(ws, caller.user, mode, live));
+  let unregister = (): void => {};
+  let ended = false;
+  const me = live.attach(wsParticipant(ws, caller.user, mode, live, undefined, () => { ended = true; unregister(); }));
   // Gone while auth was asked: no member is left behind in the session.
   if (ws.readyState !== ws.OPEN) { me.leave(); return; }
   sendJson(ws, { type: 'session', id: live.id, recordingId: live.recordingId, node: live.start.node, login: live.start.login, owner: live.start.user, mode, participants: live.describe().participants, cols: live.terminalSize.cols, rows: live.terminalSize.rows });
+  // A lock, a reset or a removal that comes to cover the joiner removes them, saying why
+  // (live-conns.ts); everyone else sees them leave and the session goes on.
+  if (!ended) {
+    unregister = opts.cluster.live.add({
+      user: caller.user, webSessionId: caller.sessionId, login: live.start.login, node: live.start.node, via: 'web-join', clientAddr: req.ip,
+      sessionId: live.id, ends: `removed from session ${live.id}`,
+      close: (message, { locked }) => {
+        ended = true;
+        me.leave();
+        fail(ws, locked ? new LockedError(message) : new AccountRevokedError(message));
+      },
+    });
+  }
   ws.on('message', (data: Buffer, isBinary: boolean) => { if (isBinary) me.input(data); });
-  ws.on('close', () => me.leave());
+  ws.on('close', () => { unregister(); me.leave(); });
   // The browser left while a relay to another proxy was being opened.
-  if (ws.readyState !== ws.OPEN) me.leave();
+  if (ws.readyState !== ws.OPEN) { unregister(); me.leave(); }
 }

@@ -15,6 +15,7 @@ import type { AuthClient } from '../../src/api/auth-client.ts';
 import type { ActiveSession } from '../../src/api/types.ts';
 import { searchAudit } from '../../src/auth/audit.ts';
 import { BUILTIN_ROLES } from '../../src/auth/role-store.ts';
+import { getUser } from '../../src/auth/users.ts';
 
 let backend: Backend;
 let admin: AuthClient;
@@ -112,6 +113,50 @@ test('authorizeJoin: 404 unknown, 403 without a rule for that mode, the owner al
   ].sort());
   const ok = events.find((e) => e.user === 'oscar')!;
   assert.deepEqual([ok.addr, ok.owner, ok.node, ok.login], ['198.51.100.4', 'olga', 'web1', 'root']);
+});
+
+test('authorizeJoin: a lock on the joiner, one of their roles, or the session\'s login or node refuses with its message, audited as a failed session.join', async () => {
+  const join = (user: string) => proxy.authorizeJoin({ user, sessionId: 'sess-alice-1', mode: 'observer', clientAddr: '198.51.100.9' });
+  const refusals = async (): Promise<Array<Record<string, unknown>>> =>
+    (await searchAudit(backend, { type: 'session.join' })).filter((e) => e.addr === '198.51.100.9' && !e.success);
+  for (const [target, reason, who] of [
+    [{ user: 'aud' }, 'left the company', 'user aud'], [{ role: 'auditor' }, 'audit paused', 'role auditor'],
+    [{ login: 'root' }, 'no root today', 'login root'], [{ node: 'web1' }, 'patching', 'node web1'],
+  ] as const) {
+    const lock = await admin.createLock({ target, reason, ttlMs: 60_000 });
+    const message = `${who} is locked: ${reason}`;
+    await assert.rejects(join('aud'), (e: Error & { status?: number; code?: string }) => e.status === 403 && e.code === 'ERR_POSTERN_LOCKED' && e.message === message);
+    const last = (await refusals()).find((e) => e.lockId === lock.id);
+    assert.ok(last, `the refusal under the ${who} lock is audited`);
+    assert.deepEqual([last.user, last.sessionId, last.mode, last.owner, last.reason, last.message], ['aud', 'sess-alice-1', 'observer', 'alice', message, message]);
+    await admin.deleteLock({ id: lock.id });
+    assert.equal((await join('aud')).id, 'sess-alice-1', `allowed again once the ${who} lock is removed`);
+  }
+  // A lock on someone else, or on another login or node, is not the joiner's.
+  const others = await Promise.all([{ user: 'olga' }, { login: 'ops' }, { node: 'web2' }].map((target) => admin.createLock({ target, reason: 'other' })));
+  assert.equal((await join('aud')).id, 'sess-alice-1');
+  for (const l of others) await admin.deleteLock({ id: l.id });
+  // A lock with a TTL lapses.
+  await admin.createLock({ target: { user: 'aud' }, reason: 'brief', ttlMs: 5_000 });
+  await assert.rejects(join('aud'), { code: 'ERR_POSTERN_LOCKED' });
+  t += 6_000;
+  assert.equal((await join('aud')).id, 'sess-alice-1');
+});
+
+test('authorizeJoin: a certificate from before a reset is refused (401), audited; the removed user\'s own session cannot be joined either', async () => {
+  const join = (user: string, account?: string) => proxy.authorizeJoin({ user, sessionId: 'sess-alice-1', mode: 'observer', clientAddr: '198.51.100.10', ...(account !== undefined ? { account } : {}) });
+  const before = (await getUser(backend, 'oscar'))!.account ?? '';
+  assert.equal((await join('oscar', before)).id, 'sess-alice-1', 'the live account\'s certificate');
+  await admin.resetUser({ name: 'oscar', inviteTtlMs: 60_000 });
+  await assert.rejects(join('oscar', before), (e: Error & { status?: number; code?: string }) => e.status === 401 && e.code === 'ERR_POSTERN_ACCOUNT_REVOKED' && /reset or re-created/.test(e.message));
+  await assert.rejects(join('oscar', ''), { code: 'ERR_POSTERN_ACCOUNT_REVOKED' }, 'nor a certificate without a generation once the account has one');
+  const refused = (await searchAudit(backend, { type: 'session.join' })).filter((e) => e.addr === '198.51.100.10' && !e.success);
+  assert.equal(refused.length, 2);
+  assert.ok(refused.every((e) => e.user === 'oscar' && e.reason === 'the account was reset or re-created'), JSON.stringify(refused));
+  // A name with no account (removed, or never added) joins nothing, not even a session of that name.
+  await proxy.upsertActiveSession(session('sess-ghost-01', 'olga2'));
+  await assert.rejects(proxy.authorizeJoin({ user: 'olga2', sessionId: 'sess-ghost-01', mode: 'peer', clientAddr: 'x' }), { status: 403 });
+  await proxy.endActiveSession({ id: 'sess-ghost-01' });
 });
 
 test('roles: join_sessions is checked and kept; the built-in admin role may join anyone in both modes', async () => {

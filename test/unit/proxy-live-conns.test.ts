@@ -101,6 +101,32 @@ test('a reset (not a lock) is said as auth says it; a close that throws does not
   live.close();
 });
 
+test('a joiner\'s registration: the cut removes them from that session, says so, tells whether a lock is why, and audits the session', async () => {
+  const f = fakeAuth((c) => (c.user === 'carol' ? { valid: false, locked: true, reason: 'user carol is locked: left' } : c.user === 'dave' ? { valid: false, reason: 'the account no longer exists' } : { valid: true }));
+  const live = new LiveConnections(f.auth, { intervalMs: 3_600_000 });
+  const whys: Array<{ locked: boolean }> = [];
+  const joinOf = (user: string) => {
+    const closed: string[] = [];
+    live.add({ user, account: 'g2', login: 'root', node: 'web1', via: 'join', sessionId: 'sess-0001', ends: 'removed from session sess-0001', close: (m, why) => { closed.push(m); whys.push(why); } });
+    return closed;
+  };
+  const carol = joinOf('carol');
+  const dave = joinOf('dave');
+  const owner = conn();
+  live.add(owner.c);
+  assert.equal(await live.sweep(), 2);
+  assert.deepEqual(carol, ['removed from session sess-0001: user carol is locked: left']);
+  assert.deepEqual(dave, ['removed from session sess-0001: the account no longer exists']);
+  assert.deepEqual(whys, [{ locked: true }, { locked: false }]);
+  assert.deepEqual(owner.closed, [], 'the owner\'s connection stays');
+  assert.deepEqual(f.asked.find((q) => q.user === 'carol'), { user: 'carol', account: 'g2', login: 'root', node: 'web1' });
+  assert.deepEqual(f.audited.map((e) => [e.user, e.via, e.sessionId, e.locked, e.message]), [
+    ['carol', 'join', 'sess-0001', true, 'removed from session sess-0001: user carol is locked: left'],
+    ['dave', 'join', 'sess-0001', false, 'removed from session sess-0001: the account no longer exists'],
+  ]);
+  live.close();
+});
+
 test('while connections are open, the registry sweeps by itself', async () => {
   const f = fakeAuth(() => ({ valid: false, locked: true, reason: 'user alice is locked' }));
   const live = new LiveConnections(f.auth, { intervalMs: 20 });

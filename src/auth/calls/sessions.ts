@@ -11,6 +11,9 @@ import * as recordings from '../recordings.ts';
 import * as active from '../active-sessions.ts';
 import * as users from '../users.ts';
 import * as roleStore from '../role-store.ts';
+import * as locks from '../locks.ts';
+import { LockedError, lockMessage } from '../../api/locks.ts';
+import { AccountRevokedError } from '../../api/refusals.ts';
 import { getSettings } from '../settings.ts';
 import { str } from '../args.ts';
 import { clientAddr } from './context.ts';
@@ -167,8 +170,26 @@ export function sessionCalls(ctx: CallContext): Handlers<SessionCallName> {
       }
       const joiner = await users.getUser(backend, user);
       const owner = await users.getUser(backend, s.user);
-      const allowed = s.user === user || (joiner !== undefined && active.joinModes(await roleStore.existingRoles(backend, joiner.roles), owner?.roles ?? []).has(req.mode));
       const where = { owner: s.user, node: s.node, login: s.login };
+      if (!joiner) {
+        const message = `user "${user}" does not exist any more`;
+        await ctx.audit({ ...base, ...where, success: false, reason: 'the account no longer exists', message });
+        throw new AccessDeniedError(message, { hint: 'Ask an admin to add you again, then log in:  postern login' });
+      }
+      // A lock on the joiner, one of their roles, or the session's login or node (locks.ts): joining is reaching that shell.
+      const lock = await locks.lockFor(backend, { user, roles: joiner.roles, login: s.login, node: s.node }, clock.now());
+      if (lock) {
+        const message = lockMessage(lock);
+        await ctx.audit({ ...base, ...where, success: false, reason: message, message, lockId: lock.id });
+        throw new LockedError(message);
+      }
+      // A certificate from before a reset (or of a removed and re-created name), on a connection opened before it.
+      if (req.account !== undefined && (typeof req.account !== 'string' || (joiner.account ?? '') !== req.account)) {
+        const message = `the certificate of "${user}" no longer belongs to a live account: the account was reset or re-created since it was issued`;
+        await ctx.audit({ ...base, ...where, success: false, reason: 'the account was reset or re-created', message });
+        throw new AccountRevokedError(message);
+      }
+      const allowed = s.user === user || active.joinModes(await roleStore.existingRoles(backend, joiner.roles), owner?.roles ?? []).has(req.mode);
       if (!allowed) {
         const message = `you may not join the session of ${s.user} as ${req.mode}`;
         await ctx.audit({ ...base, ...where, success: false, reason: 'no join_sessions rule allows it', message });

@@ -25,7 +25,7 @@ export interface JoinOptions {
 
 const ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
 
-/** Joins; returns the exit code: 0 when the session ended or we left, 1 when refused, 255 when the connection failed. */
+/** Joins; the exit code: 0 when the session ended or we left, 1 when refused or removed, 255 when the connection failed. */
 export async function runJoin(id: string, opts: JoinOptions, deps: Deps, state: RunState): Promise<void> {
   if (!ID_RE.test(id)) throw new UsageError(`invalid session id "${id}"`, { hint: 'See the live sessions you may join with:  postern sessions ls' });
   const home = tshHome(deps.env, deps.homeDir);
@@ -59,8 +59,13 @@ Everyone in the session sees the same screen and who joins or leaves; joining is
 You may join your own sessions; an admin's role decides whose others (join_sessions).
 Leave with ~. at the start of a line (an observer also with Ctrl-C); ~? lists the escapes,
 ~~ sends one ~, -e changes the ~ (as in ssh). Without a terminal,
-stdin is sent as is and its end leaves. Exits 0 when the session ends or you leave, 1 when
-the proxy refuses (unknown id, or your roles do not allow it), 255 when the connection fails.
+stdin is sent as is and its end leaves. A lock on you, or a reset or removal of your
+account, removes you from the session within seconds, saying why; it goes on for the others.
+
+Exit status: 0 when the session ends or you leave; 1 when the proxy refuses the join (unknown
+id, your roles do not allow it, a lock) or removes you from the session; 2 on a usage error;
+4 when not logged in or the certificate expired; 255 when the connection fails or the proxy
+refuses the certificate (after a reset or removal; a lock on you says why).
 
 Examples:
   postern sessions ls

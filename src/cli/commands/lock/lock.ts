@@ -54,7 +54,9 @@ export function registerLock(program: Command, deps: Deps, _state: RunState): vo
 A lock is in force at every proxy within seconds: the users it covers cannot log in (CLI or
 web), get no new connection through the proxy (SSH listener, ssh -J, the TLS tunnel, the web
 terminal, the signed web API), their web sessions end, and their live sessions are cut with
-"session terminated: <target> is locked: <reason>". A login lock covers connections as that
+"session terminated: <target> is locked: <reason>". Whoever joined another user's session
+(postern join, the web UI) is removed from it with "removed from session ID: …" while it goes
+on for the others, and new joins are refused. A login lock covers connections as that
 login; with ssh -J, where the proxy cannot see the node's login, it covers certificates that
 carry it. Audited as lock.created and lock.deleted.
 
