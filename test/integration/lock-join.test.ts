@@ -33,7 +33,8 @@ import type { ServeProcess } from '../helpers/serve.ts';
 import { LOCAL_USER, startAgent } from '../helpers/openssh.ts';
 import { waitFor, waitForText as until } from '../helpers/wait.ts';
 import type { ActiveSession } from '../../src/api/types.ts';
-import { connectToProxy, loadLogin } from '../../src/client/proxy-conn.ts';
+import { connectToProxy } from '../../src/client/proxy-conn.ts';
+import { loadLogin } from '../../src/client/stored-login.ts';
 
 /** A lock, reset or removal must remove a joiner within this (a sweep each second, answers kept 2 s). */
 const CUT_DEADLINE_MS = 20_000;
