@@ -18,6 +18,7 @@
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { corkedPipe, tuneHeapForRelay } from '../core/pipe.ts';
 import type { Client } from 'ssh2';
 import { connectToProxy, openProxySubsystem } from './proxy-conn.ts';
 import type { StoredLogin } from './stored-login.ts';
@@ -138,10 +139,21 @@ export async function pipeToNode(access: NodeAccess, host: string, port: number,
 
 /** Pipes the node's stream to stdout and stdin to it; resolves when the node's side ends. */
 async function splice(stream: Duplex, io: PipeIo): Promise<void> {
+  // The ProxyCommand relays every byte of the session, as the proxy does: the same corked
+  // pipe (one writev per turn to ssh's stdout) and the same collector tuning.
+  tuneHeapForRelay();
   const up = pipeline(io.stdin, stream, { end: true });
-  await pipeline(stream, io.stdout, { end: false }).catch((err: Error & { code?: string }) => {
-    // ssh closing our stdout is how a session normally ends.
-    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_PREMATURE_CLOSE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  // ssh closing our stdout is how a session normally ends.
+  const benign = (err: Error & { code?: string }): boolean => err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ERR_STREAM_DESTROYED';
+  await new Promise<void>((resolve, reject) => {
+    const fail = (err: Error): void => { if (benign(err)) resolve(); else reject(err); };
+    stream.once('end', () => resolve());
+    stream.once('close', () => resolve());
+    stream.once('error', fail);
+    io.stdout.once('error', fail);
+    io.stdout.once('close', () => resolve());
+    corkedPipe(stream, io.stdout, { end: false });
+    stream.resume();
   });
   // The node is done; ssh may still hold our stdin open.
   io.stdin.destroy();

@@ -32,9 +32,10 @@ export function tuneHeapForRelay(): void {
  * per TLS record, one per SSH packet, one per socket read — leaves in one `writev` instead
  * of one `write()` each. A lone chunk (a keystroke) is not held back: the check phase
  * follows the poll phase that delivered it, with no timer in between. `dst` ends when `src`
- * ends (half-close is passed on); `end()` flushes what is corked.
+ * ends (half-close is passed on; `end()` flushes what is corked), unless `end` is false:
+ * then what is corked is written at once and `dst` stays open (a process's stdout).
  */
-export function corkedPipe(src: Readable, dst: Writable): void {
+export function corkedPipe(src: Readable, dst: Writable, options: { end?: boolean } = {}): void {
   // Corking pays only where the stream can write many chunks at once (sockets). An ssh2
   // channel writes each chunk as its own packets anyway, and its connection corks its
   // socket per turn itself (patch 010); corking the channel too would delay by a turn.
@@ -56,7 +57,9 @@ export function corkedPipe(src: Readable, dst: Writable): void {
       dst.once('drain', resume);
     }
   });
-  src.once('end', () => dst.end());
+  src.once('end', () => {
+    if (options.end === false) { if (corked) flush(); } else dst.end();
+  });
 }
 
 /** How {@link pipeBoth} copies. */
