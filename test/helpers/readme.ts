@@ -3,12 +3,17 @@
  * ```sh blocks (a line ending in `\` goes on, a line holding only a comment explains the one
  * above), the example lines of every command's `--help`, and a small shell word splitter
  * that turns one line into the simple commands it runs (`a | b && c > f`: a, b, c), so a
- * test can check each `postern …` against the command tree or run the line with bash.
+ * test can check each `postern …` against the command tree or run the line with bash; and
+ * a user's shell to run them in (UserShell).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Command } from 'commander';
+import { POSTERN_BIN } from './cli.ts';
+import { waitFor } from './wait.ts';
 import { buildProgram } from '../../src/cli/program.ts';
 import { noSignals, realClients } from '../../src/cli/deps.ts';
 import type { Deps } from '../../src/cli/deps.ts';
@@ -19,8 +24,10 @@ export const README = new URL('../../README.md', import.meta.url);
 
 /** One command line of a README code block. */
 export interface ReadmeLine {
-  /** As written, continuation lines included (bash runs it as it is). */
+  /** As written, continuation lines and comment included (bash runs it as it is). */
   text: string;
+  /** The same without its comment and trailing blanks. */
+  command: string;
   /** Its first line's number in README.md. */
   line: number;
   /** The heading the block is under. */
@@ -55,7 +62,7 @@ export function readmeShellBlocks(text = readFileSync(README, 'utf8')): ReadmeBl
       if (first.text.trim() === '' || first.text.trim().startsWith('#')) continue;
       let joined = first.text;
       while (/\\$/.test(joined) && j + 1 < body.length) joined += `\n${body[++j].text}`;
-      lines.push({ text: joined, line: first.n, heading });
+      lines.push({ text: joined, command: withoutComment(joined), line: first.n, heading });
     }
     blocks.push({ heading, line: start + 1, lines });
   }
@@ -67,6 +74,19 @@ export function readmeBlock(heading: string, index = 0): ReadmeLine[] {
   const under = readmeShellBlocks().filter((b) => b.heading === heading);
   assert.ok(under.length > index, `README.md has ${index + 1} sh block(s) under "${heading}" (found ${under.length})`);
   return under[index].lines;
+}
+
+/** A shell line without its comment (a # that starts a word outside quotes) and trailing blanks. */
+export function withoutComment(line: string): string {
+  let quote = '';
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quote) { if (ch === quote) quote = ''; else if (ch === '\\' && quote === '"') i++; continue; }
+    if (ch === '\\') { i++; continue; }
+    if (ch === "'" || ch === '"') { quote = ch; continue; }
+    if (ch === '#' && (i === 0 || /\s/.test(line[i - 1]))) return line.slice(0, i).trimEnd();
+  }
+  return line.trimEnd();
 }
 
 /**
@@ -212,4 +232,167 @@ export async function helpExamples(): Promise<HelpExample[]> {
     }
   }
   return examples;
+}
+
+/** What a line run in a UserShell left. */
+export interface ShellRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A line running on a terminal (script(1)): what it printed so far, its keyboard, its end. */
+export interface TerminalRun {
+  /** Everything the terminal showed so far (output and echo, both streams). */
+  screen(): string;
+  /** Types `text` (\r is Enter). */
+  type(text: string): void;
+  /** Waits until the screen shows `needle` (after `from`, an offset into screen()). */
+  waitFor(needle: string | RegExp, opts?: { from?: number; timeoutMs?: number }): Promise<void>;
+  /** The exit status of the line (script passes it on). */
+  exited: Promise<number | null>;
+  /** Ends it (SIGKILL) if it still runs. */
+  kill(): void;
+}
+
+/** A line that runs until stopped: what it printed, a wait for what it prints, its end. */
+export interface Background {
+  stdout(): string;
+  stderr(): string;
+  /** Waits until its stdout shows `needle`; fails at once when it exits first. */
+  waitFor(needle: string | RegExp, timeoutMs?: number): Promise<void>;
+  /** SIGTERM to its process group (SIGKILL after 10 s); resolves with its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** A prompt on a terminal and what to type when it shows, given the screen so far. */
+export interface Answer {
+  prompt: RegExp;
+  reply: (screen: string) => string | Promise<string>;
+}
+
+/**
+ * A user's shell for running documented lines as written: its own HOME (~/.tsh may link to a
+ * logged-in TSH_HOME; ~/.ssh exists), `postern` on PATH (a launcher running this repository
+ * with this Node 24), Debian's PATH after it, bash, a working directory of its own, and
+ * nothing of the test's environment. `ssh` on PATH is OpenSSH's with `-F ~/.ssh/config`: it
+ * takes its home from the passwd entry, not $HOME, and the tests must not touch root's.
+ */
+export class UserShell {
+  readonly home: string;
+  readonly cwd: string;
+  private readonly extraEnv: Record<string, string>;
+
+  constructor(dir: string, opts: { tsh?: string; env?: Record<string, string> } = {}) {
+    this.home = join(dir, 'home');
+    this.cwd = join(dir, 'cwd');
+    this.extraEnv = opts.env ?? {};
+    mkdirSync(join(this.home, '.ssh'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(this.home, 'bin'), { recursive: true });
+    mkdirSync(this.cwd, { recursive: true });
+    if (opts.tsh) symlinkSync(opts.tsh, join(this.home, '.tsh'));
+    const launcher = join(this.home, 'bin', 'postern');
+    writeFileSync(launcher, `#!/bin/sh\nPOSTERN_FROM_SOURCE=1 exec '${process.execPath}' '${POSTERN_BIN}' "$@"\n`);
+    chmodSync(launcher, 0o755);
+    const ssh = join(this.home, 'bin', 'ssh');
+    writeFileSync(ssh, '#!/bin/sh\nexec /usr/bin/ssh -F "$HOME/.ssh/config" "$@"\n');
+    chmodSync(ssh, 0o755);
+  }
+
+  /** The environment lines run in, with `extra` on top. */
+  env(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+    return {
+      HOME: this.home, PATH: `${join(this.home, 'bin')}:/usr/bin:/bin`, SHELL: '/bin/bash', TERM: 'dumb', NO_COLOR: '1',
+      LANG: 'C.UTF-8', ...this.extraEnv, ...extra,
+    };
+  }
+
+  /**
+   * Runs `line` with bash in a session of its own, with no controlling terminal (as under a
+   * CI runner); stdin gets `input` and then ends.
+   */
+  run(line: string, opts: { input?: string; timeoutMs?: number; env?: Record<string, string | undefined>; wrap?: string[] } = {}): Promise<ShellRun> {
+    return new Promise((resolve, reject) => {
+      const argv = [...(opts.wrap ?? []), 'bash', '-c', line];
+      const child = spawn(argv[0], argv.slice(1), { env: this.env(opts.env), cwd: this.cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => { stdout += String(d); });
+      child.stderr.on('data', (d) => { stderr += String(d); });
+      const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, opts.timeoutMs ?? 60_000);
+      child.on('error', reject);
+      child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+      child.stdin.on('error', () => {});
+      child.stdin.end(opts.input ?? '');
+    });
+  }
+
+  /**
+   * Starts `line` (a server: it runs until stopped) with bash in a session of its own, with
+   * no terminal; `wrap` goes before bash (e.g. Netns.enter).
+   */
+  start(line: string, opts: { env?: Record<string, string | undefined>; wrap?: string[] } = {}): Background {
+    const argv = [...(opts.wrap ?? []), 'bash', '-c', line];
+    const child = spawn(argv[0], argv.slice(1), { env: this.env(opts.env), cwd: this.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += String(d); });
+    child.stderr.on('data', (d) => { stderr += String(d); });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const signal = (sig: NodeJS.Signals): void => { try { process.kill(-child.pid!, sig); } catch { /* gone */ } };
+    return {
+      stdout: () => stdout,
+      stderr: () => stderr,
+      waitFor: async (needle, timeoutMs = 60_000) => {
+        await waitFor(() => {
+          if (typeof needle === 'string' ? stdout.includes(needle) : needle.test(stdout)) return true;
+          if (child.exitCode !== null) throw new Error(`${line}\nexited with ${child.exitCode} before printing ${String(needle)}\n${stdout}\n${stderr.slice(-3000)}`);
+          return false;
+        }, { what: `${String(needle)} from: ${line}`, timeoutMs, intervalMs: 50, detail: () => `${stdout}\n${stderr.slice(-3000)}` });
+      },
+      stop: async () => {
+        signal('SIGTERM');
+        const timer = setTimeout(() => signal('SIGKILL'), 10_000);
+        const code = await exited;
+        clearTimeout(timer);
+        return code;
+      },
+    };
+  }
+
+  /**
+   * Runs `line` on a terminal of its own (script(1) gives it a pty as its controlling
+   * terminal), answering `answers` in order, each once when its prompt shows.
+   */
+  terminal(line: string, opts: { answers?: Answer[]; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): TerminalRun {
+    const child = spawn('script', ['-qfec', line, '/dev/null'], { env: this.env({ TERM: 'xterm', ...opts.env }), cwd: this.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    // The answers in order, each to a prompt shown after the one before was answered.
+    const pending = [...(opts.answers ?? [])];
+    let answeredAt = 0;
+    const onData = (d: Buffer): void => {
+      screen += d.toString();
+      const next = pending[0];
+      if (!next || !next.prompt.test(screen.slice(answeredAt))) return;
+      pending.shift();
+      answeredAt = screen.length;
+      const shown = screen;
+      void Promise.resolve(next.reply(shown)).then((text) => { if (child.exitCode === null) child.stdin.write(text); });
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.stdin.on('error', () => {});
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => { clearTimeout(timer); resolve(code); }));
+    return {
+      screen: () => screen,
+      type: (text) => { child.stdin.write(text); },
+      waitFor: async (needle, o = {}) => { await waitFor(() => {
+        const seen = screen.slice(o.from ?? 0);
+        return typeof needle === 'string' ? seen.includes(needle) : needle.test(seen);
+      }, { what: `${String(needle)} on the terminal of: ${line}`, timeoutMs: o.timeoutMs ?? 60_000, intervalMs: 50, detail: () => screen.slice(-3000) }); },
+      exited,
+      kill: () => { if (child.exitCode === null) child.kill('SIGKILL'); },
+    };
+  }
 }

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { CommanderError } from 'commander';
 import type { Command } from 'commander';
 import { walk } from '../../scripts/docs.ts';
@@ -129,4 +129,42 @@ test('each postern named in the README\'s inline code and in --help\'s text is a
       assert.ok(commandPath(program, [m[1]]), `postern ${path.join(' ')} --help names "postern ${m[1]}", which is no command`);
     }
   }
+});
+
+/** Which test runs each sh block of the README as written, against a real cluster. */
+const RUN_BY: Record<string, string> = {
+  'For engineers': 'test/integration/client-readme-engineer.test.ts',
+  'Reaching nodes': 'test/integration/client-readme.test.ts',
+  'Other clients': 'test/integration/client-readme-putty.test.ts',
+  'Session recordings': 'test/integration/client-readme-engineer.test.ts',
+  'Live sessions and join': 'test/integration/client-readme-engineer.test.ts',
+  'For admins': 'test/integration/client-readme-admin.test.ts',
+};
+
+/** The README's command lines no test runs, and why (each still parsed above). */
+const NOT_RUN: Array<{ line: string; why: string }> = [
+  { line: 'npm install && npm start', why: 'npm install fetches packages from the registry; npm start keeps its cluster in the repository\'s own .postern/data' },
+  { line: 'npm install && npm test', why: 'the whole suite, registry included: it is what CI runs (.ci/run)' },
+  {
+    line: "postern serve --roles auth --storage 'postgres://postern@db.example.com:5432/postern?sslmode=verify-full&sslrootcert=/etc/postern/pg-ca.pem'",
+    why: 'needs a PostgreSQL server with TLS and a CA file; serve-postgres.test.ts runs serve --storage on a real PostgreSQL',
+  },
+];
+
+test('every sh block of the README is run by a test, or its lines are listed here with the reason they are not', () => {
+  const notRun = new Set(NOT_RUN.map((n) => n.line));
+  const used = new Set<string>();
+  for (const block of readmeShellBlocks()) {
+    const file = RUN_BY[block.heading];
+    if (file) {
+      assert.ok(existsSync(file), `${file} runs "${block.heading}"`);
+      assert.ok(readFileSync(file, 'utf8').includes(`readmeBlock('${block.heading}'`), `${file} reads the block "${block.heading}" with readmeBlock()`);
+      continue;
+    }
+    for (const l of block.lines) {
+      assert.ok(notRun.has(l.command), `README.md:${l.line} (${block.heading}) is run by no test: ${l.command}\n(add its block to RUN_BY, or the line to NOT_RUN with the reason)`);
+      used.add(l.command);
+    }
+  }
+  assert.deepEqual([...notRun].filter((l) => !used.has(l)), [], 'NOT_RUN lists only lines the README has');
 });
