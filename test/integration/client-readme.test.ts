@@ -9,42 +9,18 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { TestCluster } from '../helpers/cluster.ts';
-import { runDetached, runPostern, POSTERN_BIN } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
+import { UserShell, helpExamples as allHelpExamples, readmeBlock } from '../helpers/readme.ts';
 import { freePort } from '../interop/harness.ts';
 
 const c = new TestCluster();
-let home: string;
+let shell: UserShell;
 
-/** The user's shell: HOME, `postern` on PATH (a launcher with this Node 24), Debian's PATH after it. */
-function userEnv(): NodeJS.ProcessEnv {
-  return { HOME: home, PATH: `${join(home, 'bin')}:/usr/bin:/bin`, TERM: 'dumb', NO_COLOR: '1' };
-}
-
-/** The lines of the first ```sh block after `heading` in README.md, comments cut. */
-function readmeBlock(heading: string): string[] {
-  const text = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-  const at = text.indexOf(`\n${heading}\n`);
-  assert.ok(at >= 0, `README has ${heading}`);
-  const block = /```sh\n([\s\S]*?)```/.exec(text.slice(at));
-  assert.ok(block, `a sh block under ${heading}`);
-  return block[1].split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l.length > 0);
-}
-
-/** The command lines of a command's `--help` Examples (a command, then two spaces and what it does). */
+/** The command lines of a command's `--help` Examples. */
 async function helpExamples(args: string[]): Promise<string[]> {
-  const r = await runPostern([...args, '--help']);
-  assert.equal(r.code, 0, r.stderr);
-  const after = r.stdout.split('\nExamples:\n')[1];
-  assert.ok(after, `${args.join(' ')} --help has Examples`);
-  const lines: string[] = [];
-  for (const line of after.split('\n')) {
-    if (!line.startsWith('  ')) break;
-    lines.push(line.trim().split(/\s{2,}/)[0]);
-  }
+  const lines = (await allHelpExamples()).filter((e) => e.command === args.join(' ')).map((e) => e.text);
+  assert.ok(lines.length > 0, `${args.join(' ')} --help has Examples`);
   return lines;
 }
 
@@ -77,18 +53,7 @@ before(async () => {
   const alice = await c.user('alice', `${LOCAL_USER},deploy`, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
   await c.node('web1', 'env=prod');
   await c.node('web2', 'env=prod,team=web');
-  home = join(c.work, 'home');
-  mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
-  mkdirSync(join(home, 'bin'));
-  symlinkSync(alice, join(home, '.tsh'));
-  const launcher = join(home, 'bin', 'postern');
-  writeFileSync(launcher, `#!/bin/sh\nPOSTERN_FROM_SOURCE=1 exec '${process.execPath}' '${POSTERN_BIN}' "$@"\n`);
-  chmodSync(launcher, 0o755);
-  // OpenSSH reads ~/.ssh/config from the passwd entry's home, not $HOME: this ssh on PATH
-  // points it at the test user's, the one `postern config >> ~/.ssh/config` wrote.
-  const ssh = join(home, 'bin', 'ssh');
-  writeFileSync(ssh, '#!/bin/sh\nexec /usr/bin/ssh -F "$HOME/.ssh/config" "$@"\n');
-  chmodSync(ssh, 0o755);
+  shell = new UserShell(c.work, { tsh: alice });
 });
 
 after(async () => {
@@ -99,7 +64,7 @@ async function runExamples(lines: string[]): Promise<void> {
   assert.ok(lines.length > 0);
   for (const written of lines) {
     const line = await localize(written);
-    const r = await runDetached('bash', ['-c', line], userEnv(), { timeoutMs: 60_000 });
+    const r = await shell.run(line, { timeoutMs: 60_000 });
     const want = expectations(written);
     assert.equal(r.code, want.code ?? 0, `${written}\n  ran as: ${line}\n${r.stdout}\n${r.stderr}`);
     if (want.stdout) assert.match(r.stdout, want.stdout, `${written}\n${r.stdout}\n${r.stderr}`);
@@ -108,7 +73,7 @@ async function runExamples(lines: string[]): Promise<void> {
 }
 
 test('README "Reaching nodes": every line runs as written, incl. postern config >> ~/.ssh/config, ssh NODE.<cluster> and ssh -J', async () => {
-  const lines = readmeBlock('### Reaching nodes');
+  const lines = readmeBlock('Reaching nodes').map((l) => l.command);
   assert.ok(lines.some((l) => l.startsWith('ssh -J ')), lines.join('\n'));
   await runExamples(lines);
 });

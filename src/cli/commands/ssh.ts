@@ -189,10 +189,10 @@ export function registerSsh(program: Command, deps: Deps, state: RunState): void
     .option('--proxy <host>', 'use the login of this proxy (default: the current profile)')
     .addHelpText('after', `
 Examples:
-  postern ssh web1                         a shell on web1 as your local user (or your first login)
-  postern ssh ubuntu@web1 'uptime'         a command; the exit status is the command's
-  postern ssh root@env=prod hostname       on every node labelled env=prod, lines prefixed [node]
-  postern ssh -N -L 8080:localhost:80 web1 forward a port until Ctrl-C
+  postern ssh web1                          a shell on web1 as your local user (or your first login)
+  postern ssh ubuntu@web1 'uptime'          a command; the exit status is the command's
+  postern ssh root@env=prod hostname        on every node labelled env=prod, lines prefixed [node]
+  postern ssh -N -L 8080:localhost:80 web1  forward a port until Ctrl-C
 
 Escapes, in a terminal session, typed right after Enter (as in ssh; -e changes the ~):
   ~.  disconnect    ~?  list the escapes    ~~  send one ~
