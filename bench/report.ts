@@ -8,6 +8,7 @@ import { PATHS, PATH_LABELS } from './paths.ts';
 import type { PathId } from './paths.ts';
 import type { CliStart, HeldResult, PathSamples } from './measure.ts';
 import type { EchoResult } from './web-echo.ts';
+import type { TunnelResult } from './tunnel-sessions.ts';
 import { fmt, median, p90, quantile } from './stats.ts';
 
 /** The machine the numbers came from. */
@@ -34,6 +35,8 @@ export interface Results {
   setup?: Partial<Record<PathId, PathSamples>>;
   cli?: CliStart;
   sessions?: HeldResult[];
+  /** Row 4b: many sessions through the TLS tunnel to an echo stand-in (not sshd). */
+  tunnel?: TunnelResult;
   login?: PathSamples;
   echo?: EchoResult;
   seconds: number;
@@ -119,6 +122,7 @@ export function table(r: Results): string {
       rows.push([`4. Memory with ${s.target} sessions held open (KiB per session; ${s.alive}/${s.target} alive)`, `${PATH_LABELS[s.path]}: ${who}`, fmt(mine), other, s.path === 'b' ? '1.00×' : b ? ratio(mine, b.perSessionPssKb) : '—', `${s.opened} opened in ${s.openSeconds.toFixed(0)} s`]);
     }
   }
+  if (r.tunnel) rows.push(...tunnelRows(r.tunnel, r.sessions?.find((s) => s.path === 'b')));
   if (r.login) {
     rows.push(['5. `postern login` (ms)', 'password + TOTP, new key, certificate', fmt(median(r.login.values)), fmt(p90(r.login.values)), '—', `${r.login.values.length}${failed(r.login)}`]);
   }
@@ -128,12 +132,40 @@ export function table(r: Results): string {
       rows.push(['6. Key to echo (ms; p99 in the next column)', label, fmt(median(s.values)), `p99 ${fmt(quantile(s.values, 0.99))}`, s === r.echo.ssh ? '—' : `${ratio(median(s.values), median(ssh))} of ssh`, `${s.values.length}${failed(s)}`]);
     }
   }
+  return rowsTable(rows);
+}
+
+/** Rows of the table (measurement, path, median, other, vs (b), samples) as markdown, with the head. */
+export function rowsTable(rows: string[][]): string {
   const head = ['Measurement', 'Path', 'Median', 'p90 / other', 'vs (b)', 'Samples'];
   return [
     `| ${head.join(' | ')} |`,
     `| ${head.map(() => '---').join(' | ')} |`,
     ...rows.map((row) => `| ${row.join(' | ')} |`),
   ].join('\n');
+}
+
+/**
+ * Row 4b: the proxy's memory and CPU per session with many sessions through the TLS tunnel;
+ * the memory against the jump host sshd's PSS per connection when row 4 ran too.
+ */
+export function tunnelRows(t: TunnelResult, jump?: HeldResult): string[][] {
+  const what = `${t.target} sessions held through the TLS tunnel; node side: echo stand-in, not sshd`;
+  const path = 'TLS tunnel (transport of (c) and (e)): Postern proxy (serve)';
+  const samples = `${t.opened} opened (${t.failed} failed${t.cutShort ? ', cut short by the deadline' : ''}) in ${t.openSeconds.toFixed(0)} s`;
+  return [
+    [`4b. Memory, ${what} (KiB per session; ${t.alive}/${t.target} echoed back)`, `${path}, RSS slope`, fmt(t.perSessionRssKb), `growth ÷ n ${fmt(t.deltaRssKb)} KiB`, jump ? ratio(t.perSessionRssKb, jump.perSessionPssKb) : '—', samples],
+    [`4b. CPU, ${what} (ms per session)`, `${path}, opening`, fmt(t.cpuOpenMsPerSession), `echo round ${fmt(t.cpuEchoMsPerSession)} ms`, '—', samples],
+  ];
+}
+
+/** Row 4b's target: every session held, none dropped. */
+export function tunnelTarget(t: TunnelResult): Target {
+  return {
+    text: `${t.target} sessions held through one proxy (TLS tunnel; node side an echo stand-in, not sshd), none dropped`,
+    measured: `${t.alive}/${t.target} echoed back, ${t.failed} failed to open; proxy ${fmt(t.perSessionRssKb)} KiB RSS and ${fmt(t.cpuOpenMsPerSession)} ms CPU per session`,
+    met: t.alive === t.target && t.failed === 0,
+  };
 }
 
 /** The benchmark's targets, judged on this run. */
@@ -170,6 +202,7 @@ export function targets(r: Results): Target[] {
       out.push({ text: `${d.target} sessions held through the proxy, none dropped`, measured: `${d.alive}/${d.target} alive (jump host: ${b.alive}/${b.target})`, met: d.alive === d.target });
     }
   }
+  if (r.tunnel) out.push(tunnelTarget(r.tunnel));
   if (r.echo && r.echo.web.values.length > 0) {
     const p99 = quantile(r.echo.web.values, 0.99);
     out.push({ text: 'Web echo p99 under 10 ms on loopback', measured: `p99 ${fmt(p99)} ms, p50 ${fmt(median(r.echo.web.values))} ms (ssh -tt: p99 ${fmt(quantile(r.echo.ssh.values, 0.99))} ms)${failed(r.echo.web)}`, met: p99 < 10 && r.echo.web.failures.length === 0 });

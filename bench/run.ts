@@ -2,19 +2,25 @@
  * `npm run bench`: Postern's paths to a node against OpenSSH's own, on loopback, in one
  * run. Sets up a `postern serve`, a logged-in user, two sshd nodes and a plain
  * OpenSSH jump host; measures throughput, connection setup, CLI start, sessions held open
- * with their memory, and login; prints a markdown table, writes bench/results/latest.json
- * and the generated part of docs/benchmarks.md.
+ * with their memory (500 on real sshd; 5,000 through the TLS tunnel to an echo stand-in),
+ * login and web echo; prints a markdown table, writes bench/results/latest.json and the
+ * generated part of docs/benchmarks.md.
  *
  * Settings (environment):
  *   BENCH_MIB=128         MiB per throughput sample        BENCH_ROUNDS=3     throughput rounds
  *   BENCH_SETUP_ROUNDS=20 connection setup rounds          BENCH_CLI_ROUNDS=20 CLI start rounds
  *   BENCH_SESSIONS=200    sessions held open at once       BENCH_BATCH=25     sessions opened together
  *   BENCH_LOGINS=5        logins timed (one user each)     BENCH_CLI=bundle   or source
- *   BENCH_ONLY=throughput,setup,cli,sessions,login,web,ha   BENCH_DEADLINE_S=900 the whole run's limit
- *                         (ha: the high-availability section, bench/ha.ts, run last in its own
+ *   BENCH_TUNNEL_SESSIONS=5000 sessions of row 4b       BENCH_TUNNEL_BATCH=100 opened together
+ *   BENCH_TUNNEL_DEADLINE_S=300 row 4b's own limit (it stops opening then; the rest count as failed)
+ *   BENCH_ONLY=throughput,setup,cli,sessions,tunnel5k,login,web,ha   BENCH_DEADLINE_S=900 the whole run's limit
+ *                         (tunnel5k: row 4b, BENCH_TUNNEL_SESSIONS held through the proxy's TLS
+ *                         tunnel, the node side a TCP echo server standing in for sshd
+ *                         (bench/tunnel-sessions.ts), run after sessions;
+ *                         ha: the high-availability section, bench/ha.ts, run last in its own
  *                         process; BENCH_QUICK=1 runs it with 100,000 audit events and 3 s of logins)
  *   BENCH_DOC=1           write docs/benchmarks.md (0: only the JSON and the table)
- *   BENCH_QUICK=1         every row with smaller samples (64 MiB, 5 setup rounds, 50 sessions)
+ *   BENCH_QUICK=1         every row with smaller samples (64 MiB, 5 setup rounds, 50 sessions, 500 in 4b)
  *   BENCH_IDLE_WAIT_S=120 wait at most this long for the 1-minute load to drop below the core count
  *
  * `node bench/run.ts --report` rewrites the table in docs/benchmarks.md from latest.json.
@@ -33,6 +39,7 @@ import { cliStart, connectionSetup, holdSessions, login, throughput } from './me
 import { buildBundle, ROOT, setUp } from './setup.ts';
 import type { BenchEnv, CliMode } from './setup.ts';
 import { table, targets, targetTable, writeDoc } from './report.ts';
+import { holdTunnelSessions, tunnelServeArgs } from './tunnel-sessions.ts';
 import { webEcho } from './web-echo.ts';
 import type { Machine, Results } from './report.ts';
 
@@ -53,13 +60,16 @@ const settings = {
   cliRounds: num('BENCH_CLI_ROUNDS', quick ? 5 : 20),
   sessions: num('BENCH_SESSIONS', quick ? 50 : 500),
   batch: Math.max(1, num('BENCH_BATCH', 25)),
+  tunnelSessions: num('BENCH_TUNNEL_SESSIONS', quick ? 500 : 5000),
+  tunnelBatch: Math.max(1, num('BENCH_TUNNEL_BATCH', 100)),
+  tunnelDeadlineS: num('BENCH_TUNNEL_DEADLINE_S', 300),
   logins: num('BENCH_LOGINS', quick ? 3 : 5),
   echoKeys: num('BENCH_ECHO_KEYS', quick ? 50 : 200),
   deadlineS: num('BENCH_DEADLINE_S', 900),
   idleWaitS: num('BENCH_IDLE_WAIT_S', 120),
 };
 const cli: CliMode = process.env.BENCH_CLI === 'source' ? 'source' : 'bundle';
-const only = new Set((process.env.BENCH_ONLY ?? 'throughput,setup,cli,sessions,login,web,ha').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'throughput,setup,cli,sessions,tunnel5k,login,web,ha').split(',').map((s) => s.trim()));
 const t0 = Date.now();
 const log = (s: string): void => { process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}\n`); };
 
@@ -148,7 +158,10 @@ async function main(): Promise<number> {
   const results: Results = { date: new Date().toISOString(), machine: machine(), settings: { ...settings, cli }, ciphers: {}, load: {}, seconds: 0 };
   const noteLoad = (phase: string): void => { results.load[phase] = loadavg().map((l) => Number(l.toFixed(2))); };
   log(`machine: ${JSON.stringify(results.machine)}`);
-  const env = await setUp({ cli, loginUsers: only.has('login') ? settings.logins : 0, webUser: only.has('web'), log });
+  // Row 4b's sessions all come from 127.0.0.1: the web port's per-source cap goes above their count.
+  const tunnel = only.has('tunnel5k') && settings.tunnelSessions > 0;
+  const env = await setUp({ cli, loginUsers: only.has('login') ? settings.logins : 0, webUser: only.has('web'), log, ...(tunnel ? { serveArgs: tunnelServeArgs(settings.tunnelSessions) } : {}) });
+  const runEnds = Date.now() + settings.deadlineS * 1000;
   const watchdog = setTimeout(() => {
     log(`the run passed BENCH_DEADLINE_S=${settings.deadlineS}: stopping`);
     void env.stop().finally(() => process.exit(3));
@@ -194,6 +207,13 @@ async function main(): Promise<number> {
       results.sessions = [];
       for (const id of ['d', 'b'] as const) results.sessions.push(await holdSessions(env, id, settings.sessions, settings.batch, log));
       noteLoad('sessions');
+    }
+    if (tunnel) {
+      log(`4b. ${settings.tunnelSessions} sessions held through the TLS tunnel, the node side a TCP echo stand-in (not sshd)`);
+      // Its own limit, and never past the run's: a minute is left for the clean-up.
+      const limitMs = Math.max(10_000, Math.min(settings.tunnelDeadlineS * 1000, runEnds - Date.now() - 60_000));
+      results.tunnel = await holdTunnelSessions(env, settings.tunnelSessions, settings.tunnelBatch, log, limitMs);
+      noteLoad('tunnel5k');
     }
   } finally {
     clearTimeout(watchdog);

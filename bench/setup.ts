@@ -103,13 +103,16 @@ export function buildBundle(): void {
   assert.ok(existsSync(join(ROOT, 'dist', 'postern.mjs')), 'the build left no dist/postern.mjs');
 }
 
-/** Sets everything up; `loginUsers` users are signed up (not logged in) for the login measurement. */
-export async function setUp(opts: { cli: CliMode; loginUsers: number; webUser?: boolean; log: (s: string) => void; serveEnv?: Record<string, string> }): Promise<BenchEnv> {
+/**
+ * Sets everything up; `loginUsers` users are signed up (not logged in) for the login
+ * measurement; `serveArgs` are added to `postern serve`'s flags.
+ */
+export async function setUp(opts: { cli: CliMode; loginUsers: number; webUser?: boolean; log: (s: string) => void; serveEnv?: Record<string, string>; serveArgs?: string[] }): Promise<BenchEnv> {
   const c = new TestCluster();
   const stops: Array<() => Promise<unknown>> = [];
   try {
     c.serve = await startServe({
-      args: ['--web-addr', '127.0.0.1:0', '--auth-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0', '--cluster-name', 'test.example'],
+      args: ['--web-addr', '127.0.0.1:0', '--auth-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0', '--cluster-name', 'test.example', ...(opts.serveArgs ?? [])],
       // An empty POSTERN_FROM_SOURCE makes bin/postern load the bundle.
       // An empty POSTERN_TEST_SCRYPT_LOG2N keeps production's scrypt cost: the login is measured as users see it.
       env: { POSTERN_FROM_SOURCE: opts.cli === 'source' ? '1' : '', POSTERN_TEST_SCRYPT_LOG2N: '', ...opts.serveEnv },
