@@ -110,7 +110,7 @@ export interface SplitCluster {
   admin: (args: string[]) => Promise<CliResult>;
   proxies: ServeProcess[];
   /** Points the TestCluster's helpers (`user`, `node`, `admin`…), which go through `serve.web`, at proxy `p`. */
-  through(p: ServeProcess): void;
+  through: (p: ServeProcess) => void;
 }
 
 /**
