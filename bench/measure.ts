@@ -3,8 +3,7 @@
  * Each alternates the paths round by round and keeps every raw sample; none loops
  * without a bound, and every process it starts has a deadline.
  */
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_PASSWORD } from '../test/helpers/cluster.ts';
@@ -12,9 +11,10 @@ import { POSTERN_BIN } from '../test/helpers/cli.ts';
 import { oathtoolCode } from '../test/helpers/openssh.ts';
 import { PATHS, pathCmd, roundOrder } from './paths.ts';
 import type { PathId } from './paths.ts';
-import { cpuMs, descendants, establishedOn, holdSession, rollupKb, runTimed, statusKb, sumRollup, timeToFirstBytes } from './proc.ts';
+import { cpuMs, descendants, holdSession, rollupKb, runTimed, statusKb, sumRollup, timeToFirstBytes } from './proc.ts';
+import { establishedOn } from '../test/helpers/net.ts';
 import type { Cmd, HeldSession } from './proc.ts';
-import { cliEnv } from './setup.ts';
+import { cliEnv, writeRandomFile } from './setup.ts';
 import { slope } from './stats.ts';
 import type { BenchEnv } from './setup.ts';
 
@@ -35,11 +35,7 @@ const failure = (round: number, code: number | null, stderr: string): string => 
 /** 1. Throughput: `mib` MiB through `cat > /dev/null`, MB/s (10^6 bytes) over the command's wall time. */
 export async function throughput(env: BenchEnv, mib: number, rounds: number, log: (s: string) => void): Promise<{ mib: number; mbps: ByPath; ms: ByPath; serverCpuMsPerMib: ByPath }> {
   const dir = mkdtempSync(join(tmpdir(), 'postern-bench-data-'));
-  const file = join(dir, 'data');
-  const fd = openSync(file, 'w');
-  const chunk = randomBytes(1 << 20);
-  for (let i = 0; i < mib; i++) writeSync(fd, chunk);
-  closeSync(fd);
+  const file = writeRandomFile(join(dir, 'data'), mib);
   const mbps = empty(PATHS);
   const ms = empty(PATHS);
   const cpu = empty(['b', 'c', 'd', 'e']);

@@ -179,21 +179,6 @@ export function sumRollup(pids: number[]): { rss: number; pss: number; count: nu
   return { rss, pss, count };
 }
 
-/** Established TCP connections whose local port is `port` (the server side), from /proc/net/tcp{,6}. */
-export function establishedOn(port: number): number {
-  let n = 0;
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try { text = readFileSync(file, 'utf8'); } catch { continue; }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length > 3 && f[1].endsWith(`:${hex}`) && f[3] === '01') n++;
-    }
-  }
-  return n;
-}
-
 /** CPU time of a process in ms (user + system), with its reaped children's when asked, from /proc/PID/stat. */
 export function cpuMs(pid: number, withReapedChildren = false): number {
   try {

@@ -11,14 +11,13 @@
  * perf_event_paranoid ≤ 1, and `perf` on the PATH.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathCmd } from './paths.ts';
 import type { PathId } from './paths.ts';
 import { cpuMs, runTimed } from './proc.ts';
-import { buildBundle, setUp } from './setup.ts';
+import { buildBundle, setUp, writeRandomFile } from './setup.ts';
 
 const mib = Number(process.env.BENCH_MIB ?? 256);
 const paths = (process.env.PROFILE_PATHS ?? 'b,c,d,e').split(',').map((s) => s.trim()) as PathId[];
@@ -28,11 +27,7 @@ const log = (s: string): void => { process.stderr.write(`[profile-relay] ${s}\n`
 
 buildBundle();
 const env = await setUp({ cli: 'bundle', loginUsers: 0, log, serveEnv: { NODE_OPTIONS: '--perf-basic-prof-only-functions' } });
-const data = join(out, 'data');
-const fd = openSync(data, 'w');
-const chunk = randomBytes(1 << 20);
-for (let i = 0; i < mib; i++) writeSync(fd, chunk);
-closeSync(fd);
+const data = writeRandomFile(join(out, 'data'), mib);
 try {
   for (const id of paths) {
     const file = join(out, `${id}.perf`);

@@ -7,8 +7,7 @@
  * self time by module and the hottest functions; the bundle's lines are mapped back to
  * the module they came from by esbuild's `// path` comments.
  */
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +15,7 @@ import { POSTERN_BIN } from '../test/helpers/cli.ts';
 import { pathCmd } from './paths.ts';
 import type { PathId } from './paths.ts';
 import { runTimed } from './proc.ts';
-import { buildBundle, cliEnv, setUp } from './setup.ts';
+import { buildBundle, cliEnv, setUp, writeRandomFile } from './setup.ts';
 
 interface CallFrame { functionName: string; url: string; lineNumber: number }
 interface ProfileNode { id: number; callFrame: CallFrame }
@@ -95,11 +94,7 @@ summarize(await newest(vdir), '`postern --version` (bundle, compile cache warm)'
 
 const serveDir = join(out, 'serve');
 const env = await setUp({ cli: 'bundle', loginUsers: 0, log, serveEnv: prof(serveDir) });
-const data = join(out, 'data');
-const fd = openSync(data, 'w');
-const chunk = randomBytes(1 << 20);
-for (let i = 0; i < mib; i++) writeSync(fd, chunk);
-closeSync(fd);
+const data = writeRandomFile(join(out, 'data'), mib);
 try {
   // The ProxyCommand's start: with stdin at EOF it connects, gets the node's banner, and
   // ends normally (so the profile is written).

@@ -12,14 +12,13 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathCmd, roundOrder } from './paths.ts';
 import type { PathId } from './paths.ts';
 import { cpuMs, runTimed, statusKb } from './proc.ts';
-import { buildBundle, setUp } from './setup.ts';
+import { buildBundle, setUp, writeRandomFile } from './setup.ts';
 import { median } from './stats.ts';
 
 const mib = Number(process.env.BENCH_MIB ?? 128);
@@ -59,12 +58,7 @@ const env = await setUp({ cli: 'bundle', loginUsers: 0, log, serveEnv: { NODE_OP
 let gcLines = '';
 env.cluster.serve.proc.stdout!.on('data', (d: Buffer) => { gcLines += d.toString(); });
 const data = join(dir, 'data');
-if (!down) {
-  const fd = openSync(data, 'w');
-  const chunk = randomBytes(1 << 20);
-  for (let i = 0; i < mib; i++) writeSync(fd, chunk);
-  closeSync(fd);
-}
+if (!down) writeRandomFile(data, mib);
 type Row = { cpu: number[]; syscalls: number[]; majorGcPerGiB: number[]; peakRssMiB: number[]; mbps: number[] };
 const rows = new Map<PathId, Row>(paths.map((id) => [id, { cpu: [], syscalls: [], majorGcPerGiB: [], peakRssMiB: [], mbps: [] }]));
 try {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestCluster, TEST_PASSWORD, userFiles } from '../test/helpers/cluster.ts';
@@ -19,6 +19,15 @@ import type { Sshd } from '../test/helpers/openssh.ts';
 
 /** The repository's root. */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** Writes `mib` MiB of random bytes (one random MiB over and over) to `path`, for sending through a path; returns `path`. */
+export function writeRandomFile(path: string, mib: number): string {
+  const fd = openSync(path, 'w');
+  const chunk = randomBytes(1 << 20);
+  for (let i = 0; i < mib; i++) writeSync(fd, chunk);
+  closeSync(fd);
+  return path;
+}
 
 /** How the CLI is run: the esbuild bundle users get, or the TypeScript sources. */
 export type CliMode = 'bundle' | 'source';

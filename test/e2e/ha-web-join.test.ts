@@ -12,10 +12,8 @@ import { startPostgres } from '../helpers/postgres.ts';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { TestCluster, TEST_PASSWORD } from '../helpers/cluster.ts';
-import { runPostern } from '../helpers/cli.ts';
-import type { CliResult } from '../helpers/cli.ts';
-import { startServe } from '../helpers/serve.ts';
 import type { ServeProcess } from '../helpers/serve.ts';
+import { startSplitCluster } from '../helpers/live-sessions.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
 import { launchBrowser, screenshot } from '../helpers/browser.ts';
 import { ensureWebBuilt } from '../../scripts/build-web.ts';
@@ -52,29 +50,14 @@ test('a web terminal on proxy A is watched and joined from a browser logged in o
   await ensureWebBuilt();
   const pg = await startPostgres({ after });
   const url = await pg.createDatabase();
-  const authArgs = ['--roles', 'auth', '--auth-addr', '127.0.0.1:0', '--cluster-name', 'test.example', '--storage', url];
-  const auth = await startServe({ args: authArgs });
-  c.onStop(() => auth.stop());
-  const auth2 = await startServe({ args: authArgs });
-  c.onStop(() => auth2.stop());
+  const { auths: [auth, auth2], proxies: [pA, pB], through } = await startSplitCluster(c, ['--storage', url], { auths: 2 });
   assert.equal(auth2.caPin, auth.caPin);
-  const admin = (args: string[]): Promise<CliResult> => runPostern([...args, '--data-dir', auth.dataDir]);
-  const proxies: ServeProcess[] = [];
-  for (let i = 0; i < 2; i++) {
-    const tok = await admin(['tokens', 'add', '--type', 'proxy', '--ttl', '10m', '--format', 'json']);
-    assert.equal(tok.code, 0, tok.stderr);
-    const { token } = JSON.parse(tok.stdout) as { token: string };
-    const p = await startServe({ args: ['--roles', 'proxy', '--auth-server', `${auth.auth},${auth2.auth}`, '--join-token', token, '--ca-pin', auth.caPin, '--web-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0'] });
-    c.onStop(() => p.stop());
-    proxies.push(p);
-  }
-  const [pA, pB] = proxies;
-  c.serve = { ...auth, web: pA.web, caPin: auth.caPin };
+  through(pA);
   await c.node('web1', 'env=prod');
   const carolSecret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
   const daveSecret = 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ';
   await c.user('carol', LOCAL_USER, carolSecret);
-  c.serve = { ...auth, web: pB.web, caPin: auth.caPin };
+  through(pB);
   await c.user('dave', LOCAL_USER, daveSecret, 'admin');
 
   browser = await launchBrowser();

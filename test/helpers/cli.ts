@@ -1,5 +1,6 @@
 /** Running the real CLI in tests: as a child process (bin/postern) or in-process with captured streams. */
 import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.ts';
@@ -78,4 +79,37 @@ export function runDetached(cmd: string, args: string[], env: NodeJS.ProcessEnv,
     child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** A command on a terminal, with its screen so far (stdout and stderr) and its exit status. */
+export interface OnTty {
+  /** What is written to its stdin is typed on the terminal. */
+  proc: ChildProcessWithoutNullStreams;
+  out: () => string;
+  /** The exit status, on the process's exit. */
+  exit: Promise<number | null>;
+  /** The exit status once its output is closed too; with `timeoutMs`, fails when it did not end in time. */
+  closed: Promise<number | null>;
+}
+
+/**
+ * Runs the shell command `cmd` on a terminal: util-linux `script` gives it a PTY (TERM
+ * xterm unless `env` says otherwise). With `timeoutMs`, kills it at that age and `closed`
+ * fails with the screen (and `detail()`).
+ */
+export function onTty(cmd: string, env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm' }, opts: { timeoutMs?: number; detail?: () => string } = {}): OnTty {
+  const proc = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const closed = new Promise<number | null>((resolve, reject) => {
+    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${cmd} did not end in ${opts.timeoutMs} ms; the terminal showed:\n${out}${opts.detail ? `\n${opts.detail()}` : ''}`));
+    }, opts.timeoutMs);
+    proc.once('close', (code) => { clearTimeout(timer); resolve(code); });
+  });
+  closed.catch(() => {});
+  return { proc, out: () => out, exit, closed };
 }

@@ -5,14 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runPostern, POSTERN_BIN } from './cli.ts';
-import type { CliResult } from './cli.ts';
+import type { CliResult, OnTty } from './cli.ts';
 import { startServe } from './serve.ts';
 import type { ServeProcess } from './serve.ts';
-import { startSshd, oathtoolCodeForStep } from './openssh.ts';
+import { startAgent, startSshd, oathtoolCodeForStep } from './openssh.ts';
 import { withFreshPort } from './net.ts';
 import { waitFor } from './wait.ts';
 import type { Sshd } from './openssh.ts';
@@ -96,8 +97,11 @@ export class TestCluster {
     return home;
   }
 
-  /** Registers a node with `nodes add` and starts a real sshd with the host certificate. */
-  async node(name: string, labels: string, opts: { start?: boolean } = {}): Promise<Sshd & { dir: string; hostKey: string }> {
+  /**
+   * Registers a node with `nodes add` and starts a real sshd with the host certificate
+   * (`sshdConfig`: more lines for its sshd_config).
+   */
+  async node(name: string, labels: string, opts: { start?: boolean; sshdConfig?: string[] } = {}): Promise<Sshd & { dir: string; hostKey: string }> {
     const dir = join(this.work, `node-${name}`);
     mkdirSync(dir, { recursive: true });
     const hostKey = join(dir, 'ssh_host_ed25519_key');
@@ -114,6 +118,7 @@ export class TestCluster {
           trustedUserCaKeys: readFileSync(join(dir, 'user_ca.pub'), 'utf8'),
           hostKey: { privatePath: hostKey, certPath: join(dir, `${name}-cert.pub`) },
           port,
+          ...(opts.sshdConfig ? { extra: opts.sshdConfig } : {}),
         });
       } catch (err) {
         if ((err as { code?: string }).code === 'EADDRINUSE') {
@@ -127,6 +132,13 @@ export class TestCluster {
     const node = { ...sshd, dir, hostKey };
     this.nodes.set(name, node);
     return node;
+  }
+
+  /** Starts an ssh-agent that stops with the cluster; returns its socket. */
+  async agent(): Promise<string> {
+    const agent = await startAgent();
+    this.onStop(() => agent.stop());
+    return agent.socket;
   }
 
   /** Registers something to stop at the end. */
@@ -148,18 +160,65 @@ export function userFiles(home: string, user: string): { key: string; cert: stri
 }
 
 /**
+ * Writes to `path` an ssh_config for every host that logs in with `user`'s key and
+ * certificate from `home` and checks host certificates strictly, with `extra` lines after.
+ */
+export function userSshConfig(path: string, home: string, user: string, extra: string[] = []): string {
+  const f = userFiles(home, user);
+  writeFileSync(path, [
+    'Host *',
+    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes',
+    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30',
+    ...extra, '',
+  ].join('\n'));
+  return path;
+}
+
+/** The ssh_config line that reaches nodes through `postern proxy ssh` as the user logged in at `home` (`env`: more variables for it). */
+export function proxyCommandLine(home: string, env = ''): string {
+  return `  ProxyCommand env TSH_HOME=${home} POSTERN_FROM_SOURCE=1 ${env ? `${env} ` : ''}${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`;
+}
+
+/**
  * Writes to `path` an ssh_config that logs in with `user`'s key and certificate from `home`
  * (no agent), checks host certificates strictly, and reaches nodes through
  * `postern proxy ssh` over `transport`.
  */
 export function proxySshConfig(path: string, home: string, user: string, transport: string): string {
+  return userSshConfig(path, home, user, ['  IdentityAgent none', proxyCommandLine(home, `POSTERN_PROXY_TRANSPORT=${transport}`)]);
+}
+
+/** Puts `user`'s key and certificate from `home` in the ssh-agent at `sock`, as `postern login` does (for `ssh -A` to forward). */
+export function addToAgent(cluster: TestCluster, home: string, user: string, sock: string): void {
   const f = userFiles(home, user);
-  writeFileSync(path, [
-    'Host *',
-    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', '  IdentityAgent none',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30',
-    `  ProxyCommand env TSH_HOME=${home} POSTERN_FROM_SOURCE=1 POSTERN_PROXY_TRANSPORT=${transport} ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`,
-    '',
-  ].join('\n'));
-  return path;
+  const k = join(cluster.work, `${user}_id_${randomInt(1e9)}`);
+  copyFileSync(f.key, k);
+  copyFileSync(f.cert, `${k}-cert.pub`);
+  execFileSync('ssh-add', [k], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'pipe' });
+}
+
+/**
+ * Answers, on the terminal `tty`, the prompts of `postern` logging `user` in again: yes to
+ * logging in, the password, a code of a step not used yet (`delayMs` after each prompt).
+ * Returns which were answered so far: 'confirm', 'password', 'otp'.
+ */
+export function answerLogin(tty: OnTty, cluster: TestCluster, user: string, secret: string, delayMs = 0): Set<string> {
+  const answered = new Set<string>();
+  const answer = (prompt: RegExp, key: string, text: () => Promise<string>): void => {
+    if (answered.has(key) || !prompt.test(tty.out())) return;
+    answered.add(key);
+    void (async () => {
+      const reply = await text();
+      if (delayMs > 0) setTimeout(() => tty.proc.stdin.write(reply), delayMs);
+      else tty.proc.stdin.write(reply);
+    })();
+  };
+  const onOutput = (): void => {
+    answer(/Log in again now\?/, 'confirm', async () => 'y\r');
+    answer(new RegExp(`Password for ${user}`), 'password', async () => TEST_PASSWORD + '\r');
+    answer(/Code from your authenticator app/, 'otp', async () => (await cluster.freshCode(user, secret)) + '\r');
+  };
+  tty.proc.stdout.on('data', onOutput);
+  tty.proc.stderr.on('data', onOutput);
+  return answered;
 }

@@ -1,6 +1,7 @@
-/** Small TCP helpers for tests: round trips through forwards, and ports for what cannot take port 0. */
+/** Small TCP helpers for tests: round trips through forwards, ports for what cannot take port 0, and connections counted. */
 import { connect as netConnect, createServer } from 'node:net';
 import type { Server } from 'node:net';
+import { readFileSync } from 'node:fs';
 
 /** Sends bytes to 127.0.0.1:port and reads as many back; fails after `timeoutMs` saying how far it got. */
 export function roundTrip(port: number, data: Buffer, timeoutMs = 60_000): Promise<Buffer> {
@@ -71,4 +72,19 @@ export function boundPort(server: Server): number {
   const a = server.address();
   if (!a || typeof a !== 'object') throw new Error('the server is not listening on a TCP port');
   return a.port;
+}
+
+/** Established TCP connections whose local port is `port` (the server side), from /proc/net/tcp{,6}. */
+export function establishedOn(port: number): number {
+  let n = 0;
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try { text = readFileSync(file, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 3 && f[1].endsWith(`:${hex}`) && f[3] === '01') n++;
+    }
+  }
+  return n;
 }

@@ -1,11 +1,14 @@
 /**
  * For the relay tests: a deterministic byte stream that the client and the node can both
  * produce (AES-128-CTR keystream under a zero key: Node's cipher here, `openssl enc` on the
- * node), its sha256, and the resident memory of a process.
+ * node), its sha256, the resident memory of a process, and single keys echoed.
  */
+import assert from 'node:assert/strict';
 import { createCipheriv, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import type { Writable } from 'node:stream';
+import { waitFor } from './wait.ts';
 
 const ZERO_HEX = '0'.repeat(32);
 
@@ -50,4 +53,26 @@ export function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]);
+}
+
+/**
+ * Types `keys` one byte at a time into `s`, a remote `echo ready; exec cat`: each byte must
+ * come back before the next is sent (nothing held back for more input). Ends its stdin and
+ * waits for it at the end.
+ */
+export async function assertEchoedOneByOne(s: { child: { stdin: Writable; stdout: Readable }; stderr: () => string; done: Promise<unknown> }, keys: string): Promise<void> {
+  let out = '';
+  s.child.stdout.on('data', (d) => { out += d; });
+  try {
+    await waitFor(() => out.includes('ready\n'), { what: 'the remote cat', timeoutMs: 60_000, detail: s.stderr });
+    for (let i = 0; i < keys.length; i++) {
+      s.child.stdin.write(keys[i]);
+      // cat echoes what it read at once; the byte must come back with nothing sent after it.
+      await waitFor(() => out.length >= 'ready\n'.length + i + 1, { what: `the echo of byte ${i} (${JSON.stringify(keys[i])})`, timeoutMs: 20_000, detail: () => `${JSON.stringify(out)}\n${s.stderr()}` });
+    }
+    assert.equal(out, `ready\n${keys}`);
+  } finally {
+    s.child.stdin.end();
+    await s.done;
+  }
 }

@@ -7,11 +7,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { TestCluster } from '../helpers/cluster.ts';
-import { POSTERN_BIN } from '../helpers/cli.ts';
+import { onTty, POSTERN_BIN } from '../helpers/cli.ts';
+import type { OnTty } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
 import { waitForText as until } from '../helpers/wait.ts';
 
@@ -19,14 +18,8 @@ const c = new TestCluster();
 let alice: string;
 
 /** `postern ssh ARGS` on a terminal; its screen so far and its exit status. */
-function sshOnTty(args: string): { proc: ChildProcessWithoutNullStreams; out: () => string; exit: Promise<number | null> } {
-  const cmd = `env TSH_HOME=${alice} POSTERN_FROM_SOURCE=1 NO_COLOR=1 ${process.execPath} ${POSTERN_BIN} ssh ${args}`;
-  const proc = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'xterm' } });
-  let out = '';
-  proc.stdout.on('data', (d) => { out += d; });
-  proc.stderr.on('data', (d) => { out += d; });
-  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return { proc, out: () => out, exit };
+function sshOnTty(args: string): OnTty {
+  return onTty(`env TSH_HOME=${alice} POSTERN_FROM_SOURCE=1 NO_COLOR=1 ${process.execPath} ${POSTERN_BIN} ssh ${args}`);
 }
 
 before(async () => {

@@ -7,11 +7,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { TestCluster, TEST_PASSWORD } from '../helpers/cluster.ts';
-import { runPostern, POSTERN_BIN, runDetached } from '../helpers/cli.ts';
+import { TestCluster, answerLogin } from '../helpers/cluster.ts';
+import { onTty, runPostern, POSTERN_BIN, runDetached } from '../helpers/cli.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
 import { expireCertificateFile } from '../helpers/auth.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';
@@ -159,30 +158,13 @@ test('an expired certificate: proxy ssh says so (exit 255), ls exits 4; with a t
   // scripts/ensure-system-deps.ts installs it (bsdutils); a machine without it says so.
   if (!existsSync('/usr/bin/script')) { t.skip('no /usr/bin/script (bsdutils) to give proxy ssh a terminal: the login on the terminal was not tested'); return; }
   const cmd = `'${process.execPath}' '${POSTERN_BIN}' proxy ssh ${LOCAL_USER}@web1.test.example:22`;
-  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: userEnv(eve, { TERM: 'dumb' }), stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  const answered = new Set<string>();
-  const answer = (prompt: RegExp, key: string, text: () => Promise<string>): void => {
-    if (answered.has(key) || !prompt.test(out)) return;
-    answered.add(key);
-    void (async () => { const reply = await text(); setTimeout(() => child.stdin.write(reply), 200); })();
-  };
+  const tty = onTty(cmd, userEnv(eve, { TERM: 'dumb' }), { timeoutMs: 90_000, detail: () => `--- serve ---\n${c.serve.stderr().slice(-2000)}` });
+  const answered = answerLogin(tty, c, 'eve', EVE_SECRET, 200);
   // No agent here: ssh, which read the expired certificate before it started the
   // ProxyCommand, could not take the new one, so it says to run ssh again and exits 255
   // (client-relogin.test.ts: with an agent ssh goes on).
-  const shown = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`proxy ssh did not end; the terminal showed:\n${out}\n--- serve ---\n${c.serve.stderr().slice(-2000)}`)); }, 90_000);
-    const onOutput = (d: Buffer): void => {
-      out += d.toString();
-      answer(/Log in again now\?/, 'confirm', async () => 'y\r');
-      answer(/Password for eve/, 'password', async () => TEST_PASSWORD + '\r');
-      // A code of a step eve has not used yet (each works once).
-      answer(/Code from your authenticator app/, 'otp', async () => (await c.freshCode('eve', EVE_SECRET)) + '\r');
-    };
-    child.stdout.on('data', onOutput);
-    child.stderr.on('data', onOutput);
-    child.on('close', (code) => { clearTimeout(timer); assert.equal(code, 255, out); resolve(out); });
-  });
+  assert.equal(await tty.closed, 255, tty.out());
+  const shown = tty.out();
   assert.match(shown, /run the ssh command again/);
   assert.match(shown, /expired at/);
   assert.ok(answered.has('password') && answered.has('otp'), shown);

@@ -9,12 +9,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestCluster, TEST_PASSWORD, userFiles } from '../helpers/cluster.ts';
-import { runPostern, runDetached, POSTERN_BIN } from '../helpers/cli.ts';
-import { LOCAL_USER, startAgent } from '../helpers/openssh.ts';
+import { TestCluster, answerLogin, userFiles } from '../helpers/cluster.ts';
+import { onTty, runPostern, runDetached, POSTERN_BIN } from '../helpers/cli.ts';
+import { LOCAL_USER } from '../helpers/openssh.ts';
 import { expireCertificateFile } from '../helpers/auth.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';
 
@@ -42,35 +41,27 @@ async function configFile(env: Record<string, string | undefined>, name: string)
  * Runs `cmd` on a terminal (script), answers the login prompts for eve on it, and resolves
  * with the screen and the exit status.
  */
-function onTerminal(cmd: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; answered: Set<string> }> {
-  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  const answered = new Set<string>();
-  const answer = (prompt: RegExp, key: string, text: () => Promise<string>): void => {
-    if (answered.has(key) || !prompt.test(out)) return;
-    answered.add(key);
-    void (async () => { child.stdin.write(await text()); })();
-  };
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    const onOutput = (d: Buffer): void => {
-      out += d.toString();
-      answer(/Log in again now\?/, 'confirm', async () => 'y\r');
-      answer(/Password for eve/, 'password', async () => TEST_PASSWORD + '\r');
-      // A code of a step eve has not used yet (each works once).
-      answer(/Code from your authenticator app/, 'otp', async () => (await c.freshCode('eve', EVE_SECRET)) + '\r');
-    };
-    child.stdout.on('data', onOutput);
-    child.stderr.on('data', onOutput);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, out, answered }); });
-  });
+async function onTerminal(cmd: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; answered: Set<string> }> {
+  const tty = onTty(cmd, env);
+  const answered = answerLogin(tty, c, 'eve', EVE_SECRET);
+  const timer = setTimeout(() => tty.proc.kill('SIGKILL'), 120_000);
+  const code = await tty.closed;
+  clearTimeout(timer);
+  return { code, out: tty.out(), answered };
+}
+
+/** What each test of an expired certificate starts from: `postern config` in a file, eve's certificate expired, an empty HOME. */
+async function expired(name: string): Promise<{ cfg: string; home: string; before: ReturnType<typeof expireCertificateFile> }> {
+  const { path: cfg } = await configFile({ TSH_HOME: eve }, name);
+  const before = expireCertificateFile(c.serve.dataDir, userFiles(eve, 'eve').cert);
+  const home = join(c.work, `${name}-home`);
+  mkdirSync(home, { recursive: true });
+  return { cfg, home, before };
 }
 
 before(async () => {
   await c.start();
-  const agent = await startAgent();
-  c.onStop(() => agent.stop());
-  agentSock = agent.socket;
+  agentSock = await c.agent();
   eve = await c.user('eve', LOCAL_USER, EVE_SECRET);
   await c.node('web1', 'env=prod');
 });
@@ -102,11 +93,8 @@ test('postern config works from a bare shell: Node 24 and TSH_HOME named in the 
 });
 
 test('an expired certificate: ssh through the ProxyCommand logs in again on the terminal and goes on through the agent, same key', { skip: noScript }, async () => {
-  const { path: cfg } = await configFile({ TSH_HOME: eve }, 'relogin');
+  const { cfg, home, before } = await expired('relogin');
   const certPath = userFiles(eve, 'eve').cert;
-  const before = expireCertificateFile(c.serve.dataDir, certPath);
-  const home = join(c.work, 'relogin-home');
-  mkdirSync(home, { recursive: true });
   const r = await onTerminal(`ssh -F ${cfg} ${LOCAL_USER}@web1.test.example echo relogin-'$((6*7))'`, bareEnv(home, agentSock));
   assert.match(r.out, /expired at/);
   assert.ok(r.answered.has('password') && r.answered.has('otp'), r.out);
@@ -118,10 +106,7 @@ test('an expired certificate: ssh through the ProxyCommand logs in again on the 
 });
 
 test('an expired certificate and no agent: the ProxyCommand logs in again, says to run ssh again (255), and the run again works', { skip: noScript }, async () => {
-  const { path: cfg } = await configFile({ TSH_HOME: eve }, 'relogin-noagent');
-  expireCertificateFile(c.serve.dataDir, userFiles(eve, 'eve').cert);
-  const home = join(c.work, 'relogin-noagent-home');
-  mkdirSync(home, { recursive: true });
+  const { cfg, home } = await expired('relogin-noagent');
   const r = await onTerminal(`ssh -F ${cfg} ${LOCAL_USER}@web1.test.example echo never`, bareEnv(home));
   assert.equal(r.code, 255, r.out);
   assert.ok(r.answered.has('otp'), r.out);
@@ -133,10 +118,7 @@ test('an expired certificate and no agent: the ProxyCommand logs in again, says 
 });
 
 test('an expired certificate and ssh with IdentitiesOnly yes: the ProxyCommand logs in again, then says exactly why ssh cannot go on (255)', { skip: noScript }, async () => {
-  const { path: cfg } = await configFile({ TSH_HOME: eve }, 'relogin-only');
-  expireCertificateFile(c.serve.dataDir, userFiles(eve, 'eve').cert);
-  const home = join(c.work, 'relogin-only-home');
-  mkdirSync(home, { recursive: true });
+  const { cfg, home } = await expired('relogin-only');
   // Without the check ssh would end in "Permission denied (publickey)" and nobody would know why.
   const r = await onTerminal(`ssh -o IdentitiesOnly=yes -F ${cfg} ${LOCAL_USER}@web1.test.example echo never`, bareEnv(home, agentSock));
   assert.equal(r.code, 255, r.out);
@@ -150,10 +132,7 @@ test('an expired certificate and ssh with IdentitiesOnly yes: the ProxyCommand l
 });
 
 test('an expired certificate and ssh with IdentityAgent (no SSH_AUTH_SOCK): the new certificate goes into that agent and ssh goes on', { skip: noScript }, async () => {
-  const { path: cfg } = await configFile({ TSH_HOME: eve }, 'relogin-identityagent');
-  expireCertificateFile(c.serve.dataDir, userFiles(eve, 'eve').cert);
-  const home = join(c.work, 'relogin-identityagent-home');
-  mkdirSync(home, { recursive: true });
+  const { cfg, home } = await expired('relogin-identityagent');
   const r = await onTerminal(`ssh -o IdentityAgent=${agentSock} -F ${cfg} ${LOCAL_USER}@web1.test.example echo agent-'$((8*8))'`, bareEnv(home));
   assert.ok(r.answered.has('otp'), r.out);
   assert.match(r.out, /agent-64/, r.out);

@@ -12,42 +12,21 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
-import { TestCluster, userFiles } from '../helpers/cluster.ts';
-import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
-import type { CliResult } from '../helpers/cli.ts';
-import { startServe } from '../helpers/serve.ts';
-import type { ServeProcess } from '../helpers/serve.ts';
-import { LOCAL_USER, startAgent } from '../helpers/openssh.ts';
+import { TestCluster, addToAgent } from '../helpers/cluster.ts';
+import { runPostern } from '../helpers/cli.ts';
+import { LOCAL_USER } from '../helpers/openssh.ts';
 import { waitFor, waitForText as until } from '../helpers/wait.ts';
-import type { ActiveSession } from '../../src/api/types.ts';
+import { addJoinRole, assertJoinsRefused, joiner, ownerShell, sessionsOf, startRecordingProxies } from '../helpers/live-sessions.ts';
+import type { Shell } from '../helpers/live-sessions.ts';
 import type { IdentityFile } from '../../src/core/server-paths.ts';
 import { parseHostPort } from '../../src/core/text.ts';
 
 const c = new TestCluster();
 after(() => c.stop());
-
-async function sessionsOf(home: string): Promise<ActiveSession[]> {
-  const r = await runPostern(['sessions', 'ls', '--format', 'json'], { env: { TSH_HOME: home } });
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as ActiveSession[];
-}
-
-/** A running `postern join` with its output so far. */
-function joiner(home: string, id: string, mode: string): { proc: ChildProcessWithoutNullStreams; out: () => string; err: () => string; exit: Promise<number | null> } {
-  const proc = spawn(process.execPath, [POSTERN_BIN, 'join', id, '--mode', mode], { env: { ...process.env, TSH_HOME: home, POSTERN_FROM_SOURCE: '1', NO_COLOR: '1' } });
-  let out = '';
-  let err = '';
-  proc.stdout.on('data', (d) => { out += d; });
-  proc.stderr.on('data', (d) => { err += d; });
-  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return { proc, out: () => out, err: () => err, exit };
-}
 
 /** Connects to a peer listener with the given certificate (or none); resolves with what happened. */
 function probePeer(addr: string, ca: string, cert?: { certPem: string; keyPem: string }): Promise<string> {
@@ -69,29 +48,11 @@ function probePeer(addr: string, ca: string, cert?: { certPem: string; keyPem: s
 }
 
 test('a session carried by proxy A is listed, observed and joined through proxy B; refusals as on one proxy; A\'s death drops it from B\'s list', { timeout: 600_000 }, async (t) => {
-  const cfg = join(c.work, 'auth.yaml');
-  writeFileSync(cfg, 'cluster:\n  session_recording: proxy\n');
-  const auth = await startServe({ args: ['--roles', 'auth', '--auth-addr', '127.0.0.1:0', '--cluster-name', 'test.example', '--config', cfg] });
-  c.onStop(() => auth.stop());
-  const admin = (args: string[]): Promise<CliResult> => runPostern([...args, '--data-dir', auth.dataDir]);
-  const proxies: ServeProcess[] = [];
-  for (let i = 0; i < 2; i++) {
-    const tok = await admin(['tokens', 'add', '--type', 'proxy', '--ttl', '10m', '--format', 'json']);
-    assert.equal(tok.code, 0, tok.stderr);
-    const { token } = JSON.parse(tok.stdout) as { token: string };
-    const p = await startServe({ args: ['--roles', 'proxy', '--auth-server', auth.auth, '--join-token', token, '--ca-pin', auth.caPin, '--web-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0'] });
-    c.onStop(() => p.stop());
-    proxies.push(p);
-  }
-  const [pA, pB] = proxies;
-  const through = (p: ServeProcess): void => { c.serve = { ...auth, web: p.web, caPin: auth.caPin }; };
+  const { auth, admin, proxies: [pA, pB], through } = await startRecordingProxies(c);
 
-  const agent = await startAgent();
-  c.onStop(() => agent.stop());
+  const agentSock = await c.agent();
   through(pA);
-  const roleFile = join(c.work, 'watcher.yaml');
-  writeFileSync(roleFile, ['name: watcher', `logins: [${LOCAL_USER}]`, 'node_labels: { env: [prod] }', 'join_sessions:', '  - roles: [access]', '    modes: [observer]', ''].join('\n'));
-  assert.equal((await c.admin(['roles', 'add', '--file', roleFile])).code, 0);
+  await addJoinRole(c, 'watcher', ['observer']);
   await c.node('web1', 'env=prod');
   const aliceA = await c.user('alice', LOCAL_USER, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
   through(pB);
@@ -104,25 +65,8 @@ test('a session carried by proxy A is listed, observed and joined through proxy 
   assert.equal(login.code, 0, login.stderr);
 
   // alice's shell through proxy A: ssh -A -tt with ProxyCommand `postern proxy ssh` (her profile is A's).
-  const f = userFiles(aliceA, 'alice');
-  const k = join(c.work, 'alice_id');
-  copyFileSync(f.key, k);
-  copyFileSync(f.cert, `${k}-cert.pub`);
-  execFileSync('ssh-add', [k], { env: { ...process.env, SSH_AUTH_SOCK: agent.socket }, stdio: 'pipe' });
-  const sshCfg = join(c.work, 'ssh_config');
-  writeFileSync(sshCfg, [
-    'Host *', `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${f.knownHosts}`,
-    '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '  ForwardAgent yes',
-    `  ProxyCommand env TSH_HOME=${aliceA} POSTERN_FROM_SOURCE=1 ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`, '',
-  ].join('\n'));
-  const shell = (): { sh: ChildProcessWithoutNullStreams; out: () => string; exit: Promise<number | null> } => {
-    const sh = spawn('ssh', ['-F', sshCfg, '-tt', `${LOCAL_USER}@web1.test.example`], { env: { ...process.env, SSH_AUTH_SOCK: agent.socket } });
-    let out = '';
-    sh.stdout.on('data', (d) => { out += d; });
-    sh.stderr.on('data', (d) => { out += d; });
-    c.onStop(async () => { sh.kill(); });
-    return { sh, out: () => out, exit: new Promise((r) => sh.once('exit', (code) => r(code))) };
-  };
+  addToAgent(c, aliceA, 'alice', agentSock);
+  const shell = (): Shell => ownerShell(c, aliceA, agentSock);
 
   const { sh, out, exit: shExit } = shell();
   sh.stdin.write('echo owner-$((1+1))-ready\n');
@@ -138,8 +82,7 @@ test('a session carried by proxy A is listed, observed and joined through proxy 
   assert.equal((await sessionsOf(bob)).some((s) => s.id === live.id), false, 'bob may not see it');
 
   // carol observes through B: the screen so far, then live output; her keys never reach the shell.
-  const observer = joiner(carol, live.id, 'observer');
-  c.onStop(async () => { observer.proc.kill(); });
+  const observer = joiner(carol, live.id, 'observer', c);
   await until(observer.err, /joined session/);
   await until(observer.out, 'owner-2-ready');
   await until(out, /carol joined as observer/);
@@ -159,16 +102,7 @@ test('a session carried by proxy A is listed, observed and joined through proxy 
   assert.equal(out().includes('carol-typed-this'), false, 'an observer\'s keys reached the shell through the relay');
 
   // Refusals through B: exactly the single-proxy ones.
-  const carolPeer = await runPostern(['join', live.id, '--mode', 'peer'], { env: { TSH_HOME: carol } });
-  assert.equal(carolPeer.code, 1, carolPeer.stderr);
-  assert.match(carolPeer.stderr, /may not join the session of alice/);
-  assert.equal(carolPeer.stdout, '');
-  const denied = await runPostern(['join', live.id, '--mode', 'observer'], { env: { TSH_HOME: bob } });
-  assert.equal(denied.code, 1, denied.stderr);
-  assert.match(denied.stderr, /error: .*may not join the session of alice/);
-  const unknown = await runPostern(['join', 'NoSuchSession42', '--mode', 'observer'], { env: { TSH_HOME: carol } });
-  assert.equal(unknown.code, 1, unknown.stderr);
-  assert.match(unknown.stderr, /no live session NoSuchSession42/);
+  await assertJoinsRefused(live.id, { carol, bob, unknownBy: carol });
 
   // A's peer listener: no certificate, or a cluster certificate that is not a proxy's (the admin's), gets nothing.
   const ca = (JSON.parse(readFileSync(join(auth.dataDir, 'admin-identity.json'), 'utf8')) as IdentityFile);
@@ -201,8 +135,7 @@ test('a session carried by proxy A is listed, observed and joined through proxy 
   second.sh.stdin.write('echo second-$((3+4))\n');
   await until(second.out, 'second-7');
   const doomed = await waitFor(async () => (await sessionsOf(carol)).find((s) => s.user === 'alice' && s.id !== live.id), { what: 'the second session listed through B', intervalMs: 300 });
-  const watcher = joiner(carol, doomed.id, 'observer');
-  c.onStop(async () => { watcher.proc.kill(); });
+  const watcher = joiner(carol, doomed.id, 'observer', c);
   await until(watcher.err, /joined session/);
   await pA.kill();
   const killedAt = Date.now();

@@ -17,21 +17,17 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import WebSocket from 'ws';
 import { Agent as HttpAgent, request } from 'undici';
 import type { Client, ClientChannel } from 'ssh2';
-import { TestCluster, TEST_PASSWORD, userFiles } from '../helpers/cluster.ts';
-import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
+import { TestCluster, TEST_PASSWORD, addToAgent } from '../helpers/cluster.ts';
+import { runPostern } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
-import { startServe } from '../helpers/serve.ts';
-import type { ServeProcess } from '../helpers/serve.ts';
-import { LOCAL_USER, startAgent } from '../helpers/openssh.ts';
+import { LOCAL_USER } from '../helpers/openssh.ts';
 import { waitFor, waitForText as until } from '../helpers/wait.ts';
+import { addJoinRole, joiner, ownerShell, sessionsOf, startRecordingProxies, stillTypes } from '../helpers/live-sessions.ts';
+import type { Shell } from '../helpers/live-sessions.ts';
 import type { ActiveSession } from '../../src/api/types.ts';
 import { connectToProxy } from '../../src/client/proxy-conn.ts';
 import { loadLogin } from '../../src/client/stored-login.ts';
@@ -59,62 +55,6 @@ after(async () => {
   await c.stop();
 });
 
-/** Writes the watcher roles: they may watch and type in sessions of users with the access role. */
-async function addWatcherRoles(cluster: TestCluster, names: string[]): Promise<void> {
-  for (const name of names) {
-    const file = join(cluster.work, `${name}.yaml`);
-    writeFileSync(file, [
-      `name: ${name}`, `logins: [${LOCAL_USER}]`, 'node_labels: { env: [prod] }',
-      'join_sessions:', '  - roles: [access]', '    modes: [observer, peer]', '',
-    ].join('\n'));
-    const r = await cluster.admin(['roles', 'add', '--file', file]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-}
-
-/** Puts a user's key and certificate in the agent, as `postern login` does; `ssh -A` forwards it. */
-function addToAgent(cluster: TestCluster, home: string, user: string, sock: string): void {
-  const f = userFiles(home, user);
-  const k = join(cluster.work, `${user}_id_${randomInt(1e9)}`);
-  copyFileSync(f.key, k);
-  copyFileSync(f.cert, `${k}-cert.pub`);
-  execFileSync('ssh-add', [k], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'pipe' });
-}
-
-/** alice's interactive shell on web1: the real ssh -A -tt with ProxyCommand `postern proxy ssh`. */
-interface Shell { sh: ChildProcessWithoutNullStreams; out: () => string; exit: Promise<number | null>; type(line: string): void }
-
-function ownerShell(cluster: TestCluster, home: string, sock: string): Shell {
-  const f = userFiles(home, 'alice');
-  const cfg = join(cluster.work, `ssh_config_${randomInt(1e9)}`);
-  writeFileSync(cfg, [
-    'Host *',
-    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '  ForwardAgent yes',
-    `  ProxyCommand env TSH_HOME=${home} POSTERN_FROM_SOURCE=1 ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`, '',
-  ].join('\n'));
-  const sh = spawn('ssh', ['-F', cfg, '-tt', `${LOCAL_USER}@web1.test.example`], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
-  let out = '';
-  sh.stdout.on('data', (d) => { out += d; });
-  sh.stderr.on('data', (d) => { out += d; });
-  const exit = new Promise<number | null>((r) => sh.once('exit', (code) => r(code)));
-  cluster.onStop(async () => { sh.kill(); });
-  return { sh, out: () => out, exit, type: (line) => { sh.stdin.write(`${line}\n`); } };
-}
-
-/** The owner typed a line and it ran: the shell goes on. */
-async function stillTypes(sh: Shell, what: string): Promise<void> {
-  const n = randomInt(1000, 1_000_000);
-  sh.type(`echo ${what}-$((${n}+1))`);
-  await until(sh.out, `${what}-${n + 1}`);
-}
-
-async function sessionsOf(home: string): Promise<ActiveSession[]> {
-  const r = await runPostern(['sessions', 'ls', '--format', 'json'], { env: { TSH_HOME: home } });
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as ActiveSession[];
-}
-
 /** alice's session on web1 as `sessions ls` lists it once it runs (`except`: ids of earlier ones). */
 async function liveSessionOf(home: string, except: string[] = []): Promise<ActiveSession> {
   return waitFor(async () => (await sessionsOf(home)).find((s) => s.user === 'alice' && s.kind === 'ssh' && !except.includes(s.id)), { what: 'alice\'s live session', intervalMs: 300 });
@@ -123,20 +63,6 @@ async function liveSessionOf(home: string, except: string[] = []): Promise<Activ
 /** Who is in the session now, as auth lists it. */
 async function presentIn(home: string, id: string): Promise<string[]> {
   return ((await sessionsOf(home)).find((s) => s.id === id)?.participants ?? []).map((p) => `${p.user}:${p.mode}`);
-}
-
-/** A running `postern join` without a terminal, with its output so far. */
-interface Joiner { proc: ChildProcessWithoutNullStreams; out: () => string; err: () => string; exit: Promise<number | null> }
-
-function joiner(cluster: TestCluster, home: string, id: string, mode: string): Joiner {
-  const proc = spawn(process.execPath, [POSTERN_BIN, 'join', id, '--mode', mode], { env: { ...process.env, TSH_HOME: home, POSTERN_FROM_SOURCE: '1', NO_COLOR: '1' } });
-  let out = '';
-  let err = '';
-  proc.stdout.on('data', (d) => { out += d; });
-  proc.stderr.on('data', (d) => { err += d; });
-  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  cluster.onStop(async () => { proc.kill(); });
-  return { proc, out: () => out, err: () => err, exit };
 }
 
 async function webLogin(cluster: TestCluster, web: string, user: string): Promise<string> {
@@ -198,12 +124,23 @@ async function auditOf(admin: (args: string[]) => Promise<CliResult>, type: stri
 
 const admin = (args: string[]): Promise<CliResult> => c.admin(args);
 
+/** alice's shell on web1 (this file's cluster), once it runs, and her session as listed. */
+async function aliceLive(): Promise<{ sh: Shell; live: ActiveSession }> {
+  const sh = ownerShell(c, homes.alice, agentSock);
+  await stillTypes(sh, 'owner-ready');
+  return { sh, live: await liveSessionOf(homes.alice) };
+}
+
+/** alice ends her shell: it exits 0. */
+async function endShell(sh: Shell): Promise<void> {
+  sh.type('exit');
+  assert.equal(await sh.exit, 0, sh.out());
+}
+
 before(async () => {
   await c.start('session_recording: proxy');
-  const agent = await startAgent();
-  c.onStop(() => agent.stop());
-  agentSock = agent.socket;
-  await addWatcherRoles(c, ['watcher', 'webwatch']);
+  agentSock = await c.agent();
+  for (const role of ['watcher', 'webwatch']) await addJoinRole(c, role, ['observer', 'peer']);
   for (const [user, roles] of [['alice', 'access'], ['carol', 'watcher'], ['erin', 'webwatch'], ['dave', 'watcher'], ['frank', 'watcher'], ['hank', 'watcher']] as const) {
     homes[user] = await c.user(user, LOCAL_USER, SECRETS[user], roles);
   }
@@ -212,11 +149,9 @@ before(async () => {
 });
 
 test('a lock on a joiner ends their `postern join` with the lock\'s reason and exit 1; alice sees them leave and types on', async (t) => {
-  const sh = ownerShell(c, homes.alice, agentSock);
-  await stillTypes(sh, 'owner-ready');
-  const live = await liveSessionOf(homes.alice);
+  const { sh, live } = await aliceLive();
 
-  const carol = joiner(c, homes.carol, live.id, 'observer');
+  const carol = joiner(homes.carol, live.id, 'observer', c);
   await until(carol.err, /joined session/);
   await until(sh.out, /carol joined as observer/);
   await stillTypes(sh, 'watched');
@@ -239,14 +174,11 @@ test('a lock on a joiner ends their `postern join` with the lock\'s reason and e
   assert.match(String(cut.message), /removed from session .*: user carol is locked: left the team/);
   assert.ok(!(await auditOf(admin, 'session.terminated')).some((e) => e.user === 'alice'), 'alice\'s session was not cut');
 
-  sh.type('exit');
-  assert.equal(await sh.exit, 0, sh.out());
+  await endShell(sh);
 });
 
 test('a lock on a web joiner\'s role ends their web join with ERR_POSTERN_LOCKED; alice\'s shell goes on', async (t) => {
-  const sh = ownerShell(c, homes.alice, agentSock);
-  await stillTypes(sh, 'owner-ready');
-  const live = await liveSessionOf(homes.alice);
+  const { sh, live } = await aliceLive();
 
   // erin joins as peer in the web UI: what she types runs in alice's shell.
   const erin = webJoin(c.serve.web, await webLogin(c, c.serve.web, 'erin'), live.id, 'peer');
@@ -273,20 +205,17 @@ test('a lock on a web joiner\'s role ends their web join with ERR_POSTERN_LOCKED
   const cut = await waitFor(async () => (await auditOf(admin, 'session.terminated')).find((e) => e.user === 'erin'), { what: 'the cut in the audit log', intervalMs: 300 });
   assert.deepEqual([cut.via, cut.sessionId, cut.locked], ['web-join', live.id, true]);
 
-  sh.type('exit');
-  assert.equal(await sh.exit, 0, sh.out());
+  await endShell(sh);
 });
 
 test('users reset ends a joiner\'s `postern join` and web join; users rm ends one too; the session goes on', async (t) => {
-  const sh = ownerShell(c, homes.alice, agentSock);
-  await stillTypes(sh, 'owner-ready');
-  const live = await liveSessionOf(homes.alice);
+  const { sh, live } = await aliceLive();
 
-  const daveCli = joiner(c, homes.dave, live.id, 'observer');
+  const daveCli = joiner(homes.dave, live.id, 'observer', c);
   await until(daveCli.err, /joined session/);
   const daveWeb = webJoin(c.serve.web, await webLogin(c, c.serve.web, 'dave'), live.id, 'observer');
   await joinedOnWeb(daveWeb, 'dave\'s web join');
-  const frank = joiner(c, homes.frank, live.id, 'peer');
+  const frank = joiner(homes.frank, live.id, 'peer', c);
   await until(frank.err, /joined session/);
   await waitFor(async () => (await presentIn(homes.alice, live.id)).length === 4, { what: 'dave twice and frank in the session', intervalMs: 300 });
 
@@ -319,14 +248,11 @@ test('users reset ends a joiner\'s `postern join` and web join; users rm ends on
   }, { what: 'the three cuts in the audit log', intervalMs: 300 });
   assert.deepEqual(cuts.map((e) => `${String(e.user)}:${String(e.via)}:${String(e.locked)}`).sort(), ['dave:join:false', 'dave:web-join:false', 'frank:join:false']);
 
-  sh.type('exit');
-  assert.equal(await sh.exit, 0, sh.out());
+  await endShell(sh);
 });
 
 test('a locked user\'s join is refused with the lock\'s reason (also on a connection from before the lock), audited; lock rm restores', async () => {
-  const sh = ownerShell(c, homes.alice, agentSock);
-  await stillTypes(sh, 'owner-ready');
-  const live = await liveSessionOf(homes.alice);
+  const { sh, live } = await aliceLive();
   const cookie = await webLogin(c, c.serve.web, 'hank');
   // An SSH connection to the proxy that hank opens before the lock, as a long-lived client would hold it.
   const stored = loadLogin(homes.hank);
@@ -382,7 +308,7 @@ test('a locked user\'s join is refused with the lock\'s reason (also on a connec
   // lock rm: hank joins again (his certificate works within seconds).
   await ok(admin(['lock', 'rm', lock.id]), 'lock rm');
   const again = await waitFor(async () => {
-    const j = joiner(c, homes.hank, live.id, 'observer');
+    const j = joiner(homes.hank, live.id, 'observer', c);
     const outcome = await Promise.race([j.exit.then(() => 'exited'), waitFor(() => /joined session/.test(j.err()) && 'joined', { what: 'the join', timeoutMs: 15_000 }).catch(() => 'slow')]);
     if (outcome === 'joined') return j;
     j.proc.kill();
@@ -392,46 +318,30 @@ test('a locked user\'s join is refused with the lock\'s reason (also on a connec
   again.proc.stdin.end();
   assert.equal(await again.exit, 0, again.err());
 
-  sh.type('exit');
-  assert.equal(await sh.exit, 0, sh.out());
+  await endShell(sh);
 });
 
 test('relayed joins: a session through proxy A, joined through proxy B by `postern join` and the web UI; locks remove both and alice on A sees them leave', { timeout: 600_000 }, async (t) => {
   const r = new TestCluster();
   t.after(() => r.stop());
-  const cfg = join(r.work, 'auth.yaml');
-  writeFileSync(cfg, 'cluster:\n  session_recording: proxy\n');
-  const auth = await startServe({ args: ['--roles', 'auth', '--auth-addr', '127.0.0.1:0', '--cluster-name', 'test.example', '--config', cfg] });
-  r.onStop(() => auth.stop());
-  const rAdmin = (args: string[]): Promise<CliResult> => runPostern([...args, '--data-dir', auth.dataDir]);
-  const proxies: ServeProcess[] = [];
-  for (let i = 0; i < 2; i++) {
-    const { token } = JSON.parse(await ok(rAdmin(['tokens', 'add', '--type', 'proxy', '--ttl', '10m', '--format', 'json']), 'token')) as { token: string };
-    const p = await startServe({ args: ['--roles', 'proxy', '--auth-server', auth.auth, '--join-token', token, '--ca-pin', auth.caPin, '--web-addr', '127.0.0.1:0', '--ssh-addr', '127.0.0.1:0'] });
-    r.onStop(() => p.stop());
-    proxies.push(p);
-  }
-  const [pA, pB] = proxies;
-  // TestCluster's helpers reach the cluster through `serve.web`: point them at one proxy or the other.
-  const through = (p: ServeProcess): void => { r.serve = { ...auth, web: p.web, caPin: auth.caPin }; };
-  const agent = await startAgent();
-  r.onStop(() => agent.stop());
+  const { admin: rAdmin, proxies: [pA, pB], through } = await startRecordingProxies(r);
+  const rAgentSock = await r.agent();
   through(pA);
-  await addWatcherRoles(r, ['watcher']);
+  await addJoinRole(r, 'watcher', ['observer', 'peer']);
   await r.node('web1', 'env=prod');
   const alice = await r.user('alice', LOCAL_USER, SECRETS.alice);
   through(pB);
   const carol = await r.user('carol', LOCAL_USER, SECRETS.carol, 'watcher');
   await r.user('ivy', LOCAL_USER, SECRETS.ivy, 'watcher');
-  addToAgent(r, alice, 'alice', agent.socket);
+  addToAgent(r, alice, 'alice', rAgentSock);
 
-  const sh = ownerShell(r, alice, agent.socket);
+  const sh = ownerShell(r, alice, rAgentSock);
   await stillTypes(sh, 'owner-ready');
   const live = await liveSessionOf(carol);
   const sshPortA = /ssh=[^ ]*:(\d+)/.exec(pA.ready)?.[1];
   assert.equal(live.proxySshAddr?.replace(/^.*:/, ''), sshPortA, 'the session is carried by proxy A');
 
-  const carolJoin = joiner(r, carol, live.id, 'observer');
+  const carolJoin = joiner(carol, live.id, 'observer', r);
   await until(carolJoin.err, /joined session/);
   const ivy = webJoin(pB.web, await webLogin(r, pB.web, 'ivy'), live.id, 'peer');
   await joinedOnWeb(ivy, 'ivy\'s web join through B');
@@ -464,6 +374,5 @@ test('relayed joins: a session through proxy A, joined through proxy B by `poste
   }, { what: 'both cuts in the audit log', intervalMs: 300 });
   assert.deepEqual(cuts.map((e) => `${String(e.user)}:${String(e.via)}`).sort(), ['carol:join', 'ivy:web-join']);
 
-  sh.type('exit');
-  assert.equal(await sh.exit, 0, sh.out());
+  await endShell(sh);
 });

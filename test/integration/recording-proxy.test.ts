@@ -8,16 +8,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
-import { TestCluster, userFiles } from '../helpers/cluster.ts';
+import { TestCluster, addToAgent, proxyCommandLine, userSshConfig } from '../helpers/cluster.ts';
 import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
 import { startServe } from '../helpers/serve.ts';
-import { LOCAL_USER, startAgent } from '../helpers/openssh.ts';
+import { LOCAL_USER } from '../helpers/openssh.ts';
 import { boundPort, PortInUseError, withFreshPort } from '../helpers/net.ts';
 import { waitFor, waitForText as until } from '../helpers/wait.ts';
 import type { RecordingMeta } from '../../src/api/types.ts';
@@ -30,20 +30,10 @@ let cfgA: string;
 let echo: Server;
 let echoPort: number;
 
-/** ssh_config for alice: her key and certificate, strict host keys, the agent to forward, ProxyCommand postern. */
+/** ssh_config for alice: her key and certificate, strict host keys, and `lines`. */
 function sshConfig(name: string, lines: string[]): string {
-  const f = userFiles(alice, 'alice');
-  const path = join(c.work, `ssh_config_${name}`);
-  writeFileSync(path, [
-    'Host *',
-    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30',
-    ...lines, '',
-  ].join('\n'));
-  return path;
+  return userSshConfig(join(c.work, `ssh_config_${name}`), alice, 'alice', lines);
 }
-
-const proxyCommand = (): string => `  ProxyCommand env TSH_HOME=${alice} POSTERN_FROM_SOURCE=1 ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`;
 const sshEnv = (): NodeJS.ProcessEnv => ({ ...process.env, SSH_AUTH_SOCK: agentSock });
 
 function ssh(args: string[], input?: string) {
@@ -112,17 +102,11 @@ function longShell(cfg: string): { proc: ChildProcessWithoutNullStreams; out: ()
 
 before(async () => {
   await c.start('session_recording: proxy');
-  const agent = await startAgent();
-  c.onStop(() => agent.stop());
-  agentSock = agent.socket;
+  agentSock = await c.agent();
   alice = await c.user('alice', LOCAL_USER, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
   bob = await c.user('bob', LOCAL_USER, 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ');
   // alice's key and certificate in her agent, as `postern login` puts them there.
-  const f = userFiles(alice, 'alice');
-  const k = join(c.work, 'alice_id');
-  copyFileSync(f.key, k);
-  copyFileSync(f.cert, `${k}-cert.pub`);
-  execFileSync('ssh-add', [k], { env: sshEnv(), stdio: 'pipe' });
+  addToAgent(c, alice, 'alice', agentSock);
   await c.node('web1', 'env=prod');
   cfgA = sshConfig('agent', ['  ForwardAgent yes']);
   echo = createServer((s) => s.pipe(s));
@@ -136,7 +120,7 @@ after(async () => {
 });
 
 test('ssh -A through postern proxy ssh runs a command on the node, strict host keys pass, and the recording plays', async () => {
-  const cfg = sshConfig('pc', ['  ForwardAgent yes', proxyCommand()]);
+  const cfg = sshConfig('pc', ['  ForwardAgent yes', proxyCommandLine(alice)]);
   const r = ssh(['-F', cfg, `${LOCAL_USER}@web1.test.example`, 'echo', 'rec-pc-$((6*7))']);
   assert.equal(r.status, 0, r.stderr + c.serve.stderr().slice(-3000));
   assert.equal(r.stdout.trim(), 'rec-pc-42');

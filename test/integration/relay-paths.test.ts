@@ -11,13 +11,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestCluster, proxySshConfig, userFiles } from '../helpers/cluster.ts';
+import { TestCluster, proxySshConfig, userSshConfig } from '../helpers/cluster.ts';
 import { POSTERN_BIN } from '../helpers/cli.ts';
-import { LOCAL_USER, startSshd } from '../helpers/openssh.ts';
+import { LOCAL_USER } from '../helpers/openssh.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { keystream, keystreamCommand, keystreamSha256, relayMib, rssKb } from '../helpers/relay.ts';
+import { assertEchoedOneByOne, keystream, keystreamCommand, keystreamSha256, relayMib, rssKb } from '../helpers/relay.ts';
 
 const MIB = relayMib(512);
 const c = new TestCluster();
@@ -45,22 +44,10 @@ function start(p: Path, remote: string): { child: ChildProcessWithoutNullStreams
 before(async () => {
   await c.start();
   alice = await c.user('alice', LOCAL_USER, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
-  // Started here to add one setting: SHLVL=1 keeps bash from sourcing root's ~/.bashrc for
-  // each remote command (on a shared machine that may wait on a lock: pyenv's rehash).
-  const n = await c.node('web1', 'env=prod', { start: false });
-  const sshd = await startSshd({
-    trustedUserCaKeys: readFileSync(join(n.dir, 'user_ca.pub'), 'utf8'),
-    hostKey: { privatePath: n.hostKey, certPath: join(n.dir, 'web1-cert.pub') },
-    port: n.port,
-    extra: ['SetEnv SHLVL=1'],
-  });
-  c.onStop(() => sshd.stop());
-  const f = userFiles(alice, 'alice');
-  jumpConfig = join(c.work, 'ssh_config_relay_jump');
-  writeFileSync(jumpConfig, [
-    'Host *', `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', '  IdentityAgent none',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '',
-  ].join('\n'));
+  // One setting more for the node's sshd: SHLVL=1 keeps bash from sourcing root's ~/.bashrc
+  // for each remote command (on a shared machine that may wait on a lock: pyenv's rehash).
+  await c.node('web1', 'env=prod', { sshdConfig: ['SetEnv SHLVL=1'] });
+  jumpConfig = userSshConfig(join(c.work, 'ssh_config_relay_jump'), alice, 'alice', ['  IdentityAgent none']);
   tunnelConfig = proxySshConfig(join(c.work, 'ssh_config_relay_tunnel'), alice, 'alice', 'tls');
 });
 
@@ -124,21 +111,6 @@ for (const p of PATHS.slice(0, 2)) {
 
 for (const p of PATHS) {
   test(`single bytes through ${p.name} are echoed one by one, none waiting for more input`, { timeout: 5 * 60_000 }, async () => {
-    const s = start(p, 'echo ready; exec cat');
-    let out = '';
-    s.child.stdout.on('data', (d) => { out += d; });
-    try {
-      await waitFor(() => out.includes('ready\n'), { what: 'the remote cat', timeoutMs: 60_000, detail: s.stderr });
-      const keys = 'the quick brown fox jumps over the lazy dog';
-      for (let i = 0; i < keys.length; i++) {
-        s.child.stdin.write(keys[i]);
-        // cat echoes what it read at once; the byte must come back with nothing sent after it.
-        await waitFor(() => out.length >= 'ready\n'.length + i + 1, { what: `the echo of byte ${i} (${JSON.stringify(keys[i])})`, timeoutMs: 20_000, detail: () => `${JSON.stringify(out)}\n${s.stderr()}` });
-      }
-      assert.equal(out, `ready\n${keys}`);
-    } finally {
-      s.child.stdin.end();
-      await s.done;
-    }
+    await assertEchoedOneByOne(start(p, 'echo ready; exec cat'), 'the quick brown fox jumps over the lazy dog');
   });
 }

@@ -7,14 +7,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { TestCluster, userFiles } from '../helpers/cluster.ts';
-import { LOCAL_USER, startAgent, startSshd } from '../helpers/openssh.ts';
-import { waitFor } from '../helpers/wait.ts';
-import { keystream, keystreamCommand, keystreamSha256, relayMib } from '../helpers/relay.ts';
+import { TestCluster, addToAgent, userSshConfig } from '../helpers/cluster.ts';
+import { LOCAL_USER } from '../helpers/openssh.ts';
+import { assertEchoedOneByOne, keystream, keystreamCommand, keystreamSha256, relayMib } from '../helpers/relay.ts';
 
 const MIB = relayMib(64);
 const c = new TestCluster();
@@ -32,30 +30,12 @@ function start(remote: string) {
 
 before(async () => {
   await c.start('session_recording: proxy');
-  const agent = await startAgent();
-  c.onStop(() => agent.stop());
-  agentSock = agent.socket;
+  agentSock = await c.agent();
   alice = await c.user('alice', LOCAL_USER, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
-  const f = userFiles(alice, 'alice');
-  const k = join(c.work, 'alice_id');
-  copyFileSync(f.key, k);
-  copyFileSync(f.cert, `${k}-cert.pub`);
-  execFileSync('ssh-add', [k], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: 'pipe' });
+  addToAgent(c, alice, 'alice', agentSock);
   // SHLVL=1: bash does not source root's ~/.bashrc for each remote command (see relay-paths).
-  const n = await c.node('web1', 'env=prod', { start: false });
-  const sshd = await startSshd({
-    trustedUserCaKeys: readFileSync(join(n.dir, 'user_ca.pub'), 'utf8'),
-    hostKey: { privatePath: n.hostKey, certPath: join(n.dir, 'web1-cert.pub') },
-    port: n.port,
-    extra: ['SetEnv SHLVL=1'],
-  });
-  c.onStop(() => sshd.stop());
-  config = join(c.work, 'ssh_config_relay_recording');
-  writeFileSync(config, [
-    'Host *', `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30',
-    '  ForwardAgent yes', '',
-  ].join('\n'));
+  await c.node('web1', 'env=prod', { sshdConfig: ['SetEnv SHLVL=1'] });
+  config = userSshConfig(join(c.work, 'ssh_config_relay_recording'), alice, 'alice', ['  ForwardAgent yes']);
 });
 
 after(() => c.stop());
@@ -79,19 +59,5 @@ test(`${MIB} MiB intact both ways through the recording proxy (ssh -A -J, sha256
 });
 
 test('single bytes through the recording proxy are echoed one by one, none waiting for more input', { timeout: 5 * 60_000 }, async () => {
-  const s = start('echo ready; exec cat');
-  let out = '';
-  s.child.stdout.on('data', (d) => { out += d; });
-  try {
-    await waitFor(() => out.includes('ready\n'), { what: 'the remote cat', timeoutMs: 60_000, detail: s.stderr });
-    const keys = 'typed one key at a time';
-    for (let i = 0; i < keys.length; i++) {
-      s.child.stdin.write(keys[i]);
-      await waitFor(() => out.length >= 'ready\n'.length + i + 1, { what: `the echo of byte ${i}`, timeoutMs: 20_000, detail: () => `${JSON.stringify(out)}\n${s.stderr()}` });
-    }
-    assert.equal(out, `ready\n${keys}`);
-  } finally {
-    s.child.stdin.end();
-    await s.done;
-  }
+  await assertEchoedOneByOne(start('echo ready; exec cat'), 'typed one key at a time');
 });

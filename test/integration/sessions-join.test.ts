@@ -10,16 +10,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
-import { TestCluster, userFiles } from '../helpers/cluster.ts';
-import { runPostern, POSTERN_BIN } from '../helpers/cli.ts';
-import { LOCAL_USER, startAgent } from '../helpers/openssh.ts';
+import { TestCluster, addToAgent } from '../helpers/cluster.ts';
+import { runPostern } from '../helpers/cli.ts';
+import { LOCAL_USER } from '../helpers/openssh.ts';
 import { waitFor, waitForText as until } from '../helpers/wait.ts';
-import type { ActiveSession } from '../../src/api/types.ts';
+import { addJoinRole, assertJoinsRefused, joiner, joinOnTty, ownerShell, sessionsOf } from '../helpers/live-sessions.ts';
 
 const c = new TestCluster();
 let alice: string;
@@ -34,74 +30,16 @@ function eventually<T>(fn: () => Promise<T | undefined>, what: string, ms = 30_0
   return waitFor(fn, { what, timeoutMs: ms, intervalMs: 300 });
 }
 
-async function sessionsOf(home: string): Promise<ActiveSession[]> {
-  const r = await runPostern(['sessions', 'ls', '--format', 'json'], { env: { TSH_HOME: home } });
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as ActiveSession[];
-}
-
-/** A running `postern join` with its output so far. */
-function joiner(home: string, id: string, mode: string): { proc: ChildProcessWithoutNullStreams; out: () => string; err: () => string; exit: Promise<number | null> } {
-  const proc = spawn(process.execPath, [POSTERN_BIN, 'join', id, '--mode', mode], { env: { ...process.env, TSH_HOME: home, POSTERN_FROM_SOURCE: '1', NO_COLOR: '1' } });
-  let out = '';
-  let err = '';
-  proc.stdout.on('data', (d) => { out += d; });
-  proc.stderr.on('data', (d) => { err += d; });
-  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return { proc, out: () => out, err: () => err, exit };
-}
-
-/** alice's interactive shell on web1: the real ssh -A -tt with ProxyCommand `postern proxy ssh`. */
-function ownerShell(): { sh: ChildProcessWithoutNullStreams; out: () => string; exit: Promise<number | null> } {
-  const f = userFiles(alice, 'alice');
-  const cfg = join(c.work, 'ssh_config');
-  writeFileSync(cfg, [
-    'Host *',
-    `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes',
-    `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '  ForwardAgent yes',
-    `  ProxyCommand env TSH_HOME=${alice} POSTERN_FROM_SOURCE=1 ${process.execPath} ${POSTERN_BIN} proxy ssh %r@%h:%p`, '',
-  ].join('\n'));
-  const sh = spawn('ssh', ['-F', cfg, '-tt', `${LOCAL_USER}@web1.test.example`], { env: { ...process.env, SSH_AUTH_SOCK: agentSock } });
-  let shOut = '';
-  sh.stdout.on('data', (d) => { shOut += d; });
-  sh.stderr.on('data', (d) => { shOut += d; });
-  const exit = new Promise<number | null>((r) => sh.once('exit', (code) => r(code)));
-  return { sh, out: () => shOut, exit };
-}
-
-/** A `postern join` on a terminal: util-linux `script` gives it a PTY; what we write is typed on it. */
-function joinOnTty(home: string, id: string, mode: string): { proc: ChildProcessWithoutNullStreams; out: () => string; exit: Promise<number | null> } {
-  const cmd = `env TSH_HOME=${home} POSTERN_FROM_SOURCE=1 NO_COLOR=1 ${process.execPath} ${POSTERN_BIN} join ${id} --mode ${mode}`;
-  const proc = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'xterm' } });
-  let out = '';
-  proc.stdout.on('data', (d) => { out += d; });
-  proc.stderr.on('data', (d) => { out += d; });
-  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return { proc, out: () => out, exit };
-}
-
 before(async () => {
   await c.start('session_recording: proxy');
-  const agent = await startAgent();
-  c.onStop(() => agent.stop());
-  agentSock = agent.socket;
+  agentSock = await c.agent();
   // carol's role may watch sessions of users with the access role, but not type in them.
-  const roleFile = join(c.work, 'watcher.yaml');
-  writeFileSync(roleFile, [
-    'name: watcher', `logins: [${LOCAL_USER}]`, 'node_labels: { env: [prod] }',
-    'join_sessions:', '  - roles: [access]', '    modes: [observer]', '',
-  ].join('\n'));
-  const role = await c.admin(['roles', 'add', '--file', roleFile]);
-  assert.equal(role.code, 0, role.stderr);
+  await addJoinRole(c, 'watcher', ['observer']);
   alice = await c.user('alice', LOCAL_USER, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
   bob = await c.user('bob', LOCAL_USER, 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ');
   carol = await c.user('carol', LOCAL_USER, 'MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U', 'watcher');
   // alice's key and certificate in her agent, as `postern login` puts them there; ssh -A forwards it.
-  const f = userFiles(alice, 'alice');
-  const k = join(c.work, 'alice_id');
-  copyFileSync(f.key, k);
-  copyFileSync(f.cert, `${k}-cert.pub`);
-  execFileSync('ssh-add', [k], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: 'pipe' });
+  addToAgent(c, alice, 'alice', agentSock);
   await c.node('web1', 'env=prod');
 });
 
@@ -110,7 +48,7 @@ after(async () => {
 });
 
 test('sessions ls lists a recording-mode shell; an observer sees it live; a peer types into it; refusals exit 1; all audited', async () => {
-  const { sh, out, exit: shExit } = ownerShell();
+  const { sh, out, exit: shExit } = ownerShell(c, alice, agentSock);
   let observer: ReturnType<typeof joiner> | undefined;
   try {
     sh.stdin.write('echo owner-$((1+1))-ready\n');
@@ -151,17 +89,7 @@ test('sessions ls lists a recording-mode shell; an observer sees it live; a peer
     assert.equal(out().includes('carol-typed-this'), false, 'an observer\'s keys never reach the shell');
 
     // Refusals: exit 1 with the proxy's message, nothing on stdout.
-    const carolPeer = await runPostern(['join', live.id, '--mode', 'peer'], { env: { TSH_HOME: carol } });
-    assert.equal(carolPeer.code, 1, carolPeer.stderr);
-    assert.match(carolPeer.stderr, /may not join the session of alice/);
-    assert.equal(carolPeer.stdout, '');
-    const denied = await runPostern(['join', live.id, '--mode', 'observer'], { env: { TSH_HOME: bob } });
-    assert.equal(denied.code, 1, denied.stderr);
-    assert.match(denied.stderr, /error: .*may not join the session of alice/);
-    assert.equal(denied.stdout, '');
-    const unknown = await runPostern(['join', 'NoSuchSession42', '--mode', 'observer'], { env: { TSH_HOME: alice } });
-    assert.equal(unknown.code, 1, unknown.stderr);
-    assert.match(unknown.stderr, /no live session NoSuchSession42/);
+    await assertJoinsRefused(live.id, { carol, bob, unknownBy: alice });
 
     // The owner ends the shell: the observer is told and exits 0; the session leaves the list.
     sh.stdin.write('exit\n');
@@ -197,7 +125,7 @@ test('sessions ls lists a recording-mode shell; an observer sees it live; a peer
 });
 
 test('on a terminal: a peer types with a PTY and leaves with ~. at a line start; an observer leaves with Ctrl-C', async () => {
-  const { sh, out, exit: shExit } = ownerShell();
+  const { sh, out, exit: shExit } = ownerShell(c, alice, agentSock);
   const ttys: Array<ReturnType<typeof joinOnTty>> = [];
   try {
     sh.stdin.write('echo tty-owner-$((2*3))\n');

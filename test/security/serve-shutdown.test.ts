@@ -7,32 +7,17 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { WebSocket } from 'ws';
 import { TestCluster, TEST_PASSWORD } from '../helpers/cluster.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
+import { establishedOn } from '../helpers/net.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { SHUTDOWN_STEP_MS } from '../../src/proxy/proxy-service.ts';
 
 const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
 const c = new TestCluster();
 after(() => c.stop());
-
-/** TCP connections established to 127.0.0.1:port, counted on the listening side. */
-function connectionsTo(port: number): number {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  let n = 0;
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try { text = readFileSync(f, 'utf8'); } catch { continue; }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[1]?.endsWith(hex) && cols[3] === '01') n++;
-    }
-  }
-  return n;
-}
 
 test('SIGTERM with open web terminals: everyone told, serve exits within its bound, nothing left on the node', { timeout: 300_000 }, async (t) => {
   await c.start();
@@ -56,7 +41,7 @@ test('SIGTERM with open web terminals: everyone told, serve exits within its bou
     return { ws, messages, closed: new Promise<void>((resolve) => ws.once('close', () => resolve())) };
   });
   for (const term of terms) await waitFor(() => term.messages.find((m) => m.type === 'session'), { what: 'a web shell', detail: () => JSON.stringify(term.messages) + c.serve.stderr() });
-  assert.equal(connectionsTo(node.port), 3);
+  assert.equal(establishedOn(node.port), 3);
 
   const start = Date.now();
   const code = await c.serve.stop();
@@ -68,5 +53,5 @@ test('SIGTERM with open web terminals: everyone told, serve exits within its bou
     await term.closed;
     assert.equal(term.messages.find((m) => m.type === 'exit')?.reason, 'the proxy is shutting down', JSON.stringify(term.messages));
   }
-  await waitFor(() => connectionsTo(node.port) === 0, { what: 'no connection left on the node', timeoutMs: 30_000 });
+  await waitFor(() => establishedOn(node.port) === 0, { what: 'no connection left on the node', timeoutMs: 30_000 });
 });

@@ -29,7 +29,7 @@ import { SESSION_COOKIE } from '../../src/proxy/web-auth.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { startSshd, LOCAL_USER } from '../helpers/openssh.ts';
 import type { Sshd } from '../helpers/openssh.ts';
-import { withFreshPort } from '../helpers/net.ts';
+import { establishedOn, withFreshPort } from '../helpers/net.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { TEST_SCRYPT_LOG2N } from '../helpers/auth.ts';
 
@@ -67,17 +67,7 @@ function wrap(real: AuthClient): AuthClient {
 
 /** TCP connections established to the node's sshd (its side of them). */
 function nodeConnections(): number {
-  const port = `:${sshd.port.toString(16).toUpperCase().padStart(4, '0')}`;
-  let n = 0;
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try { text = readFileSync(f, 'utf8'); } catch { continue; }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[1]?.endsWith(port) && cols[3] === '01') n++;
-    }
-  }
-  return n;
+  return establishedOn(sshd.port);
 }
 
 async function noNodeConnections(what: string): Promise<void> {
