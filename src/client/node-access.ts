@@ -17,7 +17,6 @@
  * ProxyCommand do (`asConnectionFailure`); a remote command's own status is passed on.
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { corkedPipe, tuneHeapForRelay } from '../core/pipe.ts';
 import type { Client } from 'ssh2';
 import { connectToProxy, openProxySubsystem } from './proxy-conn.ts';
@@ -140,9 +139,9 @@ export async function pipeToNode(access: NodeAccess, host: string, port: number,
 /** Pipes the node's stream to stdout and stdin to it; resolves when the node's side ends. */
 async function splice(stream: Duplex, io: PipeIo): Promise<void> {
   // The ProxyCommand relays every byte of the session, as the proxy does: the same corked
-  // pipe (one writev per turn to ssh's stdout) and the same collector tuning.
+  // pipe both ways (one writev per turn, pooled reads past a bulk transfer) and the same
+  // collector tuning.
   tuneHeapForRelay();
-  const up = pipeline(io.stdin, stream, { end: true });
   // ssh closing our stdout is how a session normally ends.
   const benign = (err: Error & { code?: string }): boolean => err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ERR_STREAM_DESTROYED';
   await new Promise<void>((resolve, reject) => {
@@ -152,11 +151,14 @@ async function splice(stream: Duplex, io: PipeIo): Promise<void> {
     stream.once('error', fail);
     io.stdout.once('error', fail);
     io.stdout.once('close', () => resolve());
+    // A failed read of ssh's stdin ends the session as its end would: the node sees EOF.
+    io.stdin.once('error', () => { stream.end(); });
+    corkedPipe(io.stdin, stream);
     corkedPipe(stream, io.stdout, { end: false });
+    io.stdin.resume();
     stream.resume();
   });
   // The node is done; ssh may still hold our stdin open.
   io.stdin.destroy();
-  await up.catch(() => {});
 }
 

@@ -5,6 +5,13 @@
  * speed is tuned in this one place.
  * It works on any Duplex: net and TLS sockets, ssh2 channels (whose destroy() sends EOF
  * and CLOSE).
+ *
+ * Why it is more than `a.pipe(b)` (docs/benchmarks.md has the numbers):
+ * - It corks the destination for the rest of the event loop's turn, so the chunks one poll
+ *   phase delivers leave in one `writev`.
+ * - Once a stream has carried a bulk transfer, its socket reads go into buffers from a
+ *   shared pool instead of a fresh ArrayBuffer each: at a few hundred MB/s those
+ *   allocations made V8 run a full mark-compact every 15-30 MiB, half the relay's CPU.
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
@@ -26,6 +33,83 @@ export function tuneHeapForRelay(): void {
   setFlagsFromString('--external-memory-accounted-in-global-limit');
 }
 
+/** How many bytes may wait in a destination before the pipe stops reading its source. */
+export const MAX_QUEUED_BYTES = 256 * 1024;
+
+/** Bytes a stream carries in fresh buffers before its reads move to pooled ones. */
+export const BULK_AFTER_BYTES = 512 * 1024;
+
+/**
+ * Read buffers shared by every pipe of the process, by size: 16 KiB for TLS sockets (one
+ * record of plaintext at most per read) and 64 KiB for plain sockets (Node's own read size).
+ * A buffer goes back when the write it fed has completed; what is in flight at once is
+ * bounded by {@link MAX_QUEUED_BYTES} per pipe, what is kept idle by POOL_KEEP per size.
+ */
+const POOL_KEEP = 64;
+const pools = new Map<number, Buffer[]>();
+
+function takeBuffer(size: number): Buffer {
+  return pools.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
+}
+
+function giveBack(buf: Buffer): void {
+  let free = pools.get(buf.length);
+  if (!free) pools.set(buf.length, free = []);
+  if (free.length < POOL_KEEP) free.push(buf);
+}
+
+/** The idle buffers of the read pool, by size (for tests). */
+export function readPoolSizes(): Record<number, number> {
+  return Object.fromEntries([...pools].map(([size, free]) => [size, free.length]));
+}
+
+/** What Node keeps on a socket for its `onread` option (net.connect's reused read buffer). */
+interface UserBufferKeys { buffer: symbol; generator: symbol; callback: symbol }
+
+interface SocketInternals {
+  _handle?: { useUserBuffer?: (buf: Uint8Array) => void } | null;
+  encrypted?: boolean;
+  readableLength: number;
+  [key: symbol]: unknown;
+}
+
+let keys: UserBufferKeys | null | undefined;
+
+/**
+ * Node gives a socket a reused read buffer only when it connects it (`onread`), not when a
+ * server accepts it nor for TLS; the same machinery serves any socket whose three fields
+ * are set and whose handle is given the buffer. Found by the fields' names once; when a
+ * Node version lacks them, pipes keep Node's fresh buffer per read (slower, still correct).
+ */
+function userBufferKeys(sock: SocketInternals): UserBufferKeys | null {
+  if (keys !== undefined) return keys;
+  const byName = new Map(Object.getOwnPropertySymbols(sock).map((s) => [s.description, s]));
+  const [buffer, generator, callback] = [byName.get('kBuffer'), byName.get('kBufferGen'), byName.get('kBufferCb')];
+  keys = buffer && generator && callback ? { buffer, generator, callback } : null;
+  return keys;
+}
+
+/**
+ * Moves `src`'s reads into pooled buffers: `onChunk` gets each read as a view of a pooled
+ * buffer and a function that gives the buffer back (called once the chunk is written), and
+ * returns false to stop reading (the socket's own pause/resume start it again). Returns
+ * false, changing nothing, when `src` is not a socket Node can read so.
+ */
+function readIntoPool(src: Readable, onChunk: (chunk: Buffer, done: () => void) => boolean): boolean {
+  const sock = src as unknown as SocketInternals;
+  const handle = sock._handle;
+  if (!handle || typeof handle.useUserBuffer !== 'function' || sock.readableLength !== 0) return false;
+  const k = userBufferKeys(sock);
+  if (!k || !(k.buffer in sock)) return false;
+  const size = sock.encrypted ? 16 * 1024 : 64 * 1024;
+  const first = takeBuffer(size);
+  sock[k.buffer] = first;
+  sock[k.generator] = () => takeBuffer(size);
+  sock[k.callback] = (nread: number, buf: Buffer): boolean => onChunk(buf.subarray(0, nread), () => { giveBack(buf); });
+  handle.useUserBuffer(first);
+  return true;
+}
+
 /**
  * Copies `src` to `dst` with backpressure, corking `dst` until the end of this turn of the
  * event loop (its check phase, `setImmediate`): every chunk the poll phase delivers — one
@@ -34,6 +118,7 @@ export function tuneHeapForRelay(): void {
  * follows the poll phase that delivered it, with no timer in between. `dst` ends when `src`
  * ends (half-close is passed on; `end()` flushes what is corked), unless `end` is false:
  * then what is corked is written at once and `dst` stays open (a process's stdout).
+ * After {@link BULK_AFTER_BYTES}, a socket `src` is read into pooled buffers.
  */
 export function corkedPipe(src: Readable, dst: Writable, options: { end?: boolean } = {}): void {
   // Corking pays only where the stream can write many chunks at once (sockets). An ssh2
@@ -41,21 +126,40 @@ export function corkedPipe(src: Readable, dst: Writable, options: { end?: boolea
   // socket per turn itself (patch 010); corking the channel too would delay by a turn.
   const batches = typeof (dst as Writable & { _writev?: unknown })._writev === 'function';
   let corked = false;
+  let waiting = false;
+  let carried = 0;
+  let pooled = false;
   const flush = (): void => {
     corked = false;
     if (!dst.destroyed) dst.uncork();
   };
-  const resume = (): void => { src.resume(); };
-  src.on('data', (d: Buffer) => {
+  const resume = (): void => {
+    waiting = false;
+    src.resume();
+  };
+  // Writes a chunk; false when src must wait for dst to drain (it has then been paused).
+  const send = (d: Buffer, done?: () => void): boolean => {
     if (batches && !corked) {
       corked = true;
       dst.cork();
       setImmediate(flush);
     }
-    if (!dst.write(d)) {
-      src.pause();
-      dst.once('drain', resume);
+    // Past Node's 16 KiB high-water mark a write returns false, but stopping there would
+    // stop and restart reading for every 64 KiB read; the queue is bounded here instead.
+    if (!dst.write(d, done) && dst.writableLength >= MAX_QUEUED_BYTES) {
+      if (!waiting) {
+        waiting = true;
+        src.pause();
+        dst.once('drain', resume);
+      }
+      return false;
     }
+    return true;
+  };
+  src.on('data', (d: Buffer) => {
+    if (!send(d) || pooled) return;
+    carried += d.length;
+    if (carried >= BULK_AFTER_BYTES) pooled = readIntoPool(src, send);
   });
   src.once('end', () => {
     if (options.end === false) { if (corked) flush(); } else dst.end();
