@@ -19,6 +19,8 @@
  *                         (bench/tunnel-sessions.ts), run after sessions;
  *                         ha: the high-availability section, bench/ha.ts, run last in its own
  *                         process; BENCH_QUICK=1 runs it with 100,000 audit events and 3 s of logins)
+ *   BENCH_ECHO_KEYS=200   keys per path per round of row 6   BENCH_ECHO_ROUNDS=3 its rounds
+ *   BENCH_ECHO_GAP_MS=0   row 6 types a key this long after the last echo (100: a typist's pace)
  *   BENCH_DOC=1           write docs/benchmarks.md (0: only the JSON and the table)
  *   BENCH_QUICK=1         every row with smaller samples (64 MiB, 5 setup rounds, 50 sessions, 500 in 4b)
  *   BENCH_IDLE_WAIT_S=120 wait at most this long for the 1-minute load to drop below the core count
@@ -65,6 +67,7 @@ const settings = {
   tunnelDeadlineS: num('BENCH_TUNNEL_DEADLINE_S', 300),
   logins: num('BENCH_LOGINS', quick ? 3 : 5),
   echoKeys: num('BENCH_ECHO_KEYS', quick ? 50 : 200),
+  echoRounds: num('BENCH_ECHO_ROUNDS', quick ? 1 : 3),
   deadlineS: num('BENCH_DEADLINE_S', 900),
   idleWaitS: num('BENCH_IDLE_WAIT_S', 120),
 };
@@ -199,7 +202,7 @@ async function main(): Promise<number> {
     }
     if (only.has('web') && settings.echoKeys > 0) {
       log('6. web terminal echo');
-      results.echo = await webEcho(env, settings.echoKeys, log);
+      results.echo = await webEcho(env, settings.echoKeys, settings.echoRounds, log);
       noteLoad('web');
     }
     if (only.has('sessions') && settings.sessions > 0) {
