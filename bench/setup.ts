@@ -178,8 +178,11 @@ export async function setUp(opts: { cli: CliMode; loginUsers: number; webUser?: 
     ].join('\n'));
 
     const posternEnv = cliEnv(opts.cli, { TSH_HOME: home });
-    const cfg = await runPostern(['config'], { env: { TSH_HOME: home, POSTERN_SELF: POSTERN_BIN } });
+    // `postern config` carries POSTERN_FROM_SOURCE into the ProxyCommand it prints, and the
+    // test helper that runs it sets it: (c) must run the same CLI as the other paths.
+    const cfg = await runPostern(['config'], { env: { TSH_HOME: home, POSTERN_SELF: POSTERN_BIN, POSTERN_FROM_SOURCE: opts.cli === 'source' ? '1' : '' } });
     assert.equal(cfg.code, 0, cfg.stderr);
+    assert.equal(/POSTERN_FROM_SOURCE/.test(cfg.stdout), opts.cli === 'source', `the ProxyCommand of (c) must run the ${opts.cli}:\n${cfg.stdout}`);
     const proxyCommandConfig = join(c.work, 'ssh_config_postern');
     writeFileSync(proxyCommandConfig, `${cfg.stdout}\nHost *\n  BatchMode yes\n  IdentityAgent none\n  LogLevel ERROR\n  ConnectTimeout 20\n`);
 
