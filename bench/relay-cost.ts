@@ -7,7 +7,11 @@
  * Rounds alternate the paths; each cell is the median of the rounds.
  *
  * Settings: BENCH_MIB (128), BENCH_ROUNDS (3), RELAY_PATHS (b,c,d,e), RELAY_DIRECTION
- * (up: client to node, `cat > /dev/null`; down: node to client, `head -c … /dev/zero`).
+ * (up: client to node, `cat > /dev/null`; down: node to client, `head -c … /dev/zero`),
+ * RELAY_WARM_SESSIONS (0: how many `… true` sessions each path opens and closes first, as
+ * `npm run bench`'s setup row does before its throughput row), RELAY_V8_FLAGS (more V8 flags
+ * for serve, set by its preload: e.g. --trace-incremental-marking), RELAY_SERVE_NODE_OPTIONS
+ * (more NODE_OPTIONS for serve: e.g. --max-semi-space-size=2).
  * The changes that moved these numbers are in docs/benchmarks.md.
  */
 import { spawn } from 'node:child_process';
@@ -25,12 +29,13 @@ const mib = Number(process.env.BENCH_MIB ?? 128);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const paths = (process.env.RELAY_PATHS ?? 'b,c,d,e').split(',').map((s) => s.trim()) as PathId[];
 const down = process.env.RELAY_DIRECTION === 'down';
+const warm = Number(process.env.RELAY_WARM_SESSIONS ?? 0);
 const dir = mkdtempSync(join(tmpdir(), 'postern-relay-cost-'));
 const log = (s: string): void => { process.stderr.write(`[relay-cost] ${s}\n`); };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const preload = join(dir, 'trace-gc.mjs');
-writeFileSync(preload, "import v8 from 'node:v8';\nv8.setFlagsFromString('--trace-gc');\n");
+writeFileSync(preload, `import v8 from 'node:v8';\n${['--trace-gc', ...(process.env.RELAY_V8_FLAGS ?? '').split(' ').filter(Boolean)].map((f) => `v8.setFlagsFromString('${f}');\n`).join('')}`);
 
 /** Counts the process's read/write/writev calls with perf (null when perf cannot). */
 function countSyscalls(pid: number): { stop: () => Promise<number | null> } {
@@ -54,11 +59,19 @@ function countSyscalls(pid: number): { stop: () => Promise<number | null> } {
 }
 
 buildBundle();
-const env = await setUp({ cli: 'bundle', loginUsers: 0, log, serveEnv: { NODE_OPTIONS: `--import ${preload}` } });
+const env = await setUp({ cli: 'bundle', loginUsers: 0, log, serveEnv: { NODE_OPTIONS: `--import ${preload} ${process.env.RELAY_SERVE_NODE_OPTIONS ?? ''}` } });
 let gcLines = '';
 env.cluster.serve.proc.stdout!.on('data', (d: Buffer) => { gcLines += d.toString(); });
 const data = join(dir, 'data');
 if (!down) writeRandomFile(data, mib);
+// Sessions opened and closed on every path first, as `npm run bench`'s setup row does.
+for (let i = 0; i < warm; i++) {
+  for (const id of paths) {
+    const t = await runTimed(pathCmd(env, id, 'true'), { timeoutMs: 60_000 });
+    if (t.code !== 0) log(`warm-up ${id} failed: ${t.stderr.slice(-300)}`);
+  }
+}
+if (warm) log(`${warm} sessions opened and closed on every path first; serve RSS ${(statusKb(env.servePid, 'VmRSS') / 1024).toFixed(0)} MiB`);
 type Row = { cpu: number[]; syscalls: number[]; majorGcPerGiB: number[]; peakRssMiB: number[]; mbps: number[] };
 const rows = new Map<PathId, Row>(paths.map((id) => [id, { cpu: [], syscalls: [], majorGcPerGiB: [], peakRssMiB: [], mbps: [] }]));
 try {

@@ -12,11 +12,17 @@
  * - Once a stream has carried a bulk transfer, its socket reads go into buffers from a
  *   shared pool instead of a fresh ArrayBuffer each: at a few hundred MB/s those
  *   allocations made V8 run a full mark-compact every 15-30 MiB, half the relay's CPU.
+ *   Where buffers stay fresh (ssh2's packets), the young generation is collected before
+ *   they pile up ({@link noteRelayed}).
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 let heapTuned = false;
+
+/** V8's collection of the young generation, once the proxy role asked for it. */
+let scavenge: (() => void) | undefined;
 
 /**
  * Tunes V8's garbage collector for a process that relays bytes (the proxy). Every socket
@@ -25,12 +31,52 @@ let heapTuned = false;
  * one, however little of it is alive: a relay paid one full collection of its whole heap
  * per 15-30 MiB carried, 30-40% of its CPU (docs/benchmarks.md). Counting external memory in
  * the global heap limit, as V8's own flag does, spaces them by the heap's growth factor
- * instead. Called once, at the start of the proxy role.
+ * instead; {@link noteRelayed} frees the dead buffers young. Called once, at the start of
+ * the proxy role.
  */
 export function tuneHeapForRelay(): void {
   if (heapTuned) return;
   heapTuned = true;
   setFlagsFromString('--external-memory-accounted-in-global-limit');
+  try {
+    // `gc` is a global of contexts made after --expose-gc; the main one stays as it was.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as (options: { type: 'minor' }) => void;
+    scavenge = () => gc({ type: 'minor' });
+  } catch {
+    scavenge = undefined;
+  }
+}
+
+/** External memory grown by this much since the last scavenge asks for the next one. */
+export const SCAVENGE_AFTER_EXTERNAL_BYTES = 4 * 1024 * 1024;
+const CHECK_EVERY_BYTES = 256 * 1024;
+let uncheckedBytes = 0;
+let externalFloor = 0;
+
+/**
+ * Counts bytes a pipe carried in fresh buffers (an ssh2 channel's packets, a socket not yet
+ * read into the pool). Such a buffer dies within a turn, but V8 frees it only when it
+ * collects the young generation, which it starts when small JavaScript objects fill it:
+ * on a relay, a handful per 64 KiB, so rarely. The dead buffers piled up as external memory
+ * until they met the global limit, and V8 then marked and compacted the whole heap (55-80
+ * times per GiB on `ssh -J`, more than doubling its CPU; docs/benchmarks.md). Every 256 KiB
+ * this looks at V8's external memory and, once it stands {@link SCAVENGE_AFTER_EXTERNAL_BYTES}
+ * above the lowest it was since the last collection, collects the young generation: a
+ * fraction of a millisecond that frees them all. (The freed buffers are subtracted by a
+ * concurrent sweeper a little later, hence the lowest value seen and not the value right
+ * after; memory that stays alive raises that floor.)
+ */
+function noteRelayed(bytes: number): void {
+  if (!scavenge) return;
+  uncheckedBytes += bytes;
+  if (uncheckedBytes < CHECK_EVERY_BYTES) return;
+  uncheckedBytes = 0;
+  const external = getHeapStatistics().external_memory;
+  if (external < externalFloor) externalFloor = external;
+  if (external - externalFloor < SCAVENGE_AFTER_EXTERNAL_BYTES) return;
+  scavenge();
+  externalFloor = external;
 }
 
 /** How many bytes may wait in a destination before the pipe stops reading its source. */
@@ -157,6 +203,8 @@ export function corkedPipe(src: Readable, dst: Writable, options: { end?: boolea
     return true;
   };
   src.on('data', (d: Buffer) => {
+    // An ssh2 channel on either side allocates per packet whatever the socket does.
+    if (!pooled || !batches) noteRelayed(d.length);
     if (!send(d) || pooled) return;
     carried += d.length;
     if (carried >= BULK_AFTER_BYTES) pooled = readIntoPool(src, send);
