@@ -134,49 +134,36 @@ async function echoServer(): Promise<{ url: string; close(): void }> {
   return { url: `wss://127.0.0.1:${port}/`, close: () => { wss.close(); server.close(); server.closeAllConnections(); } };
 }
 
-/** One session's keys typed in the page, through the browser's own WebSocket to `url`. */
-async function pageEcho(page: Page, url: string, plan: Plan): Promise<PathSamples> {
-  return page.evaluate(async ({ url, plan }) => {
-    const ws = new WebSocket(url);
-    ws.binaryType = 'arraybuffer';
-    const text: { value: string; waiter?: () => void } = { value: '' };
-    const dec = new TextDecoder();
-    ws.onmessage = (ev) => {
-      if (typeof ev.data === 'string') return;
-      text.value += dec.decode(ev.data as ArrayBuffer, { stream: true });
-      text.waiter?.();
-    };
-    await new Promise<void>((resolve, reject) => { ws.onopen = () => resolve(); ws.onerror = () => reject(new Error('websocket failed')); });
-    const enc = new TextEncoder();
-    const send = (s: string): void => ws.send(enc.encode(s));
-    // The same loop as typeKeys below (a page cannot import it).
-    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-    const quiet = async (ms: number): Promise<void> => {
-      for (let before = -1; before !== text.value.length;) { before = text.value.length; await sleep(ms); }
-    };
-    const values: number[] = [];
-    const failures: string[] = [];
-    await quiet(800);
-    for (let i = 0; i < plan.warmup + plan.n; i++) {
-      const ch = String.fromCharCode(97 + (i % 26));
-      if (i === plan.warmup || (i > plan.warmup && (i - plan.warmup) % 40 === 0)) { send('\u0015'); await quiet(150); }
-      if (plan.gap > 0) await sleep(plan.gap);
-      text.value = '';
-      const t0 = performance.now();
-      const got = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 5000);
-        text.waiter = () => { if (text.value.includes(ch)) { clearTimeout(timer); resolve(true); } };
-      });
-      send(ch);
-      const ok = await got;
-      if (i < plan.warmup) continue;
-      if (ok) values.push(performance.now() - t0);
-      else failures.push(`key ${i}: no echo within 5 s`);
-    }
+/** What runs in the page: a WebSocket to `url`, the keys typed by `type` (typeKeys, passed as source). */
+async function pageSession({ url, plan }: { url: string; plan: Plan }, type: typeof typeKeys): Promise<PathSamples> {
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  const text: { value: string; waiter?: () => void } = { value: '' };
+  const dec = new TextDecoder();
+  ws.onmessage = (ev) => {
+    if (typeof ev.data === 'string') return;
+    text.value += dec.decode(ev.data as ArrayBuffer, { stream: true });
+    text.waiter?.();
+  };
+  await new Promise<void>((resolve, reject) => { ws.onopen = () => resolve(); ws.onerror = () => reject(new Error('websocket failed')); });
+  const enc = new TextEncoder();
+  const send = (s: string): void => ws.send(enc.encode(s));
+  try {
+    return await type(plan, send, text);
+  } finally {
     send('\u0015exit\r');
     ws.close();
-    return { values, failures };
-  }, { url, plan }).catch((err: Error) => ({ values: [], failures: [err.message.split('\n')[0]] }));
+  }
+}
+
+/**
+ * One session's keys typed in the page, through the browser's own WebSocket to `url`. Both
+ * functions go to the page as their source (Node has stripped their types; neither uses
+ * anything from this module's scope), so the page types exactly as the Node paths do.
+ */
+async function pageEcho(page: Page, url: string, plan: Plan): Promise<PathSamples> {
+  const script = `(${pageSession.toString()})(${JSON.stringify({ url, plan })}, ${typeKeys.toString()})`;
+  return (page.evaluate(script) as Promise<PathSamples>).catch((err: Error) => ({ values: [], failures: [err.message.split('\n')[0]] }));
 }
 
 /**

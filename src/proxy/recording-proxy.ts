@@ -24,7 +24,7 @@
  *   subsystems, and port forwards (-L and -R) are carried. Starts, ends, commands and port
  *   forwards are audit events.
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { AuthContext, Client, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, TcpipRequestInfo } from 'ssh2';
@@ -52,6 +52,16 @@ import type { ClusterFacts, ClusterInfoSource } from './cluster-info.ts';
 import { accountOf } from './cluster-info.ts';
 import { pipeBoth } from '../core/pipe.ts';
 import { PROXY_SERVER_ALGORITHMS } from './ssh-algorithms.ts';
+
+/**
+ * After a write to `to`: while `to` is above its high-water mark (an ssh2 channel's is its
+ * 2 MiB window), `from` waits for it to drain.
+ */
+function holdBack(from: Readable, to: Writable): void {
+  if (!to.writableNeedDrain || from.isPaused()) return;
+  from.pause();
+  to.once('drain', () => from.resume());
+}
 
 /** What every recording-mode connection shares. */
 export interface RecordingProxyOptions {
@@ -340,9 +350,11 @@ class InnerConnection {
     started.owner = owner;
     this.audit('session.start', { sessionId: live.id, recording: live.recordingId, ...(what.command !== undefined ? { command: what.command } : {}) });
     if (what.command !== undefined) this.audit('session.exec', { sessionId: live.id, command: what.command });
-    stream.on('data', (d: Buffer) => { live.output(d); ch.write(d); });
-    stream.stderr.on('data', (d: Buffer) => { live.output(d); ch.stderr.write(d); });
-    ch.on('data', (d: Buffer) => owner.input(d));
+    // A client that reads slowly holds the node back (and a slow node the client), as the
+    // pipe does, instead of the proxy's memory.
+    stream.on('data', (d: Buffer) => { live.output(d); ch.write(d); holdBack(stream, ch); });
+    stream.stderr.on('data', (d: Buffer) => { live.output(d); ch.stderr.write(d); holdBack(stream.stderr, ch.stderr); });
+    ch.on('data', (d: Buffer) => { owner.input(d); holdBack(ch, stream); });
     // ssh2 signals the client's EOF on a server channel as 'end'.
     ch.on('end', () => stream.end());
     let exitCode: number | undefined;

@@ -1,7 +1,8 @@
 /**
  * For the relay tests: a deterministic byte stream that the client and the node can both
  * produce (AES-128-CTR keystream under a zero key: Node's cipher here, `openssl enc` on the
- * node), its sha256, the resident memory of a process, and single keys echoed.
+ * node), its sha256, the resident memory of a process, a slow reader's backpressure, and
+ * single keys echoed.
  */
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -53,6 +54,38 @@ export function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]);
+}
+
+/**
+ * Reads `s`'s stdout (a remote `cat /dev/zero`, which offers far more than is taken) at
+ * 1 MiB/s and asserts that the proxy `pid` grows by less than 48 MiB while 12 MiB are read:
+ * without backpressure it would hold hundreds of MiB within seconds. Kills `s` at the end.
+ */
+export async function assertSlowReaderKeepsRssFlat(pid: number, s: { child: { stdin: Writable; stdout: Readable; kill(signal: NodeJS.Signals): boolean }; stderr: () => string; exited: Promise<unknown> }): Promise<void> {
+  s.child.stdin.end();
+  let got = 0;
+  let budget = 1 << 20;
+  s.child.stdout.on('data', (d: Buffer) => {
+    got += d.length;
+    budget -= d.length;
+    if (budget <= 0) s.child.stdout.pause();
+  });
+  const tick = setInterval(() => { budget = 1 << 20; s.child.stdout.resume(); }, 1000);
+  try {
+    await waitFor(() => got >= 2 << 20, { what: 'the first 2 MiB', timeoutMs: 60_000, detail: () => `${got} bytes so far\n${s.stderr()}` });
+    const base = rssKb(pid);
+    let peak = base;
+    const poll = setInterval(() => { peak = Math.max(peak, rssKb(pid)); }, 100);
+    await waitFor(() => got >= 14 << 20, { what: '12 MiB more at 1 MiB/s', timeoutMs: 120_000, detail: () => `${got} bytes so far\n${s.stderr()}` });
+    clearInterval(poll);
+    const growthMiB = (peak - base) / 1024;
+    assert.ok(growthMiB < 48, `the proxy's RSS grew by ${growthMiB.toFixed(1)} MiB while the client read 12 MiB`);
+  } finally {
+    clearInterval(tick);
+    s.child.kill('SIGKILL');
+    await s.exited;
+    s.child.stdout.destroy();
+  }
 }
 
 /**

@@ -2,8 +2,9 @@
  * The recording proxy relays intact: with `session_recording: proxy` the proxy
  * ends the client's SSH and opens its own to the node, so every byte is decrypted and
  * encrypted again (and recorded). RELAY_TEST_MIB (64 here by default: every byte of output
- * is also recorded) arrive intact both ways through `ssh -A -J`, checked by sha256, and a
- * single byte typed is echoed without waiting for more.
+ * is also recorded) arrive intact both ways through `ssh -A -J`, checked by sha256; a client
+ * that reads slowly holds the node back instead of the proxy's memory; and a single byte
+ * typed is echoed without waiting for more.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { TestCluster, addToAgent, userSshConfig } from '../helpers/cluster.ts';
 import { LOCAL_USER } from '../helpers/openssh.ts';
-import { assertEchoedOneByOne, keystream, keystreamCommand, keystreamSha256, relayMib } from '../helpers/relay.ts';
+import { assertEchoedOneByOne, assertSlowReaderKeepsRssFlat, keystream, keystreamCommand, keystreamSha256, relayMib } from '../helpers/relay.ts';
 
 const MIB = relayMib(64);
 const c = new TestCluster();
@@ -25,7 +26,8 @@ function start(remote: string) {
   let err = '';
   child.stderr.on('data', (d) => { if (err.length < 8192) err += d; });
   const done = new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { child, stderr: () => err, done };
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { child, stderr: () => err, done, exited };
 }
 
 before(async () => {
@@ -46,16 +48,22 @@ test(`${MIB} MiB intact both ways through the recording proxy (ssh -A -J, sha256
   let upOut = '';
   up.child.stdout.on('data', (d) => { upOut += d; });
   keystream(MIB).pipe(up.child.stdin);
-  assert.equal(await up.done, 0, `upload: ${up.stderr()}`);
+  assert.equal(await up.done, 0, `upload: ${up.stderr()}\nserve's last words: ${c.serve.stderr().slice(-4000)}`);
   assert.equal(upOut.split(/\s/)[0], want, 'the node received other bytes');
   const down = start(keystreamCommand(MIB));
   down.child.stdin.end();
   const h = createHash('sha256');
   let bytes = 0;
   down.child.stdout.on('data', (d: Buffer) => { h.update(d); bytes += d.length; });
-  assert.equal(await down.done, 0, `download: ${down.stderr()}`);
+  assert.equal(await down.done, 0, `download: ${down.stderr()}\nserve's last words: ${c.serve.stderr().slice(-4000)}`);
   assert.equal(bytes, MIB * 1048576, `the client received ${bytes} bytes`);
   assert.equal(h.digest('hex'), want, 'the client received other bytes');
+});
+
+test('a client reading at 1 MiB/s through the recording proxy keeps its RSS flat while the node sends without end', { timeout: 5 * 60_000 }, async () => {
+  const s = start('cat /dev/zero');
+  await assertSlowReaderKeepsRssFlat(c.serve.proc.pid!, s);
+  s.child.stderr.destroy();
 });
 
 test('single bytes through the recording proxy are echoed one by one, none waiting for more input', { timeout: 5 * 60_000 }, async () => {
