@@ -214,6 +214,9 @@ export function corkedPipe(src: Readable, dst: Writable, options: { end?: boolea
   });
 }
 
+/** How long a side may take to write its queued tail after the other side closed cleanly. */
+export const FLUSH_GRACE_MS = 30_000;
+
 /** How {@link pipeBoth} copies. */
 export interface PipeOptions {
   /** Called once, after both sides were destroyed. */
@@ -221,8 +224,10 @@ export interface PipeOptions {
 }
 
 /**
- * Pipes `a` and `b` both ways with backpressure; when either side closes or fails, both
- * are destroyed (once). Streams paused before (by a reader of a first line) start flowing.
+ * Pipes `a` and `b` both ways with backpressure; when either side fails or closes without
+ * an end, both are destroyed (once); when one closes after a clean end, the other first
+ * writes what is queued for it (at most {@link FLUSH_GRACE_MS}). Streams paused before (by a
+ * reader of a first line) start flowing.
  */
 export function pipeBoth(a: Duplex, b: Duplex, options: PipeOptions = {}): void {
   corkedPipe(a, b);
@@ -238,8 +243,16 @@ export function pipeBoth(a: Duplex, b: Duplex, options: PipeOptions = {}): void 
     }
     options.onClose?.();
   };
-  for (const s of [a, b]) {
+  for (const [s, other] of [[a, b], [b, a]] as const) {
     s.on('error', close);
-    s.on('close', close);
+    s.on('close', () => {
+      // A side that ended cleanly leaves the other the time to write what is still queued
+      // for it (corkedPipe has ended it): destroying it now would drop that tail, up to
+      // MAX_QUEUED_BYTES, for a client that reads slowly. Anything else closes both now.
+      if (!s.readableEnded || other.destroyed || other.writableFinished) { close(); return; }
+      const timer = setTimeout(close, FLUSH_GRACE_MS);
+      timer.unref();
+      other.once('finish', () => { clearTimeout(timer); close(); });
+    });
   }
 }
