@@ -11,12 +11,13 @@
  * RELAY_WARM_SESSIONS (0: how many `… true` sessions each path opens and closes first, as
  * `npm run bench`'s setup row does before its throughput row), RELAY_V8_FLAGS (more V8 flags
  * for serve, set by its preload: e.g. --trace-incremental-marking), RELAY_SERVE_NODE_OPTIONS
- * (more NODE_OPTIONS for serve: e.g. --max-semi-space-size=2).
+ * (more NODE_OPTIONS for serve: e.g. --max-semi-space-size=2), RELAY_SERVE_LOG (a file that
+ * gets serve's stdout, where V8's traces go: e.g. with RELAY_V8_FLAGS=--trace-deopt).
  * The changes that moved these numbers are in docs/benchmarks.md.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathCmd, roundOrder } from './paths.ts';
@@ -61,7 +62,10 @@ function countSyscalls(pid: number): { stop: () => Promise<number | null> } {
 buildBundle();
 const env = await setUp({ cli: 'bundle', loginUsers: 0, log, serveEnv: { NODE_OPTIONS: `--import ${preload} ${process.env.RELAY_SERVE_NODE_OPTIONS ?? ''}` } });
 let gcLines = '';
-env.cluster.serve.proc.stdout!.on('data', (d: Buffer) => { gcLines += d.toString(); });
+env.cluster.serve.proc.stdout!.on('data', (d: Buffer) => {
+  gcLines += d.toString();
+  if (process.env.RELAY_SERVE_LOG) appendFileSync(process.env.RELAY_SERVE_LOG, d);
+});
 const data = join(dir, 'data');
 if (!down) writeRandomFile(data, mib);
 // Sessions opened and closed on every path first, as `npm run bench`'s setup row does.
