@@ -98,7 +98,16 @@ function takeBuffer(size: number): Buffer {
   return pools.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
 }
 
+/** Tests fill a buffer given back with this byte, so a view kept past its release shows. */
+let poison: number | undefined;
+
+/** Fills every read buffer given back to the pool with `byte` (undefined: off); for tests. */
+export function poisonReleasedBuffers(byte: number | undefined): void {
+  poison = byte;
+}
+
 function giveBack(buf: Buffer): void {
+  if (poison !== undefined) buf.fill(poison);
   let free = pools.get(buf.length);
   if (!free) pools.set(buf.length, free = []);
   if (free.length < POOL_KEEP) free.push(buf);
@@ -136,24 +145,94 @@ function userBufferKeys(sock: SocketInternals): UserBufferKeys | null {
 }
 
 /**
- * Moves `src`'s reads into pooled buffers: `onChunk` gets each read as a view of a pooled
- * buffer and a function that gives the buffer back (called once the chunk is written), and
- * returns false to stop reading (the socket's own pause/resume start it again). Returns
- * false, changing nothing, when `src` is not a socket Node can read so.
+ * Gives `src`'s reads buffers of our choosing, each taken from the pool of `size`: `onRead`
+ * gets the bytes read (a view of the pooled buffer) and that buffer, and returns false to
+ * stop reading (the socket's own pause/resume start it again). Returns false, changing
+ * nothing, when `src` is not a socket Node can read so.
  */
-function readIntoPool(src: Readable, onChunk: (chunk: Buffer, done: () => void) => boolean): boolean {
+function readIntoPool(src: Readable, size: number, onRead: (chunk: Buffer, buf: Buffer) => boolean): boolean {
   const sock = src as unknown as SocketInternals;
   const handle = sock._handle;
   if (!handle || typeof handle.useUserBuffer !== 'function' || sock.readableLength !== 0) return false;
   const k = userBufferKeys(sock);
   if (!k || !(k.buffer in sock)) return false;
-  const size = sock.encrypted ? 16 * 1024 : 64 * 1024;
   const first = takeBuffer(size);
   sock[k.buffer] = first;
   sock[k.generator] = () => takeBuffer(size);
-  sock[k.callback] = (nread: number, buf: Buffer): boolean => onChunk(buf.subarray(0, nread), () => { giveBack(buf); });
+  sock[k.callback] = (nread: number, buf: Buffer): boolean => onRead(buf.subarray(0, nread), buf);
   handle.useUserBuffer(first);
   return true;
+}
+
+/** A pooled read buffer lent out: back to the pool when the last holder lets go. */
+interface Loan { buf: Buffer; holders: number }
+
+function letGo(loan: Loan): void {
+  if (--loan.holders === 0) giveBack(loan.buf);
+}
+
+/** The read buffer an SSH connection is parsing right now, if it is a pooled one. */
+let parsing: Loan | null = null;
+
+/**
+ * For a chunk an ssh2 channel emits while its connection parses a pooled read: holds the
+ * read buffer until the returned function is called (when the chunk has been written).
+ * Undefined for a chunk that is the channel's own (ssh2 copied it, or the read was fresh).
+ */
+function holdBorrowed(chunk: Buffer): (() => void) | undefined {
+  const loan = parsing;
+  if (!loan || chunk.buffer !== loan.buf.buffer) return undefined;
+  loan.holders++;
+  return () => { letGo(loan); };
+}
+
+/** What of an ssh2 connection {@link readSshIntoPool} uses (patch 011 adds parseBorrowed). */
+interface SshConnection {
+  _protocol?: { parseBorrowed?: (chunk: Buffer) => void };
+  emit(event: 'error', err: Error): boolean;
+}
+
+/**
+ * Moves the reads of the socket under an ssh2 connection into pooled buffers once it has
+ * carried {@link BULK_AFTER_BYTES}, as {@link corkedPipe} does for plain sockets. ssh2 decrypts
+ * in place and hands out views of what it read, so it parses these reads with
+ * `parseBorrowed` (ssh2 patch 011): it copies whatever would outlive the call, except the
+ * channel data a pipe takes at once; the pipe holds the buffer until it has written that
+ * data ({@link holdBorrowed}). The reads reach ssh2's parser directly, not through the
+ * socket's 'data' events.
+ */
+export function readSshIntoPool(sock: Readable & { end(): void; writable: boolean }, conn: SshConnection): void {
+  const proto = conn._protocol;
+  if (typeof proto?.parseBorrowed !== 'function') return;
+  let carried = 0;
+  const parse = (chunk: Buffer, buf: Buffer): boolean => {
+    const loan: Loan = { buf, holders: 1 };
+    parsing = loan;
+    try {
+      proto.parseBorrowed!(chunk);
+    } catch (err) {
+      // As ssh2's own reader does with a chunk it cannot parse.
+      conn.emit('error', err as Error);
+      try { if (sock.writable) sock.end(); } catch { /* already gone */ }
+    } finally {
+      parsing = null;
+      letGo(loan);
+    }
+    return true;
+  };
+  const count = (d: Buffer): void => {
+    carried += d.length;
+    if (carried < BULK_AFTER_BYTES) return;
+    sock.off('data', count);
+    // Switched once this read has reached ssh2's own listener, so it is not parsed twice.
+    queueMicrotask(() => {
+      if (sock.destroyed) return;
+      const ssh2Readers = sock.listeners('data');
+      if (!readIntoPool(sock, 64 * 1024, parse)) return;
+      for (const l of ssh2Readers) sock.off('data', l as (d: Buffer) => void);
+    });
+  };
+  sock.on('data', count);
 }
 
 /**
@@ -202,16 +281,33 @@ export function corkedPipe(src: Readable, dst: Writable, options: { end?: boolea
     }
     return true;
   };
+  // An ssh2 channel lends this pipe the read buffers of its connection (readSshIntoPool).
+  const channel = isSsh2Channel(src);
+  if (channel) (src as unknown as { _takesBorrowed: boolean })._takesBorrowed = true;
+  const size = (src as unknown as SocketInternals).encrypted ? 16 * 1024 : 64 * 1024;
+  const pooledRead = (chunk: Buffer, buf: Buffer): boolean => send(chunk, () => { giveBack(buf); });
   src.on('data', (d: Buffer) => {
-    // An ssh2 channel on either side allocates per packet whatever the socket does.
+    if (channel) {
+      const done = holdBorrowed(d);
+      // A channel's own chunks are fresh buffers, which the young generation must collect.
+      if (!done) noteRelayed(d.length);
+      send(d, done);
+      return;
+    }
     if (!pooled || !batches) noteRelayed(d.length);
     if (!send(d) || pooled) return;
     carried += d.length;
-    if (carried >= BULK_AFTER_BYTES) pooled = readIntoPool(src, send);
+    if (carried >= BULK_AFTER_BYTES) pooled = readIntoPool(src, size, pooledRead);
   });
   src.once('end', () => {
     if (options.end === false) { if (corked) flush(); } else dst.end();
   });
+}
+
+/** Whether `s` is an ssh2 channel (its flow-control windows are the mark). */
+function isSsh2Channel(s: Readable): boolean {
+  const c = s as unknown as { incoming?: { window?: unknown }; outgoing?: { window?: unknown } };
+  return typeof c.incoming?.window === 'number' && typeof c.outgoing?.window === 'number';
 }
 
 /** How long a side may take to write its queued tail after the other side closed cleanly. */

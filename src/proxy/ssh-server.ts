@@ -39,7 +39,7 @@ import { RecordingProxy } from './recording-proxy.ts';
 import { checkSshCertLogin } from './cert-auth.ts';
 import { ClusterInfoSource, accountOf } from './cluster-info.ts';
 import { PROXY_SERVER_ALGORITHMS } from './ssh-algorithms.ts';
-import { pipeBoth } from '../core/pipe.ts';
+import { pipeBoth, readSshIntoPool } from '../core/pipe.ts';
 import type { SessionHub } from './session-hub.ts';
 import { DEFAULT_SSH_LIMITS, StartupGate, startupRefusalLine } from './conn-limits.ts';
 import type { SshConnLimits } from './conn-limits.ts';
@@ -163,6 +163,7 @@ export async function startSshListener(opts: SshListenerOptions): Promise<Runnin
     client.on('error', (err) => log.debug({ err }, 'ssh client connection error'));
     client.on('close', () => open.delete(client));
     sock?.setNoDelay(true);
+    if (sock) readSshIntoPool(sock, client);
     let failures = 0;
     /** A failed login (not `none`, not a key query that was answered yes), counted as sshd counts MaxAuthTries. */
     const fail = (ctx: AuthContext): void => {

@@ -27,6 +27,8 @@ import keyParser from 'ssh2/lib/protocol/keyParser.js';
 import constants from 'ssh2/lib/protocol/constants.js';
 import miscHandlers from 'ssh2/lib/protocol/handlers.misc.js';
 import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
+import Ssh2Protocol from 'ssh2/lib/protocol/Protocol.js';
+import ssh2Channel from 'ssh2/lib/Channel.js';
 import { PosternError } from '../core/errors.ts';
 
 /** The ssh2 version the patches are made for (package.json pins it exactly). */
@@ -140,6 +142,12 @@ export const SSH2_PATCH_PROBES: readonly Ssh2PatchProbe[] = [
     // turn instead of one write() per packet (checked on the server's and the client's side)
     patch: '010+cork-writes',
     present: () => sourceMatches(incomingClient(), /\.cork\(\)/) && sourceMatches(Object.getOwnPropertyDescriptor(ssh2.Client.prototype, 'connect')?.value, /\.cork\(\)/),
+  },
+  {
+    // the transport parses a pooled read buffer without keeping views of it, lending
+    // channel data only to a consumer that takes it at once
+    patch: '011+borrowed-reads',
+    present: () => typeof Ssh2Protocol.prototype.parseBorrowed === 'function' && typeof ssh2Channel.lendsData === 'function',
   },
 ];
 

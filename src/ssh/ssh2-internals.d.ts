@@ -41,3 +41,20 @@ declare module 'ssh2/lib/protocol/utils.js' {
   };
   export = utils;
 }
+
+declare module 'ssh2/lib/protocol/Protocol.js' {
+  /** ssh2's transport: parses what the socket reads, writes packets. */
+  class Protocol {
+    /** Added by patch 011: parses a read buffer the caller reuses once it returns. */
+    parseBorrowed?: (chunk: Buffer) => void;
+  }
+  export = Protocol;
+}
+
+declare module 'ssh2/lib/Channel.js' {
+  const channel: {
+    /** Added by patch 011: whether channel data may be lent to the channel's consumer. */
+    lendsData?: (channel: unknown) => boolean;
+  };
+  export = channel;
+}
