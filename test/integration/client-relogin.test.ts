@@ -6,6 +6,11 @@
  * the terminal and goes on with the new certificate through the ssh-agent (same key pair);
  * without an agent it says to run ssh again (255), and the run again works; `postern ssh`
  * logs in again and goes on (item 3).
+ *
+ * Each test of an expired certificate logs in again as a user of its own: auth takes a
+ * TOTP step of a user once, and a user's signup and login leave only one step of the
+ * three it accepts at once, so five logins again of one user would wait for two minutes
+ * of steps to come.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +23,17 @@ import { expireCertificateFile } from '../helpers/auth.ts';
 import { parseCertificate } from '../../src/ssh/certs.ts';
 
 const c = new TestCluster();
-const EVE_SECRET = 'MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U';
+/** The users of this file and their TOTP secrets: eve, and one for each further test that logs in again. */
+const SECRETS = {
+  eve: 'MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U',
+  fay: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
+  gus: 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ',
+  hal: 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ',
+  ivy: 'OJSWG33SMRUW4ZZANJXWS3TTEBZG63LF',
+};
+type User = keyof typeof SECRETS;
+/** Each user's TSH_HOME, logged in. */
+const homes = {} as Record<User, string>;
 let eve: string;
 let agentSock: string;
 const noScript = !existsSync('/usr/bin/script') && 'no /usr/bin/script (bsdutils) to give ssh a terminal';
@@ -38,22 +53,22 @@ async function configFile(env: Record<string, string | undefined>, name: string)
 }
 
 /**
- * Runs `cmd` on a terminal (script), answers the login prompts for eve on it, and resolves
+ * Runs `cmd` on a terminal (script), answers the login prompts for `user` on it, and resolves
  * with the screen and the exit status.
  */
-async function onTerminal(cmd: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; answered: Set<string> }> {
+async function onTerminal(cmd: string, env: NodeJS.ProcessEnv, user: User): Promise<{ code: number | null; out: string; answered: Set<string> }> {
   const tty = onTty(cmd, env);
-  const answered = answerLogin(tty, c, 'eve', EVE_SECRET);
+  const answered = answerLogin(tty, c, user, SECRETS[user]);
   const timer = setTimeout(() => tty.proc.kill('SIGKILL'), 120_000);
   const code = await tty.closed;
   clearTimeout(timer);
   return { code, out: tty.out(), answered };
 }
 
-/** What each test of an expired certificate starts from: `postern config` in a file, eve's certificate expired, an empty HOME. */
-async function expired(name: string): Promise<{ cfg: string; home: string; before: ReturnType<typeof expireCertificateFile> }> {
-  const { path: cfg } = await configFile({ TSH_HOME: eve }, name);
-  const before = expireCertificateFile(c.serve.dataDir, userFiles(eve, 'eve').cert);
+/** What each test of an expired certificate starts from: `postern config` in a file, `user`'s certificate expired, an empty HOME. */
+async function expired(name: string, user: User): Promise<{ cfg: string; home: string; before: ReturnType<typeof expireCertificateFile> }> {
+  const { path: cfg } = await configFile({ TSH_HOME: homes[user] }, name);
+  const before = expireCertificateFile(c.serve.dataDir, userFiles(homes[user], user).cert);
   const home = join(c.work, `${name}-home`);
   mkdirSync(home, { recursive: true });
   return { cfg, home, before };
@@ -62,7 +77,8 @@ async function expired(name: string): Promise<{ cfg: string; home: string; befor
 before(async () => {
   await c.start();
   agentSock = await c.agent();
-  eve = await c.user('eve', LOCAL_USER, EVE_SECRET);
+  for (const user of Object.keys(SECRETS) as User[]) homes[user] = await c.user(user, LOCAL_USER, SECRETS[user]);
+  eve = homes.eve;
   await c.node('web1', 'env=prod');
 });
 
@@ -93,9 +109,9 @@ test('postern config works from a bare shell: Node 24 and TSH_HOME named in the 
 });
 
 test('an expired certificate: ssh through the ProxyCommand logs in again on the terminal and goes on through the agent, same key', { skip: noScript }, async () => {
-  const { cfg, home, before } = await expired('relogin');
+  const { cfg, home, before } = await expired('relogin', 'eve');
   const certPath = userFiles(eve, 'eve').cert;
-  const r = await onTerminal(`ssh -F ${cfg} ${LOCAL_USER}@web1.test.example echo relogin-'$((6*7))'`, bareEnv(home, agentSock));
+  const r = await onTerminal(`ssh -F ${cfg} ${LOCAL_USER}@web1.test.example echo relogin-'$((6*7))'`, bareEnv(home, agentSock), 'eve');
   assert.match(r.out, /expired at/);
   assert.ok(r.answered.has('password') && r.answered.has('otp'), r.out);
   assert.match(r.out, /relogin-42/, `${r.out}\n--- sshd ---\n${c.nodes.get('web1')!.log().slice(-2000)}`);
@@ -106,8 +122,8 @@ test('an expired certificate: ssh through the ProxyCommand logs in again on the 
 });
 
 test('an expired certificate and no agent: the ProxyCommand logs in again, says to run ssh again (255), and the run again works', { skip: noScript }, async () => {
-  const { cfg, home } = await expired('relogin-noagent');
-  const r = await onTerminal(`ssh -F ${cfg} ${LOCAL_USER}@web1.test.example echo never`, bareEnv(home));
+  const { cfg, home } = await expired('relogin-noagent', 'fay');
+  const r = await onTerminal(`ssh -F ${cfg} ${LOCAL_USER}@web1.test.example echo never`, bareEnv(home), 'fay');
   assert.equal(r.code, 255, r.out);
   assert.ok(r.answered.has('otp'), r.out);
   assert.match(r.out, /logged in again, but this ssh read the expired certificate .*: run the ssh command again/);
@@ -118,9 +134,9 @@ test('an expired certificate and no agent: the ProxyCommand logs in again, says 
 });
 
 test('an expired certificate and ssh with IdentitiesOnly yes: the ProxyCommand logs in again, then says exactly why ssh cannot go on (255)', { skip: noScript }, async () => {
-  const { cfg, home } = await expired('relogin-only');
+  const { cfg, home } = await expired('relogin-only', 'gus');
   // Without the check ssh would end in "Permission denied (publickey)" and nobody would know why.
-  const r = await onTerminal(`ssh -o IdentitiesOnly=yes -F ${cfg} ${LOCAL_USER}@web1.test.example echo never`, bareEnv(home, agentSock));
+  const r = await onTerminal(`ssh -o IdentitiesOnly=yes -F ${cfg} ${LOCAL_USER}@web1.test.example echo never`, bareEnv(home, agentSock), 'gus');
   assert.equal(r.code, 255, r.out);
   assert.ok(r.answered.has('otp'), r.out);
   assert.match(r.out, /its config has IdentitiesOnly yes for this host, so it does not take the new certificate from the ssh-agent: run the ssh command again/);
@@ -132,17 +148,17 @@ test('an expired certificate and ssh with IdentitiesOnly yes: the ProxyCommand l
 });
 
 test('an expired certificate and ssh with IdentityAgent (no SSH_AUTH_SOCK): the new certificate goes into that agent and ssh goes on', { skip: noScript }, async () => {
-  const { cfg, home } = await expired('relogin-identityagent');
-  const r = await onTerminal(`ssh -o IdentityAgent=${agentSock} -F ${cfg} ${LOCAL_USER}@web1.test.example echo agent-'$((8*8))'`, bareEnv(home));
+  const { cfg, home } = await expired('relogin-identityagent', 'hal');
+  const r = await onTerminal(`ssh -o IdentityAgent=${agentSock} -F ${cfg} ${LOCAL_USER}@web1.test.example echo agent-'$((8*8))'`, bareEnv(home), 'hal');
   assert.ok(r.answered.has('otp'), r.out);
   assert.match(r.out, /agent-64/, r.out);
   assert.equal(r.code, 0, r.out);
 });
 
 test('an expired certificate: postern ssh logs in again on the terminal and goes on', { skip: noScript }, async () => {
-  expireCertificateFile(c.serve.dataDir, userFiles(eve, 'eve').cert);
-  const cmd = `env TSH_HOME=${eve} POSTERN_FROM_SOURCE=1 NO_COLOR=1 ${process.execPath} ${POSTERN_BIN} ssh ${LOCAL_USER}@web1 echo pssh-'$((7*7))'`;
-  const r = await onTerminal(cmd, { ...process.env, TERM: 'dumb' });
+  expireCertificateFile(c.serve.dataDir, userFiles(homes.ivy, 'ivy').cert);
+  const cmd = `env TSH_HOME=${homes.ivy} POSTERN_FROM_SOURCE=1 NO_COLOR=1 ${process.execPath} ${POSTERN_BIN} ssh ${LOCAL_USER}@web1 echo pssh-'$((7*7))'`;
+  const r = await onTerminal(cmd, { ...process.env, TERM: 'dumb' }, 'ivy');
   assert.match(r.out, /expired at/);
   assert.ok(r.answered.has('otp'), r.out);
   assert.match(r.out, /pssh-49/);

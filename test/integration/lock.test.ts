@@ -170,6 +170,63 @@ test('lock --help documents targets, ttl and examples; bad flags are usage error
   assert.deepEqual(JSON.parse(empty.stdout), []);
 });
 
+test('a lock with --ttl lapses by itself and access returns', async () => {
+  const out = await admin(['lock', '--user', 'bob', '--reason', 'cooling off', '--ttl', '4s']);
+  assert.match(out, /^Locked user bob until \S+ \(id [0-9a-f-]{36}\)\.\nTo remove it: {2}postern lock rm /);
+  const r = await reaches('bob', 'ssh -J', 'web1');
+  assert.equal(r.ok, false);
+  await waitFor(async () => (await reaches('bob', 'ssh -J', 'web1')).ok, { what: 'bob\'s access after the lock expired', timeoutMs: 30_000, intervalMs: 500 });
+  assert.deepEqual(JSON.parse(await admin(['lock', 'ls', '--format', 'json'])), []);
+});
+
+test('a node lock refuses connections to that node only and cuts live ones there', async () => {
+  const onWeb1 = longSession('carol', 'ProxyCommand over the SSH listener', 'web1');
+  const onWeb2 = longSession('carol', 'ssh -J', 'web2');
+  try {
+    await onWeb1.started;
+    await onWeb2.started;
+    const made = JSON.parse(await admin(['lock', '--node', 'web1', '--reason', 'patching', '--format', 'json'])) as { id: string };
+    const t0 = Date.now();
+    const r = await withinDeadline('the session on web1', onWeb1.ended, t0);
+    assert.match(r.stderr, /session terminated: node web1 is locked: patching/);
+    for (const w of Object.keys(ways('carol'))) {
+      const refused = await reaches('carol', w, 'web1');
+      assert.equal(refused.ok, false, `${w} to the locked node`);
+      assert.ok((await reaches('carol', w, 'web2')).ok, `${w} to the other node`);
+    }
+    assert.match((await reaches('carol', 'ProxyCommand over the SSH listener', 'web1')).stderr, /node web1 is locked: patching/);
+    assert.equal(await Promise.race([onWeb2.ended.then(() => 'ended'), new Promise((res) => setTimeout(res, 100, 'open'))]), 'open');
+    await admin(['lock', 'rm', made.id]);
+    await waitFor(async () => (await reaches('carol', 'ssh -J', 'web1')).ok, { what: 'web1 reachable after lock rm', intervalMs: 300 });
+  } finally {
+    onWeb1.kill();
+    onWeb2.kill();
+  }
+});
+
+test('a login lock refuses that login; a role lock covers everyone holding the role', async () => {
+  const byLogin = JSON.parse(await admin(['lock', '--login', LOCAL_USER, '--reason', 'no root today', '--format', 'json'])) as { id: string };
+  const refused = await reaches('carol', 'TLS tunnel', 'web2');
+  assert.equal(refused.ok, false);
+  await admin(['lock', 'rm', byLogin.id]);
+  await waitFor(async () => (await reaches('carol', 'TLS tunnel', 'web2')).ok, { what: 'the login usable after lock rm', intervalMs: 300 });
+
+  const byRole = JSON.parse(await admin(['lock', '--role', 'access', '--reason', 'audit week', '--format', 'json'])) as { id: string };
+  // Dials are refused at once (auth decides each); the signed web API within the 2 s a proxy keeps an answer.
+  assert.equal((await reaches('carol', 'ssh -J', 'web2')).ok, false);
+  const ls = await waitFor(async () => {
+    const r = await runPostern(['ls'], { env: userEnv(homes.carol) });
+    return r.code !== 0 && r;
+  }, { what: 'postern ls refused under the role lock', intervalMs: 300 });
+  assert.match(ls.stderr, /role access is locked: audit week/);
+  await admin(['lock', 'rm', byRole.id]);
+  await waitFor(async () => (await runPostern(['ls'], { env: userEnv(homes.carol) })).code === 0, { what: 'postern ls after the role lock went', intervalMs: 300 });
+  await waitFor(async () => (await reaches('carol', 'ssh -J', 'web2')).ok, { what: 'ssh -J after the role lock went', intervalMs: 300 });
+});
+
+// After the tests of bob and carol: this one logs alice in four times (web, CLI, web, web), and
+// auth accepts three TOTP steps at a time, each once per user; her signup and login in before()
+// used two, and while the tests above ran, more steps came, so her codes need not wait for them.
 test('locking a user ends their live sessions with the reason, refuses new ones and logins; lock rm restores', async () => {
   const all = Object.keys(ways('alice'));
   for (const w of all) assert.ok((await reaches('alice', w, 'web1')).ok, `${w} works before the lock`);
@@ -241,60 +298,6 @@ test('locking a user ends their live sessions with the reason, refuses new ones 
   }
 });
 
-test('a lock with --ttl lapses by itself and access returns', async () => {
-  const out = await admin(['lock', '--user', 'bob', '--reason', 'cooling off', '--ttl', '4s']);
-  assert.match(out, /^Locked user bob until \S+ \(id [0-9a-f-]{36}\)\.\nTo remove it: {2}postern lock rm /);
-  const r = await reaches('bob', 'ssh -J', 'web1');
-  assert.equal(r.ok, false);
-  await waitFor(async () => (await reaches('bob', 'ssh -J', 'web1')).ok, { what: 'bob\'s access after the lock expired', timeoutMs: 30_000, intervalMs: 500 });
-  assert.deepEqual(JSON.parse(await admin(['lock', 'ls', '--format', 'json'])), []);
-});
-
-test('a node lock refuses connections to that node only and cuts live ones there', async () => {
-  const onWeb1 = longSession('carol', 'ProxyCommand over the SSH listener', 'web1');
-  const onWeb2 = longSession('carol', 'ssh -J', 'web2');
-  try {
-    await onWeb1.started;
-    await onWeb2.started;
-    const made = JSON.parse(await admin(['lock', '--node', 'web1', '--reason', 'patching', '--format', 'json'])) as { id: string };
-    const t0 = Date.now();
-    const r = await withinDeadline('the session on web1', onWeb1.ended, t0);
-    assert.match(r.stderr, /session terminated: node web1 is locked: patching/);
-    for (const w of Object.keys(ways('carol'))) {
-      const refused = await reaches('carol', w, 'web1');
-      assert.equal(refused.ok, false, `${w} to the locked node`);
-      assert.ok((await reaches('carol', w, 'web2')).ok, `${w} to the other node`);
-    }
-    assert.match((await reaches('carol', 'ProxyCommand over the SSH listener', 'web1')).stderr, /node web1 is locked: patching/);
-    assert.equal(await Promise.race([onWeb2.ended.then(() => 'ended'), new Promise((res) => setTimeout(res, 100, 'open'))]), 'open');
-    await admin(['lock', 'rm', made.id]);
-    await waitFor(async () => (await reaches('carol', 'ssh -J', 'web1')).ok, { what: 'web1 reachable after lock rm', intervalMs: 300 });
-  } finally {
-    onWeb1.kill();
-    onWeb2.kill();
-  }
-});
-
-test('a login lock refuses that login; a role lock covers everyone holding the role', async () => {
-  const byLogin = JSON.parse(await admin(['lock', '--login', LOCAL_USER, '--reason', 'no root today', '--format', 'json'])) as { id: string };
-  const refused = await reaches('carol', 'TLS tunnel', 'web2');
-  assert.equal(refused.ok, false);
-  await admin(['lock', 'rm', byLogin.id]);
-  await waitFor(async () => (await reaches('carol', 'TLS tunnel', 'web2')).ok, { what: 'the login usable after lock rm', intervalMs: 300 });
-
-  const byRole = JSON.parse(await admin(['lock', '--role', 'access', '--reason', 'audit week', '--format', 'json'])) as { id: string };
-  // Dials are refused at once (auth decides each); the signed web API within the 2 s a proxy keeps an answer.
-  assert.equal((await reaches('carol', 'ssh -J', 'web2')).ok, false);
-  const ls = await waitFor(async () => {
-    const r = await runPostern(['ls'], { env: userEnv(homes.carol) });
-    return r.code !== 0 && r;
-  }, { what: 'postern ls refused under the role lock', intervalMs: 300 });
-  assert.match(ls.stderr, /role access is locked: audit week/);
-  await admin(['lock', 'rm', byRole.id]);
-  await waitFor(async () => (await runPostern(['ls'], { env: userEnv(homes.carol) })).code === 0, { what: 'postern ls after the role lock went', intervalMs: 300 });
-  await waitFor(async () => (await reaches('carol', 'ssh -J', 'web2')).ok, { what: 'ssh -J after the role lock went', intervalMs: 300 });
-});
-
 test('users reset cuts the user\'s open sessions (ssh -J and the web terminal)', async () => {
   const s = longSession('carol', 'ssh -J', 'web2');
   const login = await webLogin('carol');
@@ -322,18 +325,19 @@ test('a lock is in force at every proxy: a second proxy cuts its live session an
   });
   c.onStop(() => p2.stop());
   const p2Ssh = Number(/ssh=[^ ]*:(\d+)/.exec(p2.ready)?.[1]);
-  // Alice logs in again through proxy 2 (a home of her own there).
+  // Bob logs in again through proxy 2 (a home of his own there). Bob, not alice: the test above
+  // took alice's TOTP steps, and one more code of hers would wait for the next step.
   const home2 = mkdtempSync(join(tmpdir(), 'postern-lock-p2-'));
-  const login = await runPostern(['login', '--proxy', p2.web, '--user', 'alice', '--password-stdin', '--otp', await c.freshCode('alice', SECRETS.alice), '--ca-pin', c.serve.caPin, '--add-keys-to-agent', 'no'],
+  const login = await runPostern(['login', '--proxy', p2.web, '--user', 'bob', '--password-stdin', '--otp', await c.freshCode('bob', SECRETS.bob), '--ca-pin', c.serve.caPin, '--add-keys-to-agent', 'no'],
     { env: { TSH_HOME: home2 }, input: TEST_PASSWORD + '\n' });
   assert.equal(login.code, 0, login.stderr + p2.stderr());
-  const f = userFiles(home2, 'alice');
+  const f = userFiles(home2, 'bob');
   const cfg = join(home2, 'ssh_config_jump');
   writeFileSync(cfg, [
     'Host *', `  IdentityFile ${f.key}`, `  CertificateFile ${f.cert}`, '  IdentitiesOnly yes', '  IdentityAgent none',
     `  UserKnownHostsFile ${f.knownHosts}`, '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 30', '',
   ].join('\n'));
-  const args = (cmd: string[]): string[] => ['-F', cfg, '-J', `alice@127.0.0.1:${p2Ssh}`, `${LOCAL_USER}@web1`, ...cmd];
+  const args = (cmd: string[]): string[] => ['-F', cfg, '-J', `bob@127.0.0.1:${p2Ssh}`, `${LOCAL_USER}@web1`, ...cmd];
   const child = spawn('ssh', args(['echo started; exec sleep 600']), { env: userEnv(home2), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   let out = '';
   let err = '';
@@ -342,11 +346,11 @@ test('a lock is in force at every proxy: a second proxy cuts its live session an
   const ended = new Promise<number | null>((resolve) => child.on('close', resolve));
   try {
     await waitFor(() => out.includes('started'), { what: 'a session through proxy 2', detail: () => err + p2.stderr().slice(-2000) });
-    const lock = JSON.parse(await admin(['lock', '--user', 'alice', '--reason', 'every proxy', '--format', 'json'])) as { id: string };
+    const lock = JSON.parse(await admin(['lock', '--user', 'bob', '--reason', 'every proxy', '--format', 'json'])) as { id: string };
     const t0 = Date.now();
     await withinDeadline('the session through proxy 2', ended, t0);
     console.log(`# seconds from lock to the end of a session through a second proxy: ${(Date.now() - t0) / 1000}`);
-    assert.match(err, /session terminated: user alice is locked: every proxy/);
+    assert.match(err, /session terminated: user bob is locked: every proxy/);
     const again = await runDetached('ssh', args(['echo', 'again']), userEnv(home2));
     assert.notEqual(again.code, 0);
     await admin(['lock', 'rm', lock.id]);

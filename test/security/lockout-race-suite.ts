@@ -16,6 +16,7 @@ import type { AuthClient } from '../../src/api/auth-client.ts';
 import { searchAudit } from '../../src/auth/audit.ts';
 import { generateKeyPair, formatAuthorizedKey } from '../../src/ssh/keys.ts';
 import { systemClock } from '../../src/core/clock.ts';
+import { TEST_SCRYPT_LOG2N } from '../helpers/auth.ts';
 
 /** The race tests, with two auth servers on two handles that `open` gives of one database. */
 export function lockoutRaceSuite(backendName: string, open: () => Promise<Backend>, inOrder: boolean): void {
@@ -34,8 +35,11 @@ export function lockoutRaceSuite(backendName: string, open: () => Promise<Backen
   before(async () => {
     // Two auth servers, each with its own handle on the one database, as two processes would have.
     for (let i = 0; i < 2; i++) backends.push(await open());
-    const a = await AuthServer.open({ backend: backends[0], clock: systemClock, clusterName: 'race.example', onPasswordCheck: count });
-    const b = await AuthServer.open({ backend: backends[1], clock: systemClock, clusterName: 'race.example', onPasswordCheck: count });
+    // The tests' scrypt cost, as every test's AuthServer has: what is counted is which guesses reach
+    // the check (slots are taken before it), not how long one takes; the full cost made each file
+    // spend about a minute hashing.
+    const a = await AuthServer.open({ backend: backends[0], clock: systemClock, clusterName: 'race.example', onPasswordCheck: count, passwordCost: TEST_SCRYPT_LOG2N });
+    const b = await AuthServer.open({ backend: backends[1], clock: systemClock, clusterName: 'race.example', onPasswordCheck: count, passwordCost: TEST_SCRYPT_LOG2N });
     admin = localAuthClient(a, { role: 'admin', name: 'admin' });
     proxyA = localAuthClient(a, { role: 'proxy', name: 'p1' });
     proxyB = localAuthClient(b, { role: 'proxy', name: 'p2' });
